@@ -1,0 +1,3 @@
+//! pgsluice: a multi-threaded PostgreSQL connection pooler, drop-in compatible with PgBouncer.
+
+pub mod config;

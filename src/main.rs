@@ -1,0 +1,2 @@
+//! The `pgsluice` binary.
+fn main() {}
