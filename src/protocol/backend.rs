@@ -121,7 +121,13 @@ impl Severity {
     }
 }
 
-fn notice_fields(b: &mut BytesMut, severity: Severity, code: &str, text: &str, detail: Option<&str>) {
+fn notice_fields(
+    b: &mut BytesMut,
+    severity: Severity,
+    code: &str,
+    text: &str,
+    detail: Option<&str>,
+) {
     for field in [b'S', b'V'] {
         b.put_u8(field);
         put_cstr(b, severity.as_str());
@@ -230,11 +236,19 @@ mod tests {
     #[test]
     fn error_response_carries_code_and_message() {
         let mut buf = BytesMut::new();
-        error_response(&mut buf, Severity::Fatal, "28P01", "password authentication failed");
+        error_response(
+            &mut buf,
+            Severity::Fatal,
+            "28P01",
+            "password authentication failed",
+        );
         let fields = crate::protocol::reply::ErrorFields::parse(&buf[5..]);
         assert_eq!(fields.code.as_deref(), Some("28P01"));
         assert_eq!(fields.severity.as_deref(), Some("FATAL"));
-        assert_eq!(fields.message.as_deref(), Some("password authentication failed"));
+        assert_eq!(
+            fields.message.as_deref(),
+            Some("password authentication failed")
+        );
     }
 
     #[test]

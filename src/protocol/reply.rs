@@ -37,7 +37,9 @@ pub fn auth_request(body: &[u8]) -> Result<AuthRequest<'_>, ProtocolError> {
         0 => AuthRequest::Ok,
         3 => AuthRequest::Cleartext,
         5 => {
-            let salt = rest.get(..4).ok_or(ProtocolError::Malformed("AuthenticationMD5Password"))?;
+            let salt = rest
+                .get(..4)
+                .ok_or(ProtocolError::Malformed("AuthenticationMD5Password"))?;
             AuthRequest::Md5([salt[0], salt[1], salt[2], salt[3]])
         }
         10 => {
@@ -68,7 +70,8 @@ pub fn parameter_status(body: &[u8]) -> Result<(&str, &str), ProtocolError> {
 /// The body of a BackendKeyData message.
 pub fn backend_key_data(body: &[u8]) -> Result<(i32, i32), ProtocolError> {
     let pid = be_i32(body).ok_or(ProtocolError::Malformed("BackendKeyData"))?;
-    let key = be_i32(body.get(4..).unwrap_or_default()).ok_or(ProtocolError::Malformed("BackendKeyData"))?;
+    let key = be_i32(body.get(4..).unwrap_or_default())
+        .ok_or(ProtocolError::Malformed("BackendKeyData"))?;
     Ok((pid, key))
 }
 
@@ -128,7 +131,10 @@ mod tests {
     #[test]
     fn parses_auth_requests() {
         assert_eq!(auth_request(&[0, 0, 0, 0]).unwrap(), AuthRequest::Ok);
-        assert_eq!(auth_request(&[0, 0, 0, 5, 1, 2, 3, 4]).unwrap(), AuthRequest::Md5([1, 2, 3, 4]));
+        assert_eq!(
+            auth_request(&[0, 0, 0, 5, 1, 2, 3, 4]).unwrap(),
+            AuthRequest::Md5([1, 2, 3, 4])
+        );
         assert_eq!(
             auth_request(b"\0\0\0\x0aSCRAM-SHA-256\0\0").unwrap(),
             AuthRequest::Sasl(vec!["SCRAM-SHA-256"])

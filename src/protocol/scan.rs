@@ -43,7 +43,10 @@ pub struct Scanner {
 impl Scanner {
     /// A scanner that refuses messages longer than `max_len` bytes.
     pub fn new(max_len: usize) -> Self {
-        Self { remaining: 0, max_len }
+        Self {
+            remaining: 0,
+            max_len,
+        }
     }
 
     /// Whether the stream is at a message boundary.
@@ -66,29 +69,48 @@ impl Scanner {
                 self.remaining -= take;
                 pos += take;
                 if self.remaining > 0 {
-                    return Ok(Scanned { consumed: pos, stopped: false });
+                    return Ok(Scanned {
+                        consumed: pos,
+                        stopped: false,
+                    });
                 }
             }
             let rest = buf.get(pos..).unwrap_or_default();
             let Some((tag, total)) = tagged_len(rest, self.max_len)? else {
-                return Ok(Scanned { consumed: pos, stopped: false });
+                return Ok(Scanned {
+                    consumed: pos,
+                    stopped: false,
+                });
             };
             let body: &[u8] = if wants_body(tag) {
                 match rest.get(HEADER_LEN..total) {
                     Some(body) => body,
-                    None => return Ok(Scanned { consumed: pos, stopped: false }),
+                    None => {
+                        return Ok(Scanned {
+                            consumed: pos,
+                            stopped: false,
+                        });
+                    }
                 }
             } else {
                 &[]
             };
             match visit(tag, body) {
-                Flow::StopBefore => return Ok(Scanned { consumed: pos, stopped: true }),
+                Flow::StopBefore => {
+                    return Ok(Scanned {
+                        consumed: pos,
+                        stopped: true,
+                    });
+                }
                 flow => {
                     let available = total.min(rest.len());
                     pos += available;
                     self.remaining = total - available;
                     if flow == Flow::StopAfter {
-                        return Ok(Scanned { consumed: pos, stopped: true });
+                        return Ok(Scanned {
+                            consumed: pos,
+                            stopped: true,
+                        });
                     }
                 }
             }
@@ -123,10 +145,14 @@ mod tests {
             pending.extend_from_slice(&data[offset..offset + n]);
             offset += n;
             let scanned = scanner
-                .scan(&pending, |t| t == b'S' || t == b'Z', |t, b| {
-                    seen.push((t, b.to_vec()));
-                    Flow::Continue
-                })
+                .scan(
+                    &pending,
+                    |t| t == b'S' || t == b'Z',
+                    |t, b| {
+                        seen.push((t, b.to_vec()));
+                        Flow::Continue
+                    },
+                )
                 .unwrap();
             pending.drain(..scanned.consumed);
         }
@@ -148,10 +174,42 @@ mod tests {
     fn stop_after_and_before() {
         let data = stream();
         let mut scanner = Scanner::new(1 << 20);
-        let r = scanner.scan(&data, |_| false, |t, _| if t == b'D' { Flow::StopBefore } else { Flow::Continue });
-        assert_eq!(r, Ok(Scanned { consumed: 14, stopped: true }));
-        let r = scanner.scan(&data, |_| false, |t, _| if t == b'C' { Flow::StopAfter } else { Flow::Continue });
-        assert_eq!(r, Ok(Scanned { consumed: 14, stopped: true }));
+        let r = scanner.scan(
+            &data,
+            |_| false,
+            |t, _| {
+                if t == b'D' {
+                    Flow::StopBefore
+                } else {
+                    Flow::Continue
+                }
+            },
+        );
+        assert_eq!(
+            r,
+            Ok(Scanned {
+                consumed: 14,
+                stopped: true
+            })
+        );
+        let r = scanner.scan(
+            &data,
+            |_| false,
+            |t, _| {
+                if t == b'C' {
+                    Flow::StopAfter
+                } else {
+                    Flow::Continue
+                }
+            },
+        );
+        assert_eq!(
+            r,
+            Ok(Scanned {
+                consumed: 14,
+                stopped: true
+            })
+        );
     }
 
     proptest! {

@@ -85,7 +85,8 @@ pub fn password_body(body: &[u8]) -> &[u8] {
 
 /// The body of a SASLInitialResponse: mechanism name and initial data.
 pub fn sasl_initial(body: &[u8]) -> Result<(&str, &[u8]), ProtocolError> {
-    let (mechanism, rest) = take_cstr(body).ok_or(ProtocolError::Malformed("SASLInitialResponse"))?;
+    let (mechanism, rest) =
+        take_cstr(body).ok_or(ProtocolError::Malformed("SASLInitialResponse"))?;
     let len = be_i32(rest, 0).ok_or(ProtocolError::Malformed("SASLInitialResponse"))?;
     let data = rest.get(4..).unwrap_or_default();
     match usize::try_from(len) {
@@ -109,7 +110,10 @@ mod tests {
             parsed,
             StartupPacket::Startup {
                 minor: 0,
-                params: vec![("user".into(), "app".into()), ("database".into(), "db".into())]
+                params: vec![
+                    ("user".into(), "app".into()),
+                    ("database".into(), "db".into())
+                ]
             }
         );
     }
@@ -118,7 +122,10 @@ mod tests {
     fn parses_cancel_and_ssl() {
         let mut buf = BytesMut::new();
         crate::protocol::frontend::cancel_request(&mut buf, 7, -3);
-        assert_eq!(parse(&buf).unwrap(), StartupPacket::Cancel { pid: 7, key: -3 });
+        assert_eq!(
+            parse(&buf).unwrap(),
+            StartupPacket::Cancel { pid: 7, key: -3 }
+        );
         let ssl = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
         assert_eq!(parse(&ssl).unwrap(), StartupPacket::SslRequest);
     }
@@ -126,7 +133,10 @@ mod tests {
     #[test]
     fn rejects_protocol_2() {
         let packet = [0, 0, 0, 9, 0, 2, 0, 0, 0];
-        assert!(matches!(parse(&packet), Err(ProtocolError::UnsupportedProtocol { major: 2, .. })));
+        assert!(matches!(
+            parse(&packet),
+            Err(ProtocolError::UnsupportedProtocol { major: 2, .. })
+        ));
     }
 
     #[test]
