@@ -55,7 +55,8 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Parsed> {
             "-v" | "--verbose" => args.verbose = args.verbose.saturating_add(1),
             "-u" | "--user" => args.user = Some(argv.next().context("-u needs a user name")?),
             "--extra-config" => {
-                args.extra_config = Some(argv.next().context("--extra-config needs a file")?.into())
+                args.extra_config =
+                    Some(argv.next().context("--extra-config needs a file")?.into());
             }
             "--check" => args.check = true,
             "-R" | "--reboot" => {

@@ -74,7 +74,8 @@ async fn connect_inner(spec: &ServerSpec, id: u64) -> Result<ServerConn, ServerE
                 login_params.push((name.to_owned(), value.to_owned()));
             }
             b'K' => {
-                backend_key = reply::backend_key_data(&body).map_err(crate::net::ReadError::from)?
+                backend_key =
+                    reply::backend_key_data(&body).map_err(crate::net::ReadError::from)?;
             }
             b'N' => {}
             b'E' => return Err(ServerError::Login(ErrorFields::parse(&body))),
@@ -106,7 +107,7 @@ async fn connect_inner(spec: &ServerSpec, id: u64) -> Result<ServerConn, ServerE
         if let Err(e) = conn.simple_query(sql).await {
             match e {
                 ServerError::Query(fields) => {
-                    tracing::warn!(server = conn.id, "connect_query failed: {fields}")
+                    tracing::warn!(server = conn.id, "connect_query failed: {fields}");
                 }
                 other => return Err(other),
             }

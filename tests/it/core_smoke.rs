@@ -28,14 +28,12 @@ async fn simple_queries_through_the_pooler() {
     let err = pooler
         .connect("md5_user", "wrong", "app")
         .await
-        .err()
-        .expect("wrong password refused");
+        .expect_err("wrong password refused");
     assert_eq!(sqlstate(&err).as_deref(), Some("28P01"));
     let err = pooler
         .connect("md5_user", &pw, "nosuchdb")
         .await
-        .err()
-        .expect("unknown db refused");
+        .expect_err("unknown db refused");
     assert_eq!(sqlstate(&err).as_deref(), Some("3D000"));
     pooler.stop().await;
 }
