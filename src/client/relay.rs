@@ -20,7 +20,7 @@ use crate::config::PoolMode;
 use crate::pool::{PooledServer, ServerState};
 use crate::protocol::reply;
 use crate::protocol::scan::Flow;
-use crate::stats::ErrorCounters;
+use crate::stats::{ErrorCounters, PoolStats};
 
 /// How a relay ended.
 #[derive(Debug)]
@@ -218,6 +218,52 @@ async fn forward_client(
     Ok(())
 }
 
+/// What a server message means for the relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ServerVerdict {
+    Continue,
+    Release,
+    StatementModeViolation,
+}
+
+impl Tracker {
+    /// Accounts for a ReadyForQuery from the server and says whether the relay ends here.
+    fn on_ready_for_query(
+        &mut self,
+        status: u8,
+        mode: PoolMode,
+        client_at_boundary: bool,
+        stats: &PoolStats,
+    ) -> ServerVerdict {
+        let now = Instant::now();
+        self.pending = self.pending.saturating_sub(1);
+        self.tx_status = status;
+        self.last_activity = now;
+        self.cancel_sent = false;
+        if let Some(start) = self.query_start.take() {
+            stats.query_done(now - start);
+        }
+        if self.pending > 0 {
+            self.query_start = Some(now);
+        }
+        if status == b'I' {
+            if let Some(start) = self.xact_start.take() {
+                stats.xact_done(now - start);
+            }
+        }
+        if self.pending > 0 || self.unsynced {
+            return ServerVerdict::Continue;
+        }
+        if mode == PoolMode::Statement && status != b'I' {
+            return ServerVerdict::StatementModeViolation;
+        }
+        if mode != PoolMode::Session && status == b'I' && client_at_boundary {
+            return ServerVerdict::Release;
+        }
+        ServerVerdict::Continue
+    }
+}
+
 /// Forwards what the server sent; returns how the relay ends if it does.
 async fn forward_server(
     session: &mut Session,
@@ -226,71 +272,46 @@ async fn forward_server(
 ) -> Option<RelayEnd> {
     let mode = session.mode;
     let client_at_boundary = session.scanner.at_boundary();
-    let stats_pool = std::sync::Arc::clone(server.pool());
-    let stats = &stats_pool.stats;
+    let pool = std::sync::Arc::clone(server.pool());
     let conn = server.conn();
-    let mut release = false;
-    let mut statement_violation = false;
-    loop {
-        let (_, sbuf, scanner) = conn.io();
-        let mut param_updates: Vec<(String, String)> = Vec::new();
-        let scanned = scanner.scan(
-            sbuf,
-            |tag| tag == b'Z' || tag == b'S',
-            |tag, body| {
-                match tag {
-                    b'Z' => {
-                        let now = Instant::now();
-                        t.pending = t.pending.saturating_sub(1);
-                        t.tx_status = body.first().copied().unwrap_or(b'E');
-                        t.last_activity = now;
-                        t.cancel_sent = false;
-                        if let Some(start) = t.query_start.take() {
-                            stats.query_done(now - start);
-                        }
-                        if t.pending > 0 {
-                            t.query_start = Some(now);
-                        }
-                        if t.tx_status == b'I' {
-                            if let Some(start) = t.xact_start.take() {
-                                stats.xact_done(now - start);
-                            }
-                        }
-                        if t.pending == 0 && !t.unsynced {
-                            if mode == PoolMode::Statement && t.tx_status != b'I' {
-                                statement_violation = true;
-                                return Flow::StopAfter;
-                            }
-                            if mode != PoolMode::Session
-                                && t.tx_status == b'I'
-                                && client_at_boundary
-                            {
-                                release = true;
-                                return Flow::StopAfter;
-                            }
-                        }
+    let mut verdict = ServerVerdict::Continue;
+    let mut param_updates: Vec<(String, String)> = Vec::new();
+    let (_, sbuf, scanner) = conn.io();
+    let scanned = scanner.scan(
+        sbuf,
+        |tag| tag == b'Z' || tag == b'S',
+        |tag, body| {
+            match tag {
+                b'Z' => {
+                    let status = body.first().copied().unwrap_or(b'E');
+                    verdict = t.on_ready_for_query(status, mode, client_at_boundary, &pool.stats);
+                    match verdict {
+                        ServerVerdict::Continue => {}
+                        ServerVerdict::Release => return Flow::StopAfter,
+                        // The client gets the error in place of this ReadyForQuery; the server,
+                        // left with it unread, is closed rather than reused.
+                        ServerVerdict::StatementModeViolation => return Flow::StopBefore,
                     }
-                    b'S' => {
-                        if let Ok((name, value)) = reply::parameter_status(body) {
-                            param_updates.push((name.to_owned(), value.to_owned()));
-                        }
-                    }
-                    _ => {}
                 }
-                Flow::Continue
-            },
-        );
-        let Ok(scanned) = scanned else {
-            return Some(RelayEnd::ServerGone);
-        };
-        for (name, value) in &param_updates {
-            // The client is told this value, so the server and the client now agree on it.
-            session.params.set(name, value);
-            conn.params.set(name, value);
-        }
-        if scanned.consumed == 0 {
-            return None;
-        }
+                b'S' => {
+                    if let Ok((name, value)) = reply::parameter_status(body) {
+                        param_updates.push((name.to_owned(), value.to_owned()));
+                    }
+                }
+                _ => {}
+            }
+            Flow::Continue
+        },
+    );
+    let Ok(scanned) = scanned else {
+        return Some(RelayEnd::ServerGone);
+    };
+    for (name, value) in &param_updates {
+        // The client is told this value, so the server and the client now agree on it.
+        session.params.set(name, value);
+        conn.params.set(name, value);
+    }
+    if scanned.consumed > 0 {
         let (_, sbuf, _) = conn.io();
         if session
             .stream
@@ -300,19 +321,15 @@ async fn forward_server(
         {
             return Some(RelayEnd::ClientGone(ServerState::Unknown));
         }
-        stats.sent(scanned.consumed);
+        pool.stats.sent(scanned.consumed);
         bytes::Buf::advance(sbuf, scanned.consumed);
-        if statement_violation {
-            return Some(RelayEnd::Fatal(
-                ClientError::StatementModeTransaction,
-                t.state(client_at_boundary),
-            ));
-        }
-        if release {
-            return Some(RelayEnd::Released);
-        }
-        if !scanned.stopped {
-            return None;
-        }
+    }
+    match verdict {
+        ServerVerdict::Continue => None,
+        ServerVerdict::Release => Some(RelayEnd::Released),
+        ServerVerdict::StatementModeViolation => Some(RelayEnd::Fatal(
+            ClientError::StatementModeTransaction,
+            ServerState::Unknown,
+        )),
     }
 }

@@ -13,5 +13,7 @@ mod harness;
 // `mod admin_console;`). Pooler start/stop helpers belong in `harness/pooler.rs`, declared in
 // `harness/mod.rs`, next to `postgres`, `files` and `tools`.
 // ---------------------------------------------------------------------------------------------
+mod core_auth;
+mod core_pooling;
 mod core_smoke;
 mod harness_selftest;

@@ -58,7 +58,7 @@ impl Pooler {
     /// A libpq-style connection string through the pooler.
     pub fn conn_string(&self, user: &str, password: &str, db: &str) -> String {
         format!(
-            "host=127.0.0.1 port={} user={user} password={password} dbname={db} connect_timeout=10",
+            "host=127.0.0.1 port={} user='{user}' password='{password}' dbname='{db}' connect_timeout=10",
             self.port
         )
     }
@@ -99,4 +99,49 @@ impl Drop for Pooler {
 /// The SQLSTATE of a failed call, if the server (or pooler) sent one.
 pub fn sqlstate(e: &tokio_postgres::Error) -> Option<String> {
     e.as_db_error().map(|d| d.code().code().to_owned())
+}
+
+/// The first column of the first row of a simple query.
+pub async fn first_value(
+    client: &tokio_postgres::Client,
+    sql: &str,
+) -> Result<Option<String>, tokio_postgres::Error> {
+    let messages = client.simple_query(sql).await?;
+    Ok(messages.iter().find_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+        _ => None,
+    }))
+}
+
+/// Polls `check` every 50 ms until it returns true or `seconds` pass; returns the last result.
+pub async fn eventually<F, Fut>(seconds: u64, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..seconds * 20 {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    check().await
+}
+
+/// Server connections (backends) open to database `db` right now, from pg_stat_activity.
+pub async fn backends(superuser: &tokio_postgres::Client, db: &str, state: Option<&str>) -> i64 {
+    let sql = match state {
+        Some(s) => format!(
+            "select count(*) from pg_stat_activity where datname = '{db}' and state = '{s}'"
+        ),
+        None => format!(
+            "select count(*) from pg_stat_activity where datname = '{db}' and backend_type = 'client backend'"
+        ),
+    };
+    first_value(superuser, &sql)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(-1)
 }
