@@ -126,6 +126,11 @@ impl Pool {
     /// Runs `server_check_query` on a server idle longer than `server_check_delay`; `None` if it
     /// failed (the server is then closed).
     async fn check_before_use(self: &Arc<Self>, mut conn: ServerConn) -> Option<ServerConn> {
+        if !conn.looks_alive() {
+            tracing::info!(server = conn.id, "server closed its connection while idle");
+            self.discard(conn);
+            return None;
+        }
         let Some(query) = self.settings.server_check_query.as_deref() else {
             return Some(conn);
         };

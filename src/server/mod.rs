@@ -172,7 +172,19 @@ impl ServerConn {
         self.scanner.at_boundary() && self.read_buf.is_empty()
     }
 
-    /// Whether the server is older than `lifetime` (0 = use once... handled by the caller).
+    /// Whether the idle socket still looks usable: nothing unread and no EOF. An idle server sends
+    /// nothing unless it is going away (shutdown, `pg_terminate_backend`), so one non-blocking
+    /// read at checkout catches servers that died while pooled, before a client's query is lost.
+    pub fn looks_alive(&self) -> bool {
+        let mut probe = [0u8; 1];
+        let result = match &self.stream {
+            Stream::Tcp(s) => s.try_read(&mut probe),
+            Stream::Unix(s) => s.try_read(&mut probe),
+        };
+        matches!(result, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    }
+
+    /// How long ago the connection was opened.
     pub fn age(&self) -> Duration {
         self.created.elapsed()
     }

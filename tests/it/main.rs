@@ -16,4 +16,5 @@ mod harness;
 mod core_auth;
 mod core_pooling;
 mod core_smoke;
+mod core_timeouts;
 mod harness_selftest;
