@@ -14,6 +14,7 @@ mod harness;
 // `harness/mod.rs`, next to `postgres`, `files` and `tools`.
 // ---------------------------------------------------------------------------------------------
 mod core_auth;
+mod core_binary;
 mod core_pooling;
 mod core_smoke;
 mod core_timeouts;
