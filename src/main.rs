@@ -1,7 +1,6 @@
 //! The `pgsluice` binary: PgBouncer's command line, logging set-up, the tokio runtime, and the
 //! process-level duties (pidfile, daemon mode, switching user).
 
-use std::io::IsTerminal;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::ExitCode;

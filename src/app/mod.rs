@@ -55,6 +55,7 @@ pub fn start(config: Config) -> Result<Running, AppError> {
         registry: Arc::clone(&registry),
         cancels: Arc::new(CancelMap::default()),
         shutdown: Shutdown::default(),
+        statements: Arc::default(),
     });
     let tracker = TaskTracker::new();
     let bound = listener::bind_all(&config)?;

@@ -12,6 +12,7 @@ use super::ClientContext;
 use super::cancel::CancelRegistration;
 use super::errors::ClientError;
 use super::relay::{self, RelayEnd};
+use super::rewrite::PreparedState;
 use crate::config::PoolMode;
 use crate::net::Stream;
 use crate::pool::{ClientSlot, PoolError, PooledServer, ServerState};
@@ -33,8 +34,16 @@ pub struct Session {
     pub(super) params: ParamSet,
     pub(super) mode: PoolMode,
     pub(super) id: u64,
+    /// Whether protocol-level prepared statements are tracked (transaction/statement mode with
+    /// `max_prepared_statements` > 0).
+    pub(super) track_prepared: bool,
+    pub(super) ps: PreparedState,
     slot: ClientSlot,
     cancel: CancelRegistration,
+}
+
+fn tracks_prepared(settings: &crate::pool::PoolSettings) -> bool {
+    settings.pool_mode != PoolMode::Session && settings.max_prepared_statements > 0
 }
 
 enum Request {
@@ -58,6 +67,8 @@ impl Session {
             usize::try_from(ctx.registry.config().general.max_packet_size).unwrap_or(usize::MAX);
         Self {
             mode: settings.pool_mode,
+            track_prepared: tracks_prepared(settings),
+            ps: PreparedState::default(),
             ctx,
             stream,
             buf,
@@ -149,6 +160,7 @@ impl Session {
                 let replacement = self.ctx.registry.pool_for(&db, &pool.user);
                 self.slot = replacement.attach_client();
                 self.mode = replacement.settings().pool_mode;
+                self.track_prepared = tracks_prepared(replacement.settings());
                 replacement.checkout().await?
             }
             Err(e) => return Err(e.into()),
