@@ -154,6 +154,9 @@ pub struct ServerConn {
     pub local: (String, u16),
     /// Set when the server must be closed instead of reused (RECONNECT, reload).
     pub close_needed: bool,
+    /// This server's record in the connection directory (SHOW SERVERS); the pool registers it
+    /// and reports state changes through it; dropping the connection removes the record.
+    pub entry: Option<crate::stats::conns::ConnEntry>,
 }
 
 impl ServerConn {

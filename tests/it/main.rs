@@ -13,6 +13,7 @@ mod harness;
 // `mod admin_console;`). Pooler start/stop helpers belong in `harness/pooler.rs`, declared in
 // `harness/mod.rs`, next to `postgres`, `files` and `tools`.
 // ---------------------------------------------------------------------------------------------
+mod admin_console;
 mod core_auth;
 mod core_binary;
 mod core_pooling;
