@@ -534,3 +534,249 @@ async fn psql_and_parser_quirks() {
     assert_eq!(error_text(&err), "no such database: nosuchdb");
     run(&admin, "SHOW HELP").await.expect("help");
 }
+
+/// PAUSE makes new queries wait (counted in cl_waiting) and closes idle servers; RESUME
+/// releases the waiting query. SHOW STATE and SHOW DATABASES report the pause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_and_resume() {
+    let pooler = start("admpause", "", "");
+    let app = pooler
+        .connect("md5_user", &password("md5_user"), "app")
+        .await
+        .unwrap();
+    app.simple_query("select 1").await.unwrap();
+    let admin = console(&pooler, ADMIN).await;
+    run(&admin, "PAUSE app").await.expect("pause completes");
+    let dbs = show(&admin, "DATABASES").await;
+    assert_eq!(dbs.int("app", "paused"), 1);
+    assert_eq!(show(&admin, "POOLS").await.int("app", "sv_idle"), 0);
+    let query = tokio::spawn(async move { app.simple_query("select 2").await.map(drop) });
+    assert!(
+        eventually(10, || async {
+            show(&admin, "POOLS").await.int("app", "cl_waiting") == 1
+        })
+        .await,
+        "the query waits while paused"
+    );
+    assert!(!query.is_finished());
+    run(&admin, "RESUME app").await.expect("resume");
+    tokio::time::timeout(Duration::from_secs(10), query)
+        .await
+        .expect("query runs after RESUME")
+        .unwrap()
+        .unwrap();
+    let err = run(&admin, "RESUME app").await.unwrap_err();
+    assert_eq!(error_text(&err), "database app is not paused");
+    // Global PAUSE waits for the running transaction to end.
+    let holder = pooler
+        .connect("md5_user", &password("md5_user"), "app")
+        .await
+        .unwrap();
+    holder.batch_execute("begin; select 1").await.unwrap();
+    let admin2 = console(&pooler, ADMIN).await;
+    let pausing = tokio::spawn(async move { run(&admin2, "PAUSE").await.map(drop) });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !pausing.is_finished(),
+        "PAUSE waits for the open transaction"
+    );
+    assert_eq!(
+        show(&admin, "STATE")
+            .await
+            .get("paused", "value")
+            .as_deref(),
+        Some("yes")
+    );
+    holder.batch_execute("commit").await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), pausing)
+        .await
+        .expect("PAUSE completes once the server is released")
+        .unwrap()
+        .unwrap();
+    let err = run(&admin, "PAUSE").await.unwrap_err();
+    assert_eq!(error_text(&err), "already suspended/paused");
+    run(&admin, "RESUME").await.expect("resume all");
+    holder.simple_query("select 3").await.expect("served again");
+}
+
+/// KILL drops the database's clients at once and keeps it paused until RESUME; KILL_CLIENT
+/// drops one client by its SHOW CLIENTS id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_and_kill_client() {
+    let pooler = start("admkill", "", "");
+    let pw = password("md5_user");
+    let victim = pooler.connect("md5_user", &pw, "app").await.unwrap();
+    victim.simple_query("select 1").await.unwrap();
+    let admin = console(&pooler, ADMIN).await;
+    run(&admin, "KILL app").await.expect("kill");
+    let err = victim.simple_query("select 1").await.unwrap_err();
+    assert!(
+        victim.is_closed() || error_text(&err).contains("database removed"),
+        "{err}"
+    );
+    assert_eq!(show(&admin, "DATABASES").await.int("app", "paused"), 1);
+    run(&admin, "RESUME app").await.expect("resume after kill");
+    let a = pooler.connect("md5_user", &pw, "app").await.unwrap();
+    let b = pooler.connect("md5_user", &pw, "app").await.unwrap();
+    a.simple_query("select 1").await.unwrap();
+    b.simple_query("select 1").await.unwrap();
+    let clients = show(&admin, "CLIENTS").await;
+    let (db, id) = (clients.col("database"), clients.col("id"));
+    let ids: Vec<String> = clients
+        .rows
+        .iter()
+        .filter(|r| r[db].as_deref() == Some("app"))
+        .filter_map(|r| r[id].clone())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    run(&admin, &format!("KILL_CLIENT {}", ids[0]))
+        .await
+        .expect("kill_client");
+    assert!(
+        a.simple_query("select 1").await.is_err(),
+        "first client is gone"
+    );
+    b.simple_query("select 1")
+        .await
+        .expect("second client stays");
+    let err = run(&admin, "KILL_CLIENT 999999").await.unwrap_err();
+    assert_eq!(error_text(&err), "client not found");
+    let err = run(&admin, "KILL_CLIENT x").await.unwrap_err();
+    assert_eq!(error_text(&err), "invalid client pointer supplied");
+}
+
+/// DISABLE refuses new logins with PgBouncer's text; ENABLE lets them in again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disable_and_enable() {
+    let pooler = start("admdisable", "", "");
+    let pw = password("md5_user");
+    let admin = console(&pooler, ADMIN).await;
+    run(&admin, "DISABLE app").await.expect("disable");
+    assert_eq!(show(&admin, "DATABASES").await.int("app", "disabled"), 1);
+    let err = pooler
+        .connect("md5_user", &pw, "app")
+        .await
+        .expect_err("disabled");
+    assert_eq!(error_text(&err), "database \"app\" is disabled");
+    run(&admin, "ENABLE app").await.expect("enable");
+    pooler
+        .connect("md5_user", &pw, "app")
+        .await
+        .expect("enabled again");
+}
+
+/// RECONNECT marks servers close_needed and they are replaced; WAIT_CLOSE returns once none is
+/// left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnect_and_wait_close() {
+    let pooler = start("admreconn", "", "");
+    let app = pooler
+        .connect("md5_user", &password("md5_user"), "app")
+        .await
+        .unwrap();
+    app.batch_execute("begin; select 1").await.unwrap();
+    let admin = console(&pooler, ADMIN).await;
+    let before = show(&admin, "SERVERS").await;
+    let pid = before.get("S", "remote_pid");
+    run(&admin, "RECONNECT app").await.expect("reconnect");
+    assert_eq!(
+        show(&admin, "SERVERS").await.int("S", "close_needed"),
+        1,
+        "the server in use is marked"
+    );
+    let admin2 = console(&pooler, ADMIN).await;
+    let waiting = tokio::spawn(async move { run(&admin2, "WAIT_CLOSE app").await.map(drop) });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !waiting.is_finished(),
+        "WAIT_CLOSE waits for the marked server"
+    );
+    app.batch_execute("commit").await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("WAIT_CLOSE returns")
+        .unwrap()
+        .unwrap();
+    app.simple_query("select 1").await.unwrap();
+    let after = show(&admin, "SERVERS").await;
+    assert_ne!(after.get("S", "remote_pid"), pid, "a new server connection");
+}
+
+/// RELOAD re-reads the file (SHOW CONFIG and the pool size change); SET changes a setting
+/// online; a broken file gives PgBouncer's RELOAD error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_and_set() {
+    let pooler = start("admreload", "", "default_pool_size = 20");
+    let admin = console(&pooler, ADMIN).await;
+    let config = show(&admin, "CONFIG").await;
+    assert_eq!(
+        config.get("default_pool_size", "value").as_deref(),
+        Some("20")
+    );
+    let ini = std::fs::read_to_string(pooler.ini_path()).unwrap();
+    std::fs::write(
+        pooler.ini_path(),
+        ini.replace("default_pool_size = 20", "default_pool_size = 4"),
+    )
+    .unwrap();
+    run(&admin, "RELOAD").await.expect("reload");
+    let config = show(&admin, "CONFIG").await;
+    assert_eq!(
+        config.get("default_pool_size", "value").as_deref(),
+        Some("4")
+    );
+    let app = pooler
+        .connect("md5_user", &password("md5_user"), "app")
+        .await
+        .unwrap();
+    app.simple_query("select 1").await.unwrap();
+    assert_eq!(show(&admin, "DATABASES").await.int("app", "pool_size"), 4);
+    let sets = run(&admin, "SET default_pool_size = 6").await.expect("set");
+    assert!(sets.len() == 1 && sets[0].columns.is_empty(), "{sets:?}");
+    let config = show(&admin, "CONFIG").await;
+    assert_eq!(
+        config.get("default_pool_size", "value").as_deref(),
+        Some("6")
+    );
+    for bad in [
+        "SET listen_port = 1",
+        "SET no_such = 1",
+        "SET default_pool_size = abc",
+    ] {
+        let err = run(&admin, bad).await.unwrap_err();
+        assert_eq!(error_text(&err), "SET failed", "{bad}");
+    }
+    std::fs::write(pooler.ini_path(), "[pgbouncer]\nno_such_setting = 1\n").unwrap();
+    let err = run(&admin, "RELOAD").await.unwrap_err();
+    assert_eq!(
+        error_text(&err),
+        "RELOAD failed, see logs for additional details"
+    );
+    assert_eq!(sqlstate(&err).as_deref(), Some("F0000"));
+}
+
+/// SHUTDOWN WAIT_FOR_CLIENTS stops accepting but lets connected clients finish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_wait_for_clients() {
+    let pooler = start("admshut", "", "");
+    let app = pooler
+        .connect("md5_user", &password("md5_user"), "app")
+        .await
+        .unwrap();
+    let admin = console(&pooler, ADMIN).await;
+    run(&admin, "SHUTDOWN WAIT_FOR_CLIENTS")
+        .await
+        .expect("shutdown");
+    app.simple_query("select 1")
+        .await
+        .expect("connected clients are still served");
+    assert!(
+        pooler
+            .connect("md5_user", &password("md5_user"), "app")
+            .await
+            .is_err(),
+        "no new connections"
+    );
+    let err = run(&admin, "SHUTDOWN NOW").await.unwrap_err();
+    assert!(error_text(&err).starts_with("invalid command"));
+}
