@@ -143,6 +143,7 @@ pub async fn serve(
         local_addr,
         local_port,
     });
+    info.set_remote_pid(stream.peer_pid());
     let entry = ctx.registry.conns().register(info);
     if ctx.registry.config().general.log_connections {
         tracing::info!(client = id, user = %shown_user, addr = %addr, port, ?rights, "console login");

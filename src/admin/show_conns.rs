@@ -82,10 +82,10 @@ fn row(ctx: &AdminContext, info: &Arc<ConnInfo>, version: Version, used_after_us
         _ => 0,
     };
     let app = match info.side {
-        Side::Client => info.application_name.clone(),
+        Side::Client => info.application_name(),
         Side::Server => linked
             .as_ref()
-            .map(|c| c.application_name.clone())
+            .map(|c| c.application_name())
             .unwrap_or_default(),
     };
     let e = info.endpoints();

@@ -135,6 +135,7 @@ fn register(
         local_addr,
         local_port,
     });
+    info.set_remote_pid(stream.peer_pid());
     ctx.registry.conns().register(info)
 }
 

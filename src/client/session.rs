@@ -91,6 +91,8 @@ impl Session {
             let end = relay::run(self, &mut server).await;
             self.cancel.set_target(None);
             self.conn.set_state(ConnState::ClientIdle);
+            self.conn
+                .set_application_name(self.params.get("application_name").unwrap_or_default());
             match end {
                 RelayEnd::Released => server.release(ServerState::Idle, self.mode),
                 RelayEnd::ClientGone(state) => {

@@ -125,8 +125,7 @@ pub struct ConnInfo {
     pub user: String,
     /// The pool's user, for counting per pool (equal to `user` except with a forced user).
     pub pool_user: String,
-    /// `application_name` of a client (empty when none).
-    pub application_name: String,
+    application_name: Mutex<String>,
     /// When the connection was made (µs since the epoch).
     pub connect_time: u64,
     endpoints: Mutex<Endpoints>,
@@ -158,7 +157,7 @@ impl ConnInfo {
             database: database.to_owned(),
             user: user.to_owned(),
             pool_user: pool_user.to_owned(),
-            application_name: String::new(),
+            application_name: Mutex::new(String::new()),
             connect_time: now,
             endpoints: Mutex::new(Endpoints::default()),
             state: AtomicU8::new(state as u8),
@@ -175,9 +174,23 @@ impl ConnInfo {
 
     /// Sets `application_name` (before registration).
     #[must_use]
-    pub fn with_application_name(mut self, name: &str) -> ConnInfo {
-        name.clone_into(&mut self.application_name);
+    pub fn with_application_name(self, name: &str) -> ConnInfo {
+        self.set_application_name(name);
         self
+    }
+
+    /// Updates a client's `application_name` (it may change with SET); allocates only when it
+    /// changed.
+    pub fn set_application_name(&self, name: &str) {
+        let mut current = self.application_name.lock();
+        if *current != name {
+            name.clone_into(&mut current);
+        }
+    }
+
+    /// A client's `application_name` (empty when none).
+    pub fn application_name(&self) -> String {
+        self.application_name.lock().clone()
     }
 
     /// Sets the endpoints (before registration, or once a server has connected).

@@ -780,3 +780,39 @@ async fn shutdown_wait_for_clients() {
     let err = run(&admin, "SHUTDOWN NOW").await.unwrap_err();
     assert!(error_text(&err).starts_with("invalid command"));
 }
+
+/// Averages cover the last one to two `stats_period`s, as PgBouncer's: non-zero right after a
+/// burst, back to zero once two quiet periods have passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_averages_follow_stats_period() {
+    let pooler = start("admavg", "", "stats_period = 1");
+    let app = pooler
+        .connect("md5_user", &password("md5_user"), "app")
+        .await
+        .unwrap();
+    for _ in 0..20 {
+        app.simple_query("select pg_sleep(0.001)").await.unwrap();
+    }
+    let admin = console(&pooler, ADMIN).await;
+    let stats = show(&admin, "STATS").await;
+    assert!(stats.int("app", "avg_xact_count") > 0, "{stats:?}");
+    assert!(stats.int("app", "avg_query_count") > 0);
+    assert!(
+        stats.int("app", "avg_xact_time") >= 1000,
+        "each took >= 1 ms"
+    );
+    assert!(stats.int("app", "avg_recv") > 0);
+    let averages = show(&admin, "STATS_AVERAGES").await;
+    assert!(averages.int("app", "xact_count") > 0);
+    assert!(
+        eventually(6, || async {
+            show(&admin, "STATS").await.int("app", "avg_xact_count") == 0
+        })
+        .await,
+        "quiet periods bring the averages back to zero"
+    );
+    assert_eq!(
+        show(&admin, "STATS").await.int("app", "total_xact_count"),
+        20
+    );
+}
