@@ -198,9 +198,9 @@ async fn run(
                     rights,
                     version: compat_version(&ctx.registry.config()),
                 };
-                entry.set_state(ConnState::ClientActive);
+                // A console session never holds a server: it stays `idle`, as in PgBouncer.
+                entry.touch();
                 let flow = console.execute(query, &mut out).await;
-                entry.set_state(ConnState::ClientIdle);
                 if flow == Flow::Hold {
                     let _ = stream.write_all(&out).await;
                     ctx.shutdown.kill.cancelled().await;

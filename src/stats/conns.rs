@@ -236,6 +236,11 @@ impl ConnInfo {
         self.state.store(state as u8, Ordering::Relaxed);
     }
 
+    /// Stamps `request_time` without changing the state (a console command).
+    pub fn touch(&self) {
+        self.request_time.store(now_micros(), Ordering::Relaxed);
+    }
+
     /// Links to the connection on the other side (0 = none).
     pub fn set_link(&self, other: u64) {
         self.link.store(other, Ordering::Relaxed);

@@ -14,6 +14,7 @@ mod harness;
 // `harness/mod.rs`, next to `postgres`, `files` and `tools`.
 // ---------------------------------------------------------------------------------------------
 mod admin_console;
+mod admin_docs;
 mod admin_pgbouncer_compat;
 mod core_auth;
 mod core_binary;
