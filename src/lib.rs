@@ -1,9 +1,10 @@
 //! pgsluice: a multi-threaded PostgreSQL connection pooler, drop-in compatible with PgBouncer.
 //!
 //! Layers (a module uses only lower ones): `protocol`, `config`, `stats`, `control` (0);
-//! `auth` (1); `net` (2); `server` (3); `pool` (4); `client` (5); `app` (6). See
+//! `auth` (1); `net` (2); `server` (3); `pool` (4); `client`, `admin` (5); `app` (6). See
 //! `docs/architecture.md`.
 
+pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod client;

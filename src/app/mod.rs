@@ -3,20 +3,28 @@
 //!
 //! This is the only module that knows all the others.
 
+mod console;
+pub mod control;
 mod listener;
 pub mod signals;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
+use parking_lot::Mutex;
 use tokio_util::task::TaskTracker;
 
+use crate::admin::{self, AdminContext};
 use crate::client::ClientContext;
 use crate::client::cancel::CancelMap;
 use crate::config::Config;
-use crate::control::Shutdown;
+use crate::control::{ControlHandle, Shutdown};
 use crate::pool::{Registry, janitor};
+use crate::stats::PoolStats;
+use crate::stats::period::StatsPeriods;
+use signals::ReloadSource;
 
 /// Why the pooler could not start.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +51,8 @@ pub struct Running {
     /// The unix socket file, if any.
     pub unix_socket: Option<PathBuf>,
     ctx: Arc<ClientContext>,
+    admin: Arc<AdminContext>,
+    reload_source: Arc<Mutex<Option<ReloadSource>>>,
     tracker: TaskTracker,
     janitor_stop: tokio_util::sync::CancellationToken,
 }
@@ -51,24 +61,48 @@ pub struct Running {
 pub fn start(config: Config) -> Result<Running, AppError> {
     let config = Arc::new(config);
     let registry = Arc::new(Registry::new(Arc::clone(&config)));
+    let shutdown = Shutdown::default();
     let ctx = Arc::new(ClientContext {
         registry: Arc::clone(&registry),
         cancels: Arc::new(CancelMap::default()),
-        shutdown: Shutdown::default(),
+        shutdown: shutdown.clone(),
         statements: Arc::default(),
     });
-    let tracker = TaskTracker::new();
     let bound = listener::bind_all(&config)?;
+    let (control, requests) = ControlHandle::channel();
+    let reload_source = Arc::new(Mutex::new(None));
+    tokio::spawn(control::run(
+        control::ControlEnv {
+            registry: Arc::clone(&registry),
+            shutdown: shutdown.clone(),
+            reload_source: Arc::clone(&reload_source),
+        },
+        requests,
+    ));
+    let admin = Arc::new(AdminContext {
+        registry: Arc::clone(&registry),
+        shutdown,
+        control,
+        periods: Arc::new(StatsPeriods::default()),
+        auth: Arc::new(console::ClientAuth),
+        connections: Arc::new(AtomicUsize::new(0)),
+        stats: PoolStats::default(),
+        mem_sizes: console::mem_sizes(),
+    });
+    let tracker = TaskTracker::new();
     let tcp_addrs = bound.tcp_addrs();
     let unix_socket = bound.unix_path.clone();
     tracker.spawn(listener::accept_loops(
         bound,
         Arc::clone(&ctx),
+        Arc::clone(&admin),
         tracker.clone(),
     ));
-    // The janitor is not tracked: it must keep pools healthy while clients drain.
+    // The janitor and the stats ticker are not tracked: they must keep running while clients
+    // drain.
     let janitor_stop = tokio_util::sync::CancellationToken::new();
     tokio::spawn(janitor::run(registry, janitor_stop.clone()));
+    tokio::spawn(admin::ticker::run(Arc::clone(&admin), janitor_stop.clone()));
     let not_supported = crate::config::not_supported(&config);
     if !not_supported.is_empty() {
         tracing::warn!(
@@ -81,6 +115,8 @@ pub fn start(config: Config) -> Result<Running, AppError> {
         tcp_addrs,
         unix_socket,
         ctx,
+        admin,
+        reload_source,
         tracker,
         janitor_stop,
     })
@@ -100,6 +136,16 @@ impl Running {
     /// The pool registry (for inspection and reload).
     pub fn registry(&self) -> &Arc<Registry> {
         &self.ctx.registry
+    }
+
+    /// Where RELOAD (console) reads the configuration from; without it, the loaded file.
+    pub fn set_reload_source(&self, source: ReloadSource) {
+        *self.reload_source.lock() = Some(source);
+    }
+
+    /// The admin console's shared state (for tests and embedding).
+    pub fn admin(&self) -> &Arc<AdminContext> {
+        &self.admin
     }
 
     /// Applies a new configuration without dropping connections.

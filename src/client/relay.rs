@@ -170,6 +170,9 @@ pub async fn run(session: &mut Session, server: &mut PooledServer) -> RelayEnd {
             () = session.ctx.shutdown.kill.cancelled() => {
                 return RelayEnd::Fatal(ClientError::Shutdown, ServerState::Unknown);
             }
+            () = session.conn.kill_token().cancelled() => {
+                return RelayEnd::Fatal(session.killed(), ServerState::Unknown);
+            }
         }
     }
 }

@@ -28,6 +28,14 @@ impl Stream {
         }
     }
 
+    /// The peer's process id over a unix socket (SHOW CLIENTS `remote_pid`), else 0.
+    pub fn peer_pid(&self) -> i32 {
+        match self {
+            Stream::Unix(s) => s.peer_cred().ok().and_then(|c| c.pid()).unwrap_or(0),
+            Stream::Tcp(_) => 0,
+        }
+    }
+
     /// The local address and port.
     pub fn local(&self) -> (String, u16) {
         match self {

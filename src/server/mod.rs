@@ -173,6 +173,9 @@ pub struct ServerConn {
     pub close_needed: bool,
     /// Pooler-named prepared statements that exist on this server.
     pub prepared: PreparedSet,
+    /// This server's record in the connection directory (SHOW SERVERS); the pool registers it
+    /// and reports state changes through it; dropping the connection removes the record.
+    pub entry: Option<crate::stats::conns::ConnEntry>,
 }
 
 impl ServerConn {

@@ -4,6 +4,12 @@
 //! query/transaction for the rest) and the arithmetic of averages. Never a lock.
 //!
 //! Does not: decide when a transaction starts or ends (the relay does) or render anything.
+//!
+//! Also here, because every layer above reads them: the connection directory ([`conns`]) behind
+//! SHOW CLIENTS / SHOW SERVERS, and the `stats_period` averages ([`period`]).
+
+pub mod conns;
+pub mod period;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
