@@ -17,6 +17,7 @@ use crate::client::cancel::CancelMap;
 use crate::config::Config;
 use crate::control::Shutdown;
 use crate::pool::{Registry, janitor};
+use crate::stats::alert_board::AlertBoard;
 
 /// Why the pooler could not start.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +34,9 @@ pub enum AppError {
     /// No listen address is configured.
     #[error("no listen_addr and no unix_socket_dir: nothing to listen on")]
     NothingToListenOn,
+    /// A `[pgsluice]` (metrics or alert) setting is invalid.
+    #[error("[pgsluice] {0}")]
+    Pgsluice(String),
 }
 
 /// A started pooler.
@@ -42,6 +46,9 @@ pub struct Running {
     pub tcp_addrs: Vec<SocketAddr>,
     /// The unix socket file, if any.
     pub unix_socket: Option<PathBuf>,
+    /// The bound `metrics_listen` address, if metrics are on.
+    pub metrics_addr: Option<SocketAddr>,
+    alerts: Arc<AlertBoard>,
     ctx: Arc<ClientContext>,
     tracker: TaskTracker,
     janitor_stop: tokio_util::sync::CancellationToken,
@@ -49,6 +56,14 @@ pub struct Running {
 
 /// Binds the listeners and starts serving in the background on the current tokio runtime.
 pub fn start(config: Config) -> Result<Running, AppError> {
+    crate::alerts::check(&config).map_err(|e| AppError::Pgsluice(e.to_string()))?;
+    let metrics_listener = match crate::metrics::listen_addr(&config).map_err(AppError::Pgsluice)? {
+        Some(addr) => Some(crate::metrics::bind(addr).map_err(|source| AppError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?),
+        None => None,
+    };
     let config = Arc::new(config);
     let registry = Arc::new(Registry::new(Arc::clone(&config)));
     let ctx = Arc::new(ClientContext {
@@ -67,7 +82,9 @@ pub fn start(config: Config) -> Result<Running, AppError> {
     ));
     // The janitor is not tracked: it must keep pools healthy while clients drain.
     let janitor_stop = tokio_util::sync::CancellationToken::new();
-    tokio::spawn(janitor::run(registry, janitor_stop.clone()));
+    tokio::spawn(janitor::run(Arc::clone(&registry), janitor_stop.clone()));
+    // Metrics and alerts stop with the janitor: they observe pools until those close.
+    let (alerts, metrics_addr) = start_observers(&registry, metrics_listener, &janitor_stop)?;
     let not_supported = crate::config::not_supported(&config);
     if !not_supported.is_empty() {
         tracing::warn!(
@@ -79,10 +96,43 @@ pub fn start(config: Config) -> Result<Running, AppError> {
     Ok(Running {
         tcp_addrs,
         unix_socket,
+        metrics_addr,
+        alerts,
         ctx,
         tracker,
         janitor_stop,
     })
+}
+
+/// Starts the alert evaluator and, when `metrics_listen` is set, the metrics endpoint.
+fn start_observers(
+    registry: &Arc<Registry>,
+    metrics_listener: Option<std::net::TcpListener>,
+    stop: &tokio_util::sync::CancellationToken,
+) -> Result<(Arc<AlertBoard>, Option<SocketAddr>), AppError> {
+    let board = Arc::new(AlertBoard::default());
+    let source: Arc<dyn crate::alerts::Source> = Arc::clone(registry) as _;
+    crate::alerts::start(source, Arc::clone(&board), stop)
+        .map_err(|e| AppError::Pgsluice(e.to_string()))?;
+    let metrics_addr = match metrics_listener {
+        Some(listener) => {
+            let sources = crate::metrics::Sources {
+                registry: Arc::clone(registry),
+                board: Arc::clone(&board),
+                started: tokio::time::Instant::now(),
+                started_wall: std::time::SystemTime::now(),
+            };
+            let bound = crate::metrics::start(listener, sources, stop).map_err(|source| {
+                AppError::Bind {
+                    addr: "metrics_listen".to_owned(),
+                    source,
+                }
+            })?;
+            Some(bound)
+        }
+        None => None,
+    };
+    Ok((board, metrics_addr))
 }
 
 impl Running {
@@ -94,6 +144,11 @@ impl Running {
     /// The shutdown controls.
     pub fn shutdown(&self) -> &Shutdown {
         &self.ctx.shutdown
+    }
+
+    /// The alert table (what `SHOW ALERTS` shows).
+    pub fn alerts(&self) -> &Arc<AlertBoard> {
+        &self.alerts
     }
 
     /// The pool registry (for inspection and reload).

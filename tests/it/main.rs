@@ -15,3 +15,4 @@ mod harness;
 // ---------------------------------------------------------------------------------------------
 mod core_smoke;
 mod harness_selftest;
+mod metrics_alerts;
