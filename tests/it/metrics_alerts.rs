@@ -374,3 +374,20 @@ async fn pool_utilization_alert_fires_and_resolves() {
     promtool_check(&page);
     pooler.stop().await;
 }
+
+#[test]
+fn prometheus_rules_file_is_valid() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/prometheus-alerts.yml");
+    match std::process::Command::new("promtool")
+        .args(["check", "rules", path])
+        .output()
+    {
+        Ok(out) => assert!(
+            out.status.success(),
+            "promtool check rules: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(_) => eprintln!("SKIPPED promtool check rules: promtool not installed"),
+    }
+}
