@@ -2,14 +2,15 @@
 //!
 //! Owns: metric names, help texts, labels, and the order of families. Per pool it reads
 //! `Pool::snapshot()` (the SHOW POOLS numbers, one short lock), the stats atomics and the
-//! histograms; plus `/proc/self` and the published alert table.
+//! histograms; then the alert table ([`super::alert_families`]) and `/proc/self`
+//! ([`super::process`]).
 //!
 //! Does not: keep state between scrapes or touch the pooling path (recording stays in
 //! `stats`, which knows nothing about Prometheus).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use tokio::time::Instant;
 
@@ -17,7 +18,7 @@ use super::process;
 use super::text::{Kind, Page, Value};
 use crate::pool::{PoolSnapshot, Registry};
 use crate::stats::StatsSnapshot;
-use crate::stats::alert_board::{AlertBoard, AlertRow, AlertState};
+use crate::stats::alert_board::AlertBoard;
 use crate::stats::histogram::{HistogramSnapshot, to_f64};
 
 /// What a scrape reads.
@@ -276,162 +277,13 @@ fn counter_families(page: &mut Page, pools: &[PoolData]) {
     }
 }
 
-fn process_families(page: &mut Page, src: &Sources) {
-    let info = process::read();
-    page.family(
-        "pgsluice_build_info",
-        Kind::Gauge,
-        "Always 1; the version is a label.",
-    );
-    page.sample(
-        "pgsluice_build_info",
-        &[("version", env!("CARGO_PKG_VERSION"))],
-        Value::Int(1),
-    );
-    page.family(
-        "pgsluice_uptime_seconds",
-        Kind::Gauge,
-        "Seconds since pgsluice started.",
-    );
-    let uptime = src.started.elapsed().as_secs_f64();
-    page.sample("pgsluice_uptime_seconds", &[], Value::Float(uptime));
-    let start = src
-        .started_wall
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let floats = [
-        (
-            "pgsluice_process_start_time_seconds",
-            Kind::Gauge,
-            "Start time of the process since the Unix epoch.",
-            Some(start.as_secs_f64()),
-        ),
-        (
-            "pgsluice_process_cpu_seconds_total",
-            Kind::Counter,
-            "User and system CPU time spent.",
-            info.cpu_seconds,
-        ),
-    ];
-    for (name, kind, help, v) in floats {
-        if let Some(v) = v {
-            page.family(name, kind, help);
-            page.sample(name, &[], Value::Float(v));
-        }
-    }
-    let ints = [
-        (
-            "pgsluice_process_open_fds",
-            "Open file descriptors.",
-            info.open_fds,
-        ),
-        (
-            "pgsluice_process_max_fds",
-            "Limit on open file descriptors.",
-            info.max_fds,
-        ),
-        (
-            "pgsluice_process_resident_memory_bytes",
-            "Resident memory size.",
-            info.resident_bytes,
-        ),
-    ];
-    for (name, help, v) in ints {
-        if let Some(v) = v {
-            page.family(name, Kind::Gauge, help);
-            page.sample(name, &[], Value::Int(v));
-        }
-    }
-}
-
-fn label(r: &AlertRow) -> [(&'static str, &str); 3] {
-    [
-        ("alert", r.alert),
-        ("database", r.database.as_str()),
-        ("user", r.user.as_str()),
-    ]
-}
-
-fn alert_families(page: &mut Page, board: &AlertBoard) {
-    let rows = board.rows();
-    page.family(
-        "pgsluice_alert_firing",
-        Kind::Gauge,
-        "1 while the alert fires, else 0.",
-    );
-    for r in rows.iter() {
-        let v = u64::from(r.state == AlertState::Firing);
-        page.sample("pgsluice_alert_firing", &label(r), Value::Int(v));
-    }
-    page.family(
-        "pgsluice_alert_state",
-        Kind::Gauge,
-        "1 for the alert's current state (ok, pending, firing, resolved).",
-    );
-    for r in rows.iter() {
-        for s in AlertState::ALL {
-            let [a, d, u] = label(r);
-            let v = u64::from(r.state == s);
-            page.sample(
-                "pgsluice_alert_state",
-                &[a, d, u, ("state", s.as_str())],
-                Value::Int(v),
-            );
-        }
-    }
-    page.family(
-        "pgsluice_alert_value",
-        Kind::Gauge,
-        "Last measured value of the alert's rule (ratio or seconds).",
-    );
-    for r in rows.iter() {
-        if let Some(v) = r.value {
-            page.sample("pgsluice_alert_value", &label(r), Value::Float(v));
-        }
-    }
-    page.family(
-        "pgsluice_alert_threshold",
-        Kind::Gauge,
-        "Threshold of the alert's rule (ratio or seconds).",
-    );
-    for r in rows.iter() {
-        page.sample(
-            "pgsluice_alert_threshold",
-            &label(r),
-            Value::Float(r.threshold),
-        );
-    }
-    let w = board.webhook();
-    let counters = [
-        (
-            "pgsluice_alert_webhook_sent_total",
-            "Alert notifications delivered to the webhook.",
-            &w.sent,
-        ),
-        (
-            "pgsluice_alert_webhook_failed_total",
-            "Alert notifications given up on after all retries.",
-            &w.failed,
-        ),
-        (
-            "pgsluice_alert_webhook_dropped_total",
-            "Alert notifications dropped because the webhook queue was full.",
-            &w.dropped,
-        ),
-    ];
-    for (name, help, c) in counters {
-        page.family(name, Kind::Counter, help);
-        page.sample(name, &[], Value::Int(c.load(Ordering::Relaxed)));
-    }
-}
-
 /// Renders the whole page.
 pub fn render(src: &Sources) -> String {
     let pools = gather(&src.registry);
     let mut page = Page::new();
     pool_families(&mut page, &pools);
     counter_families(&mut page, &pools);
-    alert_families(&mut page, &src.board);
-    process_families(&mut page, src);
+    super::alert_families::render(&mut page, &src.board);
+    process::render(&mut page, src.started, src.started_wall);
     page.finish()
 }

@@ -14,6 +14,7 @@
 //! Invariants: a scrape never blocks a client for longer than `SHOW POOLS` does; the server
 //! bounds request size, time and concurrency; `metrics_listen` is read at start only.
 
+pub mod alert_families;
 pub mod collect;
 pub mod http;
 pub mod process;

@@ -1,10 +1,15 @@
-//! Process metrics read from `/proc/self` at scrape time: open file descriptors, the fd limit,
-//! resident memory, CPU time.
+//! Process metrics read from `/proc/self` at scrape time (open file descriptors, the fd limit,
+//! resident memory, CPU time), plus build info and uptime.
 //!
 //! Owns: parsing those files. Does not: cache anything. Invariants: a missing or unreadable file
 //! (not Linux, restricted /proc) yields `None` and the metric is left out, never an error.
 
 use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::time::Instant;
+
+use super::text::{Kind, Page, Value};
 
 /// What could be read.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -63,6 +68,72 @@ pub fn cpu_ticks(stat: &str) -> Option<u64> {
     let utime: u64 = fields.next()?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
     utime.checked_add(stime)
+}
+
+/// Writes the build, uptime and process families (each left out when unreadable).
+pub fn render(page: &mut Page, started: Instant, started_wall: SystemTime) {
+    let info = read();
+    page.family(
+        "pgsluice_build_info",
+        Kind::Gauge,
+        "Always 1; the version is a label.",
+    );
+    page.sample(
+        "pgsluice_build_info",
+        &[("version", env!("CARGO_PKG_VERSION"))],
+        Value::Int(1),
+    );
+    page.family(
+        "pgsluice_uptime_seconds",
+        Kind::Gauge,
+        "Seconds since pgsluice started.",
+    );
+    let uptime = started.elapsed().as_secs_f64();
+    page.sample("pgsluice_uptime_seconds", &[], Value::Float(uptime));
+    let start = started_wall.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let floats = [
+        (
+            "pgsluice_process_start_time_seconds",
+            Kind::Gauge,
+            "Start time of the process since the Unix epoch.",
+            Some(start.as_secs_f64()),
+        ),
+        (
+            "pgsluice_process_cpu_seconds_total",
+            Kind::Counter,
+            "User and system CPU time spent.",
+            info.cpu_seconds,
+        ),
+    ];
+    for (name, kind, help, v) in floats {
+        if let Some(v) = v {
+            page.family(name, kind, help);
+            page.sample(name, &[], Value::Float(v));
+        }
+    }
+    let ints = [
+        (
+            "pgsluice_process_open_fds",
+            "Open file descriptors.",
+            info.open_fds,
+        ),
+        (
+            "pgsluice_process_max_fds",
+            "Limit on open file descriptors.",
+            info.max_fds,
+        ),
+        (
+            "pgsluice_process_resident_memory_bytes",
+            "Resident memory size.",
+            info.resident_bytes,
+        ),
+    ];
+    for (name, help, v) in ints {
+        if let Some(v) = v {
+            page.family(name, Kind::Gauge, help);
+            page.sample(name, &[], Value::Int(v));
+        }
+    }
 }
 
 #[cfg(test)]
