@@ -108,6 +108,7 @@ fn webhook_urls() {
         "http://a:x/",
         "http://u@a/",
         "http://[::1/",
+        "httpé://x",
     ] {
         assert!(WebhookUrl::parse(bad).is_err(), "{bad}");
     }

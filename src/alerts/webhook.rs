@@ -47,7 +47,10 @@ pub struct WebhookUrl {
 impl WebhookUrl {
     /// Parses `http://host[:port][/path]`.
     pub fn parse(url: &str) -> Result<WebhookUrl, String> {
-        if url.len() >= 6 && url[..6].eq_ignore_ascii_case("https:") {
+        if url
+            .get(..6)
+            .is_some_and(|s| s.eq_ignore_ascii_case("https:"))
+        {
             return Err("https is not supported yet; use http:// (e.g. a local relay)".into());
         }
         let rest = url

@@ -173,6 +173,29 @@ async fn held_transaction_gauges(pooler: &Pooler, pw: &str) {
     );
 }
 
+/// Every `pgsluice_*` name in the shipped rules file and Grafana dashboard is on the page.
+fn shipped_files_name_real_metrics(page: &str) {
+    for file in [
+        "config/prometheus-alerts.yml",
+        "config/grafana-dashboard.json",
+    ] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("pgsluice_") {
+            let name: String = rest[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            rest = &rest[at + name.len()..];
+            let series_start = format!("\n{name}");
+            let on_page = format!("\n{page}").contains(&series_start)
+                || page.contains(&format!("# TYPE {name} "));
+            assert!(on_page, "{file} uses {name}, which /metrics does not have");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_match_the_traffic() {
     let pg = PgCluster::shared();
@@ -233,6 +256,7 @@ async fn metrics_match_the_traffic() {
     assert_eq!(stats.xact_count, 16);
     assert_eq!(stats.query_count, 26);
     promtool_check(&page);
+    shipped_files_name_real_metrics(&page);
 
     held_transaction_gauges(&pooler, &pw).await;
 
