@@ -28,4 +28,5 @@ mod core_pooling;
 mod core_smoke;
 mod core_timeouts;
 mod harness_selftest;
+mod metrics_alerts;
 mod prepared;
