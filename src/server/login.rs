@@ -89,11 +89,11 @@ async fn connect_inner(spec: &ServerSpec, id: u64) -> Result<ServerConn, ServerE
         stream,
         read_buf: reader.into_buffer(),
         scanner: Scanner::new(spec.max_packet_size),
-        cancel: CancelTarget {
+        cancel: Arc::new(CancelTarget {
             addr: spec.addr.clone(),
             pid: backend_key.0,
             key: backend_key.1,
-        },
+        }),
         params: server_params,
         login_params: Arc::new(login_params),
         created: now,

@@ -156,7 +156,7 @@ pub struct ServerConn {
     stream: Stream,
     read_buf: BytesMut,
     scanner: Scanner,
-    cancel: CancelTarget,
+    cancel: Arc<CancelTarget>,
     /// Values the server reported with ParameterStatus.
     pub params: ParamSet,
     /// All ParameterStatus values from login (for the pool's welcome message).
@@ -191,7 +191,7 @@ impl ServerConn {
     }
 
     /// What a cancel request for this server's running query needs.
-    pub fn cancel_target(&self) -> &CancelTarget {
+    pub fn cancel_target(&self) -> &Arc<CancelTarget> {
         &self.cancel
     }
 
