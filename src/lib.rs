@@ -1,7 +1,7 @@
 //! pgsluice: a multi-threaded PostgreSQL connection pooler, drop-in compatible with PgBouncer.
 //!
 //! Layers (a module uses only lower ones): `protocol`, `config`, `stats`, `control` (0);
-//! `auth` (1); `net` (2); `server` (3); `pool` (4); `client` (5); `app` (6). See
+//! `auth`, `tls` (1); `net` (2); `server` (3); `pool` (4); `client` (5); `app` (6). See
 //! `docs/architecture.md`.
 
 pub mod app;
@@ -14,3 +14,4 @@ pub mod pool;
 pub mod protocol;
 pub mod server;
 pub mod stats;
+pub mod tls;

@@ -16,7 +16,7 @@ use crate::client::ClientContext;
 use crate::client::cancel::CancelMap;
 use crate::config::Config;
 use crate::control::Shutdown;
-use crate::pool::{Registry, janitor};
+use crate::pool::{LoginPolicy, PolicyError, Registry, janitor};
 
 /// Why the pooler could not start.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +33,9 @@ pub enum AppError {
     /// No listen address is configured.
     #[error("no listen_addr and no unix_socket_dir: nothing to listen on")]
     NothingToListenOn,
+    /// TLS or HBA files could not be loaded.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
 }
 
 /// A started pooler.
@@ -50,7 +53,8 @@ pub struct Running {
 /// Binds the listeners and starts serving in the background on the current tokio runtime.
 pub fn start(config: Config) -> Result<Running, AppError> {
     let config = Arc::new(config);
-    let registry = Arc::new(Registry::new(Arc::clone(&config)));
+    let policy = LoginPolicy::load(&config)?;
+    let registry = Arc::new(Registry::new(Arc::clone(&config), policy));
     let ctx = Arc::new(ClientContext {
         registry: Arc::clone(&registry),
         cancels: Arc::new(CancelMap::default()),

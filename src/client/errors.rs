@@ -55,6 +55,18 @@ pub enum ClientError {
     /// The pooler is shutting down.
     #[error("pooler is shutting down")]
     Shutdown,
+    /// A plain-text login under `client_tls_sslmode` `require` or stricter.
+    #[error("SSL required")]
+    SslRequired,
+    /// `auth_type = hba` and no rule matches the connection.
+    #[error("no authentication method is found")]
+    NoHbaRule,
+    /// An HBA `reject` rule matched.
+    #[error("login rejected")]
+    LoginRejected,
+    /// `cert` authentication failed (no TLS, no certificate, or a name mismatch).
+    #[error("certificate authentication failed")]
+    CertAuthFailed,
 }
 
 impl ClientError {

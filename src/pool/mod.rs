@@ -16,6 +16,7 @@ mod checkout;
 mod guard;
 pub mod janitor;
 mod limit;
+pub mod policy;
 pub mod registry;
 mod settings;
 
@@ -33,6 +34,7 @@ use crate::stats::PoolStats;
 
 pub use guard::{PooledServer, ServerState};
 pub use limit::ConnLimit;
+pub use policy::{LoginPolicy, PolicyError};
 pub use registry::Registry;
 pub use settings::PoolSettings;
 

@@ -1,11 +1,12 @@
-//! Opening a server connection: socket, startup packet, authentication (trust, cleartext, md5,
-//! SCRAM-SHA-256), then ParameterStatus/BackendKeyData up to the first ReadyForQuery, then
+//! Opening a server connection: socket, SSLRequest per `server_tls_sslmode` (TCP only, as
+//! PgBouncer), startup packet, authentication (trust, cleartext, md5, SCRAM-SHA-256, SCRAM
+//! pass-through), then ParameterStatus/BackendKeyData up to the first ReadyForQuery, then
 //! `connect_query`.
 
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 use tokio::time::Instant;
 
@@ -16,6 +17,7 @@ use crate::net::{MessageReader, Stream, apply_tcp_options};
 use crate::protocol::frontend;
 use crate::protocol::reply::{self, AuthRequest, ErrorFields};
 use crate::protocol::scan::Scanner;
+use crate::tls::SslMode;
 
 /// Connects and logs in, all within `spec.connect_timeout`.
 pub async fn connect(spec: &ServerSpec, id: u64) -> Result<ServerConn, ServerError> {
@@ -43,8 +45,59 @@ async fn open_socket(spec: &ServerSpec) -> Result<Stream, ServerError> {
     }
 }
 
+/// Asks a TCP server for TLS unless `server_tls_sslmode = disable`; `S` starts the handshake, `N`
+/// continues in plain text below `require` and fails the connection from `require` up.
+async fn negotiate_tls(spec: &ServerSpec, stream: Stream) -> Result<Stream, ServerError> {
+    let Some(connector) = spec.tls.connector() else {
+        return Ok(stream);
+    };
+    let (mut tcp, host) = match (stream, &spec.addr) {
+        (Stream::Tcp(tcp), ServerAddr::Tcp(host, _)) => (tcp, host),
+        (other, _) => return Ok(other),
+    };
+    let mut out = BytesMut::with_capacity(8);
+    frontend::ssl_request(&mut out);
+    tcp.write_all(&out).await?;
+    // One byte, read straight from the socket: anything the server sent after it belongs to the
+    // TLS handshake (or is an attack, which the handshake then rejects).
+    let mut answer = [0u8; 1];
+    tcp.read_exact(&mut answer).await?;
+    match answer[0] {
+        b'S' => {}
+        b'N' if spec.tls.mode() < SslMode::Require => return Ok(Stream::Tcp(tcp)),
+        b'N' => {
+            return Err(ServerError::Tls {
+                reason: "server refused SSL",
+                source: None,
+            });
+        }
+        _ => {
+            return Err(ServerError::Tls {
+                reason: "bad sslreq answer",
+                source: None,
+            });
+        }
+    }
+    // The name is checked only under verify-full; it is also sent as SNI when it is a DNS name.
+    let name = rustls::pki_types::ServerName::try_from(host.clone())
+        .or_else(|_| rustls::pki_types::ServerName::try_from("localhost"))
+        .map_err(|_| ServerError::Tls {
+            reason: "invalid server host name for TLS",
+            source: None,
+        })?;
+    let tls = connector
+        .connect(name, tcp)
+        .await
+        .map_err(|e| ServerError::Tls {
+            reason: "TLS startup failed",
+            source: Some(e),
+        })?;
+    Ok(Stream::TlsToServer(Box::new(tls)))
+}
+
 async fn connect_inner(spec: &ServerSpec, id: u64) -> Result<ServerConn, ServerError> {
-    let mut stream = open_socket(spec).await?;
+    let stream = open_socket(spec).await?;
+    let mut stream = negotiate_tls(spec, stream).await?;
     let local = stream.local();
     let mut out = BytesMut::with_capacity(256);
     let params = [

@@ -82,6 +82,8 @@ pub struct ServerSpec {
     pub keepalive: KeepaliveSettings,
     /// `max_packet_size`.
     pub max_packet_size: usize,
+    /// `server_tls_sslmode` and the connector (TCP servers only).
+    pub tls: crate::tls::ServerTls,
 }
 
 /// What a cancel request needs to reach the backend running a query.
@@ -125,6 +127,16 @@ pub enum ServerError {
     /// The server sent something that makes no sense here.
     #[error("unexpected message {0:?} from server")]
     Unexpected(char),
+    /// TLS could not be set up as `server_tls_sslmode` demands (PgBouncer's reasons: "server
+    /// refused SSL", "bad sslreq answer", "TLS startup failed").
+    #[error("{reason}")]
+    Tls {
+        /// PgBouncer's wording.
+        reason: &'static str,
+        /// The handshake error, if any.
+        #[source]
+        source: Option<std::io::Error>,
+    },
 }
 
 impl From<std::io::Error> for ServerError {
@@ -202,11 +214,13 @@ impl ServerConn {
     /// read at checkout catches servers that died while pooled, before a client's query is lost.
     pub fn looks_alive(&self) -> bool {
         let mut probe = [0u8; 1];
-        let result = match &self.stream {
-            Stream::Tcp(s) => s.try_read(&mut probe),
-            Stream::Unix(s) => s.try_read(&mut probe),
-        };
+        let result = self.stream.try_read_raw(&mut probe);
         matches!(result, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    }
+
+    /// The TLS summary for SHOW SERVERS, or `None` for a plain connection.
+    pub fn tls_summary(&self) -> Option<String> {
+        self.stream.tls_summary()
     }
 
     /// How long ago the connection was opened.
