@@ -67,6 +67,15 @@ pub enum ClientError {
     /// `cert` authentication failed (no TLS, no certificate, or a name mismatch).
     #[error("certificate authentication failed")]
     CertAuthFailed,
+    /// HBA `peer` failed (not a unix socket, or the OS user is not the requested user).
+    #[error("unix socket login rejected")]
+    PeerAuthFailed,
+    /// `auth_query` returned no row for the user.
+    #[error("no such user")]
+    NoSuchUser,
+    /// `auth_query` could not be run.
+    #[error("auth_query failed")]
+    AuthQueryFailed,
 }
 
 impl ClientError {

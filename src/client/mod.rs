@@ -5,6 +5,7 @@
 //! Does not: accept sockets (the app's listener does) or own servers (the pool does).
 
 pub mod auth;
+mod auth_query;
 pub mod cancel;
 pub mod errors;
 pub mod prepared;
@@ -122,8 +123,12 @@ async fn log_in(
         .registry
         .database(&login.database)
         .ok_or_else(|| ClientError::NoSuchDatabase(login.database.clone()))?;
-    auth::authenticate(&config, &login.user, stream, reader).await?;
+    let learned = auth::authenticate(ctx, &db, login, stream, reader).await?;
     let pool = ctx.registry.pool_for(&db, &login.user);
+    // A forced user logs in with its own secret, never with what this client proved.
+    if let (Some(learned), None) = (learned, &db.user) {
+        pool.spec().learned.set(learned);
+    }
     let slot = pool.attach_client();
     if pool.welcome_params().is_none() {
         // The welcome message repeats what a real server reports, so the first client of a pool

@@ -101,6 +101,18 @@ impl Stream {
         }
     }
 
+    /// The OS user name of a unix-socket peer (for HBA `peer`).
+    pub fn peer_user_name(&self) -> Option<String> {
+        let Stream::Unix(s) = self else {
+            return None;
+        };
+        let uid = s.peer_cred().ok()?.uid();
+        nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+            .ok()
+            .flatten()
+            .map(|u| u.name)
+    }
+
     /// A non-blocking read from the socket itself, below any TLS layer: for liveness probes of
     /// idle connections, where any byte or EOF means the connection is unusable anyway.
     pub fn try_read_raw(&self, buf: &mut [u8]) -> io::Result<usize> {

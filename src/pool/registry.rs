@@ -20,6 +20,7 @@ use crate::server::{ServerAddr, ServerSpec};
 pub struct Registry {
     config: RwLock<Arc<Config>>,
     policy: RwLock<LoginPolicy>,
+    auth_cache: super::auth_cache::AuthCache,
     pools: Mutex<HashMap<(String, String), Arc<Pool>>>,
     db_limits: Mutex<HashMap<String, Arc<ConnLimit>>>,
     user_limits: Mutex<HashMap<String, Arc<ConnLimit>>>,
@@ -65,6 +66,7 @@ fn server_spec(config: &Config, policy: &LoginPolicy, db: &DatabaseDef, user: &s
         keepalive: keepalive_settings(config),
         max_packet_size: usize::try_from(config.general.max_packet_size).unwrap_or(usize::MAX),
         tls: policy.tls.server.clone(),
+        learned: Arc::default(),
     }
 }
 
@@ -84,6 +86,7 @@ impl Registry {
         Self {
             config: RwLock::new(config),
             policy: RwLock::new(policy),
+            auth_cache: super::auth_cache::AuthCache::default(),
             pools: Mutex::new(HashMap::new()),
             db_limits: Mutex::new(HashMap::new()),
             user_limits: Mutex::new(HashMap::new()),
@@ -99,6 +102,11 @@ impl Registry {
     /// The TLS contexts and HBA rules in effect.
     pub fn policy(&self) -> LoginPolicy {
         self.policy.read().clone()
+    }
+
+    /// Recent `auth_query` answers.
+    pub fn auth_cache(&self) -> &super::auth_cache::AuthCache {
+        &self.auth_cache
     }
 
     /// The process-wide id counter for connections (SHOW CLIENTS/SERVERS `id`).
@@ -172,6 +180,7 @@ impl Registry {
         });
         *self.config.write() = Arc::clone(config);
         *self.policy.write() = policy.clone();
+        self.auth_cache.clear();
         let mut pools = self.pools.lock();
         pools.retain(|(db_name, user), pool| {
             let keep = self.database(db_name).is_some_and(|db| {

@@ -10,7 +10,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 use tokio::time::Instant;
 
-use super::{CancelTarget, ParamSet, PreparedSet, ServerAddr, ServerConn, ServerError, ServerSpec};
+use super::{
+    CancelTarget, Learned, ParamSet, PreparedSet, ServerAddr, ServerConn, ServerError, ServerSpec,
+};
 use crate::auth::{ScramClient, md5_response, md5_secret};
 use crate::config::Secret;
 use crate::net::{MessageReader, Stream, apply_tcp_options};
@@ -178,6 +180,35 @@ fn plain_password(secret: Option<&Secret>) -> Option<&str> {
     }
 }
 
+/// The configured secret, else the one a client login proved (auth_query users).
+fn effective_secret(spec: &ServerSpec, learned: Option<&Learned>) -> Option<Secret> {
+    spec.secret
+        .clone()
+        .or_else(|| learned.map(|l| l.secret.clone()))
+}
+
+/// A SCRAM exchange: by password when one is known, else by pass-through of the ClientKey a
+/// client proved against the same SCRAM secret.
+fn scram_client(
+    secret: Option<&Secret>,
+    learned: Option<&Learned>,
+) -> Result<ScramClient, ServerError> {
+    if let Some(password) = plain_password(secret) {
+        return Ok(ScramClient::with_password(password));
+    }
+    match (secret, learned) {
+        (Some(Secret::Scram(stored)), Some(l)) if l.secret == Secret::Scram(stored.clone()) => l
+            .client_key
+            .map(|key| ScramClient::with_keys(key, &stored.clone()))
+            .ok_or(ServerError::AuthUnsupported(
+                "server wants SCRAM: no plain-text password, and no client has logged in with SCRAM yet",
+            )),
+        _ => Err(ServerError::AuthUnsupported(
+            "server wants SCRAM but no plain-text password or SCRAM secret is known",
+        )),
+    }
+}
+
 async fn authenticate(
     spec: &ServerSpec,
     stream: &mut Stream,
@@ -185,6 +216,8 @@ async fn authenticate(
 ) -> Result<(), ServerError> {
     let mut out = BytesMut::with_capacity(256);
     let mut scram: Option<ScramClient> = None;
+    let learned = spec.learned.get();
+    let secret = effective_secret(spec, learned.as_ref());
     loop {
         let (tag, body) = reader.read_message(stream).await?;
         match tag {
@@ -198,13 +231,13 @@ async fn authenticate(
             AuthRequest::Ok => return Ok(()),
             AuthRequest::Cleartext => {
                 let password =
-                    plain_password(spec.secret.as_ref()).ok_or(ServerError::AuthUnsupported(
+                    plain_password(secret.as_ref()).ok_or(ServerError::AuthUnsupported(
                         "server wants a cleartext password but only a hash is known",
                     ))?;
                 frontend::password_message(&mut out, password.as_bytes());
             }
             AuthRequest::Md5(salt) => {
-                let secret_hex = match spec.secret.as_ref() {
+                let secret_hex = match secret.as_ref() {
                     Some(Secret::Plain(p)) => md5_secret(&spec.user, p),
                     Some(Secret::Md5(hex)) => hex.clone(),
                     _ => {
@@ -221,11 +254,7 @@ async fn authenticate(
                         "server offers no supported SASL mechanism",
                     ));
                 }
-                let password =
-                    plain_password(spec.secret.as_ref()).ok_or(ServerError::AuthUnsupported(
-                        "server wants SCRAM but no plain-text password is known",
-                    ))?;
-                let mut client = ScramClient::with_password(password);
+                let mut client = scram_client(secret.as_ref(), learned.as_ref())?;
                 frontend::sasl_initial_response(&mut out, "SCRAM-SHA-256", &client.client_first());
                 scram = Some(client);
             }

@@ -8,6 +8,8 @@
 //! Invariant: `idle` is true only after a ReadyForQuery `I` with nothing outstanding; anything
 //! else is a dirty server that must be reset or closed, never handed on.
 
+mod auth_query;
+pub mod credentials;
 mod login;
 pub mod params;
 pub mod prepared;
@@ -24,6 +26,8 @@ use crate::net::{KeepaliveSettings, Stream};
 use crate::protocol::reply::ErrorFields;
 use crate::protocol::scan::Scanner;
 
+pub use auth_query::Rows;
+pub use credentials::{Learned, LearnedCredentials};
 pub use login::connect;
 pub use params::ParamSet;
 pub use prepared::PreparedSet;
@@ -84,6 +88,9 @@ pub struct ServerSpec {
     pub max_packet_size: usize,
     /// `server_tls_sslmode` and the connector (TCP servers only).
     pub tls: crate::tls::ServerTls,
+    /// What client logins proved (auth_query secrets, SCRAM keys), used when `secret` cannot
+    /// answer the server.
+    pub learned: Arc<LearnedCredentials>,
 }
 
 /// What a cancel request needs to reach the backend running a query.

@@ -26,3 +26,4 @@ mod core_smoke;
 mod core_timeouts;
 mod harness_selftest;
 mod prepared;
+mod tls_auth;

@@ -3,6 +3,8 @@
 //! against a private cluster with `ssl = on` and `hostssl` rules, certificate reload, HBA rules,
 //! `auth_type = cert`, and auth_query with SCRAM pass-through.
 
+use std::fmt::Write as _;
+
 use std::process::Output;
 
 use crate::harness::certs::{Issued, TestCa};
@@ -18,7 +20,18 @@ pub async fn psql_conninfo(conninfo: &str, sql: &str, env: &[(&str, &str)]) -> O
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.args(["-X", "-A", "-t", "-w", "-v", "ON_ERROR_STOP=1", "-d", conninfo, "-c", sql]);
+    cmd.args([
+        "-X",
+        "-A",
+        "-t",
+        "-w",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-d",
+        conninfo,
+        "-c",
+        sql,
+    ]);
     tokio::task::spawn_blocking(move || {
         run_with_timeout(cmd, PSQL_TIMEOUT).unwrap_or_else(|t| panic!("{t}"))
     })
@@ -42,7 +55,7 @@ fn client_tls(mode: &str, cert: &Issued, ca: Option<&TestCa>) -> String {
         cert.key.display()
     );
     if let Some(ca) = ca {
-        s.push_str(&format!("client_tls_ca_file = {}\n", ca.ca_file().display()));
+        let _ = writeln!(s, "client_tls_ca_file = {}", ca.ca_file().display());
     }
     s
 }
@@ -70,7 +83,11 @@ async fn client_tls_verify_full_and_require() {
     );
     let root = format!("sslrootcert={}", ca.ca_file().display());
     let ok = psql_conninfo(
-        &conninfo(&pooler, "trust_user", &format!("sslmode=verify-full {root}")),
+        &conninfo(
+            &pooler,
+            "trust_user",
+            &format!("sslmode=verify-full {root}"),
+        ),
         "select ssl from pg_stat_ssl where pid = pg_backend_pid()",
         &[],
     )
@@ -82,14 +99,21 @@ async fn client_tls_verify_full_and_require() {
         &conninfo(
             &pooler,
             "trust_user",
-            &format!("sslmode=verify-full sslrootcert={}", wrong.ca_file().display()),
+            &format!(
+                "sslmode=verify-full sslrootcert={}",
+                wrong.ca_file().display()
+            ),
         ),
         "select 1",
         &[],
     )
     .await;
     assert!(!bad.status.success());
-    assert!(stderr(&bad).contains("certificate verify failed"), "{}", stderr(&bad));
+    assert!(
+        stderr(&bad).contains("certificate verify failed"),
+        "{}",
+        stderr(&bad)
+    );
     let plain = psql_conninfo(
         &conninfo(&pooler, "trust_user", "sslmode=disable"),
         "select 1",
@@ -97,7 +121,11 @@ async fn client_tls_verify_full_and_require() {
     )
     .await;
     assert!(!plain.status.success());
-    assert!(stderr(&plain).contains("SSL required"), "{}", stderr(&plain));
+    assert!(
+        stderr(&plain).contains("SSL required"),
+        "{}",
+        stderr(&plain)
+    );
     pooler.stop().await;
 }
 
@@ -123,7 +151,10 @@ async fn client_tls_prefer_allows_plain_and_reload_swaps_certificates() {
         &users,
     );
     // A plain client is fine under `prefer` and must survive the reload.
-    let plain = pooler.connect("trust_user", "trust_user_pw", "app").await.unwrap();
+    let plain = pooler
+        .connect("trust_user", "trust_user_pw", "app")
+        .await
+        .unwrap();
     let verify = |ca: &TestCa| {
         conninfo(
             &pooler,
@@ -131,17 +162,35 @@ async fn client_tls_prefer_allows_plain_and_reload_swaps_certificates() {
             &format!("sslmode=verify-full sslrootcert={}", ca.ca_file().display()),
         )
     };
-    assert!(psql_conninfo(&verify(&first), "select 1", &[]).await.status.success());
-    assert!(!psql_conninfo(&verify(&second), "select 1", &[]).await.status.success());
+    assert!(
+        psql_conninfo(&verify(&first), "select 1", &[])
+            .await
+            .status
+            .success()
+    );
+    assert!(
+        !psql_conninfo(&verify(&second), "select 1", &[])
+            .await
+            .status
+            .success()
+    );
     live_dir.write("server.crt", &cert2.cert_pem);
     live_dir.write("server.key", &cert2.key_pem);
     let config = pgsluice::config::Config::load(&pooler.ini_path()).unwrap();
     pooler.running.as_ref().unwrap().reload(config);
     let after = psql_conninfo(&verify(&second), "select 1", &[]).await;
     assert!(after.status.success(), "{}", stderr(&after));
-    assert!(!psql_conninfo(&verify(&first), "select 1", &[]).await.status.success());
+    assert!(
+        !psql_conninfo(&verify(&first), "select 1", &[])
+            .await
+            .status
+            .success()
+    );
     assert_eq!(
-        first_value(&plain, "select 41 + 1").await.unwrap().as_deref(),
+        first_value(&plain, "select 41 + 1")
+            .await
+            .unwrap()
+            .as_deref(),
         Some("42")
     );
     pooler.stop().await;
@@ -179,7 +228,7 @@ async fn server_tls_modes_against_hostssl() {
     ] {
         let mut settings = format!("auth_type = plain\nserver_tls_sslmode = {mode}\n");
         if let Some(ca) = ca_file {
-            settings.push_str(&format!("server_tls_ca_file = {}\n", ca.ca_file().display()));
+            let _ = writeln!(settings, "server_tls_ca_file = {}", ca.ca_file().display());
         }
         let pooler = Pooler::start(&db_on(&pg, "app", host), &settings, &users);
         let result = pooler.connect("scram_user", "scram_user_pw", "app").await;
@@ -208,8 +257,14 @@ async fn server_tls_require_fails_and_prefer_falls_back_without_ssl() {
         "auth_type = plain\nserver_tls_sslmode = prefer",
         &users,
     );
-    let client = pooler.connect("scram_user", "scram_user_pw", "app").await.unwrap();
-    assert_eq!(first_value(&client, "select 1").await.unwrap().as_deref(), Some("1"));
+    let client = pooler
+        .connect("scram_user", "scram_user_pw", "app")
+        .await
+        .unwrap();
+    assert_eq!(
+        first_value(&client, "select 1").await.unwrap().as_deref(),
+        Some("1")
+    );
     pooler.stop().await;
     let pooler = Pooler::start(
         &db_line("app", &db, ""),
@@ -221,5 +276,210 @@ async fn server_tls_require_fails_and_prefer_falls_back_without_ssl() {
         .await
         .expect_err("the shared cluster has ssl = off");
     assert!(format!("{err:?}").contains("server refused SSL"), "{err:?}");
+    pooler.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hba_rules_pick_the_method_per_user_and_address() {
+    let pg = PgCluster::shared();
+    let db = pg.create_database("hba");
+    let users = userlist(&[
+        ("trust_user", "trust_user_pw"),
+        ("md5_user", "md5_user_pw"),
+        ("pass_user", "pass_user_pw"),
+        ("scram_user", "scram_user_pw"),
+    ]);
+    let dir = crate::harness::files::TempDir::new("hba");
+    dir.write("rejected.txt", "pass_user\n");
+    let hba = dir.write(
+        "hba.conf",
+        "# pgsluice test\n\
+         host app @rejected.txt 127.0.0.1/32 reject\n\
+         host app md5_user      127.0.0.1/32 md5\n\
+         host app trust_user    127.0.0.0/8  trust\n\
+         host app scram_user    10.0.0.0/8   md5\n",
+    );
+    let pooler = Pooler::start(
+        &db_line("app", &db, ""),
+        &format!("auth_type = hba\nauth_hba_file = {}", hba.display()),
+        &users,
+    );
+    let md5 = pooler
+        .connect("md5_user", "md5_user_pw", "app")
+        .await
+        .unwrap();
+    assert_eq!(
+        first_value(&md5, "select current_user")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("md5_user")
+    );
+    let wrong = pooler.connect("md5_user", "nope", "app").await.unwrap_err();
+    assert_eq!(
+        crate::harness::pooler::sqlstate(&wrong).as_deref(),
+        Some("28P01")
+    );
+    // trust: any password, even a wrong one, is never asked for.
+    let trust = pooler
+        .connect("trust_user", "whatever", "app")
+        .await
+        .unwrap();
+    assert_eq!(
+        first_value(&trust, "select 1").await.unwrap().as_deref(),
+        Some("1")
+    );
+    let rejected = pooler
+        .connect("pass_user", "pass_user_pw", "app")
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{rejected:?}").contains("login rejected"),
+        "{rejected:?}"
+    );
+    let unmatched = pooler
+        .connect("scram_user", "scram_user_pw", "app")
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{unmatched:?}").contains("no authentication method is found"),
+        "{unmatched:?}"
+    );
+    pooler.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cert_auth_uses_the_client_certificate_name() {
+    let pg = PgCluster::shared();
+    let db = pg.create_database("certauth");
+    let ca = TestCa::new("cert-auth");
+    let cert = ca.issue("pooler", "pgsluice", &["localhost", "127.0.0.1"]);
+    let alice = ca.issue("trust_user", "trust_user", &[]);
+    let mallory = ca.issue("mallory", "mallory", &[]);
+    let users = userlist(&[("trust_user", "")]);
+    let pooler = Pooler::start(
+        &db_line("app", &db, ""),
+        &format!(
+            "auth_type = cert\n{}",
+            client_tls("verify-full", &cert, Some(&ca))
+        ),
+        &users,
+    );
+    let with_cert = |c: &Issued| {
+        conninfo(
+            &pooler,
+            "trust_user",
+            &format!(
+                "sslmode=verify-full sslrootcert={} sslcert={} sslkey={}",
+                ca.ca_file().display(),
+                c.cert.display(),
+                c.key.display()
+            ),
+        )
+    };
+    let ok = psql_conninfo(&with_cert(&alice), "select current_user", &[]).await;
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert_eq!(stdout(&ok), "trust_user");
+    let bad = psql_conninfo(&with_cert(&mallory), "select 1", &[]).await;
+    assert!(!bad.status.success());
+    assert!(
+        stderr(&bad).contains("certificate authentication failed"),
+        "{}",
+        stderr(&bad)
+    );
+    // No certificate at all: the TLS handshake itself is refused under verify-full.
+    let none = psql_conninfo(
+        &conninfo(
+            &pooler,
+            "trust_user",
+            &format!("sslmode=verify-full sslrootcert={}", ca.ca_file().display()),
+        ),
+        "select 1",
+        &[],
+    )
+    .await;
+    assert!(!none.status.success());
+    pooler.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_query_finds_users_and_scram_passes_through() {
+    let pg = PgCluster::shared();
+    let db = pg.create_database("authquery");
+    // Only the auth_user is in auth_file; the server trusts it over TCP.
+    let users = userlist(&[("postgres", "")]);
+    let pooler = Pooler::start(
+        &db_line("app", &db, ""),
+        "auth_type = md5\nauth_user = postgres",
+        &users,
+    );
+    // scram_user: SCRAM secret from pg_authid; the client's SCRAM proof opens the server login.
+    let scram = pooler
+        .connect("scram_user", "scram_user_pw", "app")
+        .await
+        .unwrap();
+    assert_eq!(
+        first_value(&scram, "select current_user")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("scram_user")
+    );
+    // A second server for the same pool logs in with the kept keys.
+    let (a, b) = tokio::join!(first_value(&scram, "select pg_sleep(0.2)::text"), async {
+        let other = pooler
+            .connect("scram_user", "scram_user_pw", "app")
+            .await
+            .unwrap();
+        first_value(&other, "select pg_backend_pid()::text").await
+    });
+    a.unwrap();
+    b.unwrap();
+    // md5_user: md5 secret, md5 on both legs.
+    let md5 = pooler
+        .connect("md5_user", "md5_user_pw", "app")
+        .await
+        .unwrap();
+    assert_eq!(
+        first_value(&md5, "select 1").await.unwrap().as_deref(),
+        Some("1")
+    );
+    let wrong = pooler
+        .connect("scram_user", "nope", "app")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        crate::harness::pooler::sqlstate(&wrong).as_deref(),
+        Some("28P01")
+    );
+    let ghost = pooler
+        .connect("no_such_role", "x", "app")
+        .await
+        .unwrap_err();
+    assert!(format!("{ghost:?}").contains("no such user"), "{ghost:?}");
+    pooler.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scram_pass_through_from_auth_file_without_password_in_ini() {
+    let pg = PgCluster::shared();
+    let db = pg.create_database("passthrough");
+    let users = userlist(&[("scram_user", &pg.scram_secret("scram_user"))]);
+    let pooler = Pooler::start(
+        &db_line("app", &db, ""),
+        "auth_type = scram-sha-256",
+        &users,
+    );
+    let client = pooler
+        .connect("scram_user", "scram_user_pw", "app")
+        .await
+        .unwrap();
+    assert_eq!(
+        first_value(&client, "select current_user")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("scram_user")
+    );
     pooler.stop().await;
 }
