@@ -76,7 +76,7 @@ pub async fn serve(
     let config = ctx.registry.config();
     let id = ctx.registry.ids().fetch_add(1, Ordering::Relaxed);
     if config.general.log_connections {
-        tracing::info!(client = id, db = %login.database, user = %login.user, addr = %addr, port, "login ok");
+        tracing::info!(client = id, db = %login.database, user = %login.user, addr = %addr, port, tls = login.tls.as_deref().unwrap_or("no"), "login ok");
     }
     let cancel = ctx.cancels.register();
     let mut out = BytesMut::with_capacity(512);
