@@ -235,6 +235,7 @@ fn run(args: Args) -> Result<()> {
             config: path,
             extra: args.extra_config,
         };
+        running.set_reload_source(source.clone());
         signals::spawn(
             running.shutdown().clone(),
             std::sync::Arc::clone(running.registry()),

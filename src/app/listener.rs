@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
 use super::AppError;
+use crate::admin::{self, AdminContext};
 use crate::client::errors::ClientError;
 use crate::client::startup::{FirstContact, handshake};
 use crate::client::{self, ClientContext};
@@ -126,11 +127,17 @@ pub(super) fn bind_all(config: &Config) -> Result<Bound, AppError> {
 }
 
 /// Runs every accept loop until shutdown stops accepting.
-pub(super) async fn accept_loops(bound: Bound, ctx: Arc<ClientContext>, tracker: TaskTracker) {
-    let clients = Arc::new(AtomicUsize::new(0));
+pub(super) async fn accept_loops(
+    bound: Bound,
+    ctx: Arc<ClientContext>,
+    admin: Arc<AdminContext>,
+    tracker: TaskTracker,
+) {
+    let clients = Arc::clone(&admin.connections);
     let mut loops = tokio::task::JoinSet::new();
     for listener in bound.tcp {
         let (ctx, tracker, clients) = (Arc::clone(&ctx), tracker.clone(), Arc::clone(&clients));
+        let admin = Arc::clone(&admin);
         loops.spawn(async move {
             loop {
                 let accepted = tokio::select! {
@@ -140,7 +147,7 @@ pub(super) async fn accept_loops(bound: Bound, ctx: Arc<ClientContext>, tracker:
                 match accepted {
                     Ok((stream, _)) => {
                         apply_tcp_options(&stream, &keepalive_settings(&ctx.registry.config()));
-                        admit(Stream::Tcp(stream), &ctx, &tracker, &clients);
+                        admit(Stream::Tcp(stream), (&ctx, &admin), &tracker, &clients);
                     }
                     Err(e) => accept_failed(&e).await,
                 }
@@ -149,6 +156,7 @@ pub(super) async fn accept_loops(bound: Bound, ctx: Arc<ClientContext>, tracker:
     }
     if let Some(listener) = bound.unix {
         let (ctx, tracker, clients) = (Arc::clone(&ctx), tracker.clone(), Arc::clone(&clients));
+        let admin = Arc::clone(&admin);
         loops.spawn(async move {
             loop {
                 let accepted = tokio::select! {
@@ -156,7 +164,9 @@ pub(super) async fn accept_loops(bound: Bound, ctx: Arc<ClientContext>, tracker:
                     () = ctx.shutdown.stop_accepting.cancelled() => return,
                 };
                 match accepted {
-                    Ok((stream, _)) => admit(Stream::Unix(stream), &ctx, &tracker, &clients),
+                    Ok((stream, _)) => {
+                        admit(Stream::Unix(stream), (&ctx, &admin), &tracker, &clients);
+                    }
                     Err(e) => accept_failed(&e).await,
                 }
             }
@@ -174,7 +184,7 @@ async fn accept_failed(e: &std::io::Error) {
 /// Counts a client against `max_client_conn` and starts its task.
 fn admit(
     mut stream: Stream,
-    ctx: &Arc<ClientContext>,
+    (ctx, admin): (&Arc<ClientContext>, &Arc<AdminContext>),
     tracker: &TaskTracker,
     clients: &Arc<AtomicUsize>,
 ) {
@@ -192,9 +202,9 @@ fn admit(
         });
         return;
     }
-    let ctx = Arc::clone(ctx);
+    let (ctx, admin) = (Arc::clone(ctx), Arc::clone(admin));
     tracker.spawn(async move {
-        handle_connection(ctx, stream).await;
+        handle_connection(ctx, admin, stream).await;
         drop(guard);
     });
 }
@@ -207,7 +217,7 @@ impl Drop for CountGuard {
     }
 }
 
-async fn handle_connection(ctx: Arc<ClientContext>, stream: Stream) {
+async fn handle_connection(ctx: Arc<ClientContext>, admin: Arc<AdminContext>, stream: Stream) {
     let config = ctx.registry.config();
     let login_timeout = config.general.client_login_timeout;
     let deadline = (!login_timeout.is_zero()).then(|| Instant::now() + login_timeout);
@@ -224,13 +234,18 @@ async fn handle_connection(ctx: Arc<ClientContext>, stream: Stream) {
     };
     match first {
         Ok(FirstContact::Cancel { pid, key }) => client::handle_cancel(&ctx, pid, key).await,
-        Ok(FirstContact::Login(login)) if login.database == "pgbouncer" => {
-            let mut out = BytesMut::new();
-            let error = ClientError::Protocol(
-                "the admin console is not available in this build".to_owned(),
-            );
-            error.write_fatal(&mut out);
-            let _ = stream.write_all(&out).await;
+        Ok(FirstContact::Login(login)) if login.database == admin::ADMIN_DB => {
+            let application_name = login
+                .params
+                .iter()
+                .find(|(name, _)| *name == "application_name")
+                .map(|(_, value)| value.clone())
+                .unwrap_or_default();
+            let console_login = admin::Login {
+                user: login.user,
+                application_name,
+            };
+            admin::serve(admin, stream, reader, console_login, deadline).await;
         }
         Ok(FirstContact::Login(login)) => client::serve(ctx, stream, reader, login, deadline).await,
         Err(error) => {

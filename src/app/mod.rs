@@ -3,20 +3,29 @@
 //!
 //! This is the only module that knows all the others.
 
+mod console;
+pub mod control;
 mod listener;
 pub mod signals;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
+use parking_lot::Mutex;
 use tokio_util::task::TaskTracker;
 
+use crate::admin::{self, AdminContext};
 use crate::client::ClientContext;
 use crate::client::cancel::CancelMap;
 use crate::config::Config;
-use crate::control::Shutdown;
+use crate::control::{ControlHandle, Shutdown};
 use crate::pool::{LoginPolicy, PolicyError, Registry, janitor};
+use crate::stats::PoolStats;
+use crate::stats::alert_board::AlertBoard;
+use crate::stats::period::StatsPeriods;
+use signals::ReloadSource;
 
 /// Why the pooler could not start.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +45,9 @@ pub enum AppError {
     /// TLS or HBA files could not be loaded.
     #[error(transparent)]
     Policy(#[from] PolicyError),
+    /// A `[pgsluice]` (metrics or alert) setting is invalid.
+    #[error("[pgsluice] {0}")]
+    Pgsluice(String),
 }
 
 /// A started pooler.
@@ -45,34 +57,73 @@ pub struct Running {
     pub tcp_addrs: Vec<SocketAddr>,
     /// The unix socket file, if any.
     pub unix_socket: Option<PathBuf>,
+    /// The bound `metrics_listen` address, if metrics are on.
+    pub metrics_addr: Option<SocketAddr>,
+    alerts: Arc<AlertBoard>,
     ctx: Arc<ClientContext>,
+    admin: Arc<AdminContext>,
+    reload_source: Arc<Mutex<Option<ReloadSource>>>,
     tracker: TaskTracker,
     janitor_stop: tokio_util::sync::CancellationToken,
 }
 
 /// Binds the listeners and starts serving in the background on the current tokio runtime.
 pub fn start(config: Config) -> Result<Running, AppError> {
+    crate::alerts::check(&config).map_err(|e| AppError::Pgsluice(e.to_string()))?;
+    let metrics_listener = match crate::metrics::listen_addr(&config).map_err(AppError::Pgsluice)? {
+        Some(addr) => Some(crate::metrics::bind(addr).map_err(|source| AppError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?),
+        None => None,
+    };
     let config = Arc::new(config);
     let policy = LoginPolicy::load(&config)?;
     let registry = Arc::new(Registry::new(Arc::clone(&config), policy));
+    let shutdown = Shutdown::default();
     let ctx = Arc::new(ClientContext {
         registry: Arc::clone(&registry),
         cancels: Arc::new(CancelMap::default()),
-        shutdown: Shutdown::default(),
+        shutdown: shutdown.clone(),
         statements: Arc::default(),
     });
-    let tracker = TaskTracker::new();
     let bound = listener::bind_all(&config)?;
+    let (control, requests) = ControlHandle::channel();
+    let reload_source = Arc::new(Mutex::new(None));
+    tokio::spawn(control::run(
+        control::ControlEnv {
+            registry: Arc::clone(&registry),
+            shutdown: shutdown.clone(),
+            reload_source: Arc::clone(&reload_source),
+        },
+        requests,
+    ));
+    let admin = Arc::new(AdminContext {
+        registry: Arc::clone(&registry),
+        shutdown,
+        control,
+        periods: Arc::new(StatsPeriods::default()),
+        auth: Arc::new(console::ClientAuth(Arc::clone(&registry))),
+        connections: Arc::new(AtomicUsize::new(0)),
+        stats: PoolStats::default(),
+        mem_sizes: console::mem_sizes(),
+    });
+    let tracker = TaskTracker::new();
     let tcp_addrs = bound.tcp_addrs();
     let unix_socket = bound.unix_path.clone();
     tracker.spawn(listener::accept_loops(
         bound,
         Arc::clone(&ctx),
+        Arc::clone(&admin),
         tracker.clone(),
     ));
-    // The janitor is not tracked: it must keep pools healthy while clients drain.
+    // The janitor and the stats ticker are not tracked: they must keep running while clients
+    // drain.
     let janitor_stop = tokio_util::sync::CancellationToken::new();
-    tokio::spawn(janitor::run(registry, janitor_stop.clone()));
+    tokio::spawn(janitor::run(Arc::clone(&registry), janitor_stop.clone()));
+    tokio::spawn(admin::ticker::run(Arc::clone(&admin), janitor_stop.clone()));
+    // Metrics and alerts stop with the janitor: they observe pools until those close.
+    let (alerts, metrics_addr) = start_observers(&registry, metrics_listener, &janitor_stop)?;
     let not_supported = crate::config::not_supported(&config);
     if !not_supported.is_empty() {
         tracing::warn!(
@@ -84,10 +135,45 @@ pub fn start(config: Config) -> Result<Running, AppError> {
     Ok(Running {
         tcp_addrs,
         unix_socket,
+        metrics_addr,
+        alerts,
         ctx,
+        admin,
+        reload_source,
         tracker,
         janitor_stop,
     })
+}
+
+/// Starts the alert evaluator and, when `metrics_listen` is set, the metrics endpoint.
+fn start_observers(
+    registry: &Arc<Registry>,
+    metrics_listener: Option<std::net::TcpListener>,
+    stop: &tokio_util::sync::CancellationToken,
+) -> Result<(Arc<AlertBoard>, Option<SocketAddr>), AppError> {
+    let board = Arc::new(AlertBoard::default());
+    let source: Arc<dyn crate::alerts::Source> = Arc::clone(registry) as _;
+    crate::alerts::start(source, Arc::clone(&board), stop)
+        .map_err(|e| AppError::Pgsluice(e.to_string()))?;
+    let metrics_addr = match metrics_listener {
+        Some(listener) => {
+            let sources = crate::metrics::Sources {
+                registry: Arc::clone(registry),
+                board: Arc::clone(&board),
+                started: tokio::time::Instant::now(),
+                started_wall: std::time::SystemTime::now(),
+            };
+            let bound = crate::metrics::start(listener, sources, stop).map_err(|source| {
+                AppError::Bind {
+                    addr: "metrics_listen".to_owned(),
+                    source,
+                }
+            })?;
+            Some(bound)
+        }
+        None => None,
+    };
+    Ok((board, metrics_addr))
 }
 
 impl Running {
@@ -101,9 +187,24 @@ impl Running {
         &self.ctx.shutdown
     }
 
+    /// The alert table (what `SHOW ALERTS` shows).
+    pub fn alerts(&self) -> &Arc<AlertBoard> {
+        &self.alerts
+    }
+
     /// The pool registry (for inspection and reload).
     pub fn registry(&self) -> &Arc<Registry> {
         &self.ctx.registry
+    }
+
+    /// Where RELOAD (console) reads the configuration from; without it, the loaded file.
+    pub fn set_reload_source(&self, source: ReloadSource) {
+        *self.reload_source.lock() = Some(source);
+    }
+
+    /// The admin console's shared state (for tests and embedding).
+    pub fn admin(&self) -> &Arc<AdminContext> {
+        &self.admin
     }
 
     /// Applies a new configuration without dropping connections.

@@ -1,5 +1,6 @@
 //! Unix signals, with PgBouncer's meanings: SIGHUP reload; SIGTERM wait for clients; SIGINT wait
-//! for servers (running transactions finish); a second SIGINT/SIGTERM, or SIGQUIT, immediate.
+//! for servers (running transactions finish); a second SIGINT/SIGTERM, or SIGQUIT, immediate;
+//! SIGUSR1 PAUSE and SIGUSR2 RESUME of every database, as the console's commands.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -42,6 +43,8 @@ pub fn spawn(
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut quit = signal(SignalKind::quit())?;
+    let mut usr1 = signal(SignalKind::user_defined1())?;
+    let mut usr2 = signal(SignalKind::user_defined2())?;
     tokio::spawn(async move {
         loop {
             tokio::select! {
@@ -67,6 +70,18 @@ pub fn spawn(
                     } else {
                         tracing::info!("got SIGINT, finishing running transactions (SHUTDOWN WAIT_FOR_SERVERS)");
                         shutdown.wait_for_servers();
+                    }
+                }
+                _ = usr1.recv() => {
+                    tracing::info!("got SIGUSR1, pausing all activity");
+                    if let Err(e) = registry.pause(None) {
+                        tracing::info!("PAUSE: {e}");
+                    }
+                }
+                _ = usr2.recv() => {
+                    tracing::info!("got SIGUSR2, continuing");
+                    if let Err(e) = registry.resume(None) {
+                        tracing::info!("RESUME: {e}");
                     }
                 }
                 _ = quit.recv() => {

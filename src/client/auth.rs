@@ -9,13 +9,12 @@
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 
-use super::ClientContext;
 use super::errors::ClientError;
-use super::startup::LoginRequest;
 use crate::auth::hba::{Connection, HbaMethod};
 use crate::auth::{SCRAM_SHA_256, ScramServer, verify_cleartext, verify_md5};
 use crate::config::{AuthType, DatabaseDef, Secret};
 use crate::net::{MessageReader, Stream};
+use crate::pool::Registry;
 use crate::protocol::{backend, startup};
 use crate::server::Learned;
 
@@ -45,11 +44,12 @@ fn flow_of(method: HbaMethod) -> Flow {
 }
 
 fn choose_flow(
-    ctx: &ClientContext,
-    login: &LoginRequest,
+    registry: &Registry,
+    database: &str,
+    user: &str,
     stream: &Stream,
 ) -> Result<Flow, ClientError> {
-    let config = ctx.registry.config();
+    let config = registry.config();
     Ok(match config.general.auth_type {
         AuthType::Any => Flow::Any,
         AuthType::Trust => Flow::Trust,
@@ -58,13 +58,13 @@ fn choose_flow(
         AuthType::ScramSha256 => Flow::Scram,
         AuthType::Cert => Flow::Cert,
         AuthType::Hba => {
-            let policy = ctx.registry.policy();
+            let policy = registry.policy();
             let hba = policy.hba.as_ref().ok_or(ClientError::NoHbaRule)?;
             let conn = Connection {
                 addr: stream.peer_ip(),
                 tls: stream.is_tls(),
-                database: &login.database,
-                user: &login.user,
+                database,
+                user,
             };
             let rule = hba.find(&conn).ok_or(ClientError::NoHbaRule)?;
             tracing::debug!(line = rule.line, "HBA rule matched");
@@ -83,26 +83,29 @@ fn choose_flow(
     })
 }
 
-/// Runs the login exchange for `login.user`; returns once the client has proven who it is,
-/// with what the proof teaches the pool's server logins (AuthenticationOk is not sent here).
+/// Runs the login exchange for `user` of `database`; returns once the client has proven who it
+/// is, with what the proof teaches the pool's server logins (AuthenticationOk is not sent here).
+/// `db` is the `[databases]` entry, whose `auth_user` settings allow an `auth_query` lookup;
+/// the admin console passes `None`.
 pub async fn authenticate(
-    ctx: &ClientContext,
-    db: &DatabaseDef,
-    login: &LoginRequest,
+    registry: &Registry,
+    database: &str,
+    db: Option<&DatabaseDef>,
+    user: &str,
     stream: &mut Stream,
     reader: &mut MessageReader,
 ) -> Result<Option<Learned>, ClientError> {
-    let user = login.user.as_str();
-    let flow = choose_flow(ctx, login, stream)?;
+    let flow = choose_flow(registry, database, user, stream)?;
     match flow {
         Flow::Any => return Ok(None),
         Flow::Reject => return Err(ClientError::LoginRejected),
         _ => {}
     }
-    let config = ctx.registry.config();
-    let secret = match config.auth_users.get(user) {
-        Some(secret) => Some(secret.clone()),
-        None => super::auth_query::lookup(ctx, db, user).await?,
+    let config = registry.config();
+    let secret = match (config.auth_users.get(user), db) {
+        (Some(secret), _) => Some(secret.clone()),
+        (None, Some(db)) => super::auth_query::lookup(registry, db, user).await?,
+        (None, None) => None,
     };
     let learned = |client_key| secret.clone().map(|secret| Learned { secret, client_key });
     let failed = || ClientError::AuthFailed(user.to_owned());

@@ -5,38 +5,36 @@
 //!
 //! Does not: authenticate: the secret found is checked by `auth.rs` like an `auth_file` one.
 
-use super::ClientContext;
 use super::errors::ClientError;
 use crate::config::{DatabaseDef, Secret, userlist};
-use crate::pool::ServerState;
+use crate::pool::{Registry, ServerState};
 use crate::server::ServerError;
 
 /// The user's secret from `auth_query`, `None` when no `auth_user` is configured. A user the
 /// query does not return is refused with PgBouncer's "no such user".
 pub async fn lookup(
-    ctx: &ClientContext,
+    registry: &Registry,
     db: &DatabaseDef,
     user: &str,
 ) -> Result<Option<Secret>, ClientError> {
-    let config = ctx.registry.config();
+    let config = registry.config();
     let g = &config.general;
     let Some(auth_user) = db.auth_user.as_deref().or(g.auth_user.as_deref()) else {
         return Ok(None);
     };
     let query = db.auth_query.as_deref().unwrap_or(&g.auth_query);
     let auth_db = match db.auth_dbname.as_deref().or(g.auth_dbname.as_deref()) {
-        Some(name) => ctx
-            .registry
+        Some(name) => registry
             .database(name)
             .ok_or_else(|| ClientError::NoSuchDatabase(name.to_owned()))?,
         None => db.clone(),
     };
-    let cached = ctx.registry.auth_cache().get(&auth_db.name, user);
+    let cached = registry.auth_cache().get(&auth_db.name, user);
     let secret = if let Some(cached) = cached {
         cached
     } else {
-        let found = run_query(ctx, &auth_db, auth_user, query, user).await?;
-        ctx.registry
+        let found = run_query(registry, &auth_db, auth_user, query, user).await?;
+        registry
             .auth_cache()
             .put(&auth_db.name, user, found.clone());
         found
@@ -45,13 +43,13 @@ pub async fn lookup(
 }
 
 async fn run_query(
-    ctx: &ClientContext,
+    registry: &Registry,
     auth_db: &DatabaseDef,
     auth_user: &str,
     query: &str,
     user: &str,
 ) -> Result<Option<Secret>, ClientError> {
-    let pool = ctx.registry.pool_for(auth_db, auth_user);
+    let pool = registry.pool_for(auth_db, auth_user);
     let mut server = pool.checkout().await?;
     match server.conn().query_with_param(query, user).await {
         Ok(rows) => {

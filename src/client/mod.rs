@@ -27,6 +27,7 @@ use crate::net::{MessageReader, Stream};
 use crate::pool::{Pool, Registry, ServerState};
 use crate::protocol::backend;
 use crate::server::ParamSet;
+use crate::stats::conns::{ConnInfo, ConnState, Endpoints, Side};
 
 use cancel::CancelMap;
 use errors::ClientError;
@@ -92,7 +93,17 @@ pub async fn serve(
     }
     slot.pool().stats.client_login();
     let buf = reader.into_buffer();
-    let mut session = Session::new(Arc::clone(&ctx), stream, buf, params, slot, cancel, id);
+    let conn = register(&ctx, &stream, &login, &slot, &params, id);
+    let mut session = Session::new(
+        Arc::clone(&ctx),
+        stream,
+        buf,
+        params,
+        slot,
+        cancel,
+        id,
+        conn,
+    );
     let result = session.run().await;
     if let Err(error) = &result {
         if config.general.log_pooler_errors {
@@ -103,6 +114,35 @@ pub async fn serve(
     if config.general.log_disconnections {
         tracing::info!(client = id, db = %login.database, user = %login.user, addr = %addr, port, "client disconnected");
     }
+}
+
+/// Adds the client to the connection directory (SHOW CLIENTS); it leaves when the entry drops.
+fn register(
+    ctx: &ClientContext,
+    stream: &Stream,
+    login: &LoginRequest,
+    slot: &crate::pool::ClientSlot,
+    params: &ParamSet,
+    id: u64,
+) -> crate::stats::conns::ConnEntry {
+    let info = ConnInfo::new(
+        id,
+        Side::Client,
+        &login.database,
+        &login.user,
+        &slot.pool().user,
+        ConnState::ClientIdle,
+    )
+    .with_application_name(params.get("application_name").unwrap_or_default());
+    let ((addr, port), (local_addr, local_port)) = (stream.peer(), stream.local());
+    info.set_endpoints(Endpoints {
+        addr,
+        port,
+        local_addr,
+        local_port,
+    });
+    info.set_remote_pid(stream.peer_pid());
+    ctx.registry.conns().register(info)
 }
 
 fn slot_welcome(pool: &Pool) -> Arc<Vec<(String, String)>> {
@@ -123,7 +163,34 @@ async fn log_in(
         .registry
         .database(&login.database)
         .ok_or_else(|| ClientError::NoSuchDatabase(login.database.clone()))?;
-    let learned = auth::authenticate(ctx, &db, login, stream, reader).await?;
+    let authenticated = auth::authenticate(
+        &ctx.registry,
+        &login.database,
+        Some(&db),
+        &login.user,
+        stream,
+        reader,
+    )
+    .await;
+    let learned = match authenticated {
+        Ok(learned) => learned,
+        Err(error) => {
+            // Counted per pool for metrics. Only users that can have a pool get one (as PgBouncer
+            // assigns the pool before the password check), so unknown names cannot grow the map.
+            let known = db.user.is_some() || config.auth_users.contains_key(&login.user);
+            if matches!(error, ClientError::AuthFailed(_)) && known {
+                let pool = ctx.registry.pool_for(&db, &login.user);
+                crate::stats::ErrorCounters::bump(&pool.stats.errors().auth_failures);
+            }
+            return Err(error);
+        }
+    };
+    if ctx.registry.db_flags(&db.name).disabled() {
+        return Err(ClientError::Protocol(format!(
+            "database \"{}\" is disabled",
+            db.name
+        )));
+    }
     let pool = ctx.registry.pool_for(&db, &login.user);
     // A forced user logs in with its own secret, never with what this client proved.
     if let (Some(learned), None) = (learned, &db.user) {

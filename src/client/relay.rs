@@ -106,9 +106,16 @@ fn deadline_after(start: Option<Instant>, limit: Duration) -> Option<Instant> {
 pub async fn run(session: &mut Session, server: &mut PooledServer) -> RelayEnd {
     let mut t = Tracker::new();
     session.ps.pipeline.reset();
-    let settings = server.pool().settings().clone();
-    let stats_pool = std::sync::Arc::clone(server.pool());
-    let stats = &stats_pool.stats;
+    let pool = std::sync::Arc::clone(server.pool());
+    let (settings, stats) = (pool.settings(), &pool.stats);
+    // Futures that live for the whole relay, so a loop turn registers no new waiters or timers.
+    let shutdown = session.ctx.shutdown.kill.clone();
+    let killed = session.conn.kill_token().clone();
+    let shutdown = shutdown.cancelled();
+    let killed = killed.cancelled();
+    let timer = tokio::time::sleep_until(Instant::now());
+    tokio::pin!(shutdown, killed, timer);
+    let mut armed: Option<Instant> = None;
     loop {
         if let Err(end) = forward_client(session, server, &mut t).await {
             return end;
@@ -132,6 +139,12 @@ pub async fn run(session: &mut Session, server: &mut PooledServer) -> RelayEnd {
             .into_iter()
             .flatten()
             .min();
+        if next != armed {
+            if let Some(at) = next {
+                timer.as_mut().reset(at);
+            }
+            armed = next;
+        }
         let io = server.conn().io();
         let (sstream, sbuf) = (io.stream, io.read_buf);
         if sbuf.capacity() - sbuf.len() < 4096 {
@@ -154,7 +167,8 @@ pub async fn run(session: &mut Session, server: &mut PooledServer) -> RelayEnd {
                     }
                 }
             },
-            () = sleep_until(next) => {
+            () = &mut timer, if armed.is_some() => {
+                armed = None;
                 let now = Instant::now();
                 if query_deadline.is_some_and(|d| now >= d) {
                     t.cancel_sent = true;
@@ -167,17 +181,13 @@ pub async fn run(session: &mut Session, server: &mut PooledServer) -> RelayEnd {
                     return RelayEnd::Fatal(ClientError::TransactionTimeout, t.state(session.scanner.at_boundary()));
                 }
             }
-            () = session.ctx.shutdown.kill.cancelled() => {
+            () = &mut shutdown => {
                 return RelayEnd::Fatal(ClientError::Shutdown, ServerState::Unknown);
             }
+            () = &mut killed => {
+                return RelayEnd::Fatal(session.killed(), ServerState::Unknown);
+            }
         }
-    }
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 

@@ -19,6 +19,7 @@ use crate::pool::{ClientSlot, PoolError, PooledServer, ServerState};
 use crate::protocol::frame::HEADER_LEN;
 use crate::protocol::scan::Scanner;
 use crate::server::ParamSet;
+use crate::stats::conns::{ConnEntry, ConnState};
 
 /// Initial and idle read-buffer size per client: small, because most clients are idle.
 const IDLE_BUFFER: usize = 4096;
@@ -38,6 +39,8 @@ pub struct Session {
     /// `max_prepared_statements` > 0).
     pub(super) track_prepared: bool,
     pub(super) ps: PreparedState,
+    /// This client's record in the connection directory (SHOW CLIENTS, KILL_CLIENT).
+    pub(super) conn: ConnEntry,
     slot: ClientSlot,
     cancel: CancelRegistration,
 }
@@ -61,6 +64,7 @@ impl Session {
         slot: ClientSlot,
         cancel: CancelRegistration,
         id: u64,
+        conn: ConnEntry,
     ) -> Self {
         let settings = slot.pool().settings();
         let max =
@@ -75,6 +79,7 @@ impl Session {
             scanner: Scanner::new(max),
             params,
             id,
+            conn,
             slot,
             cancel,
         }
@@ -96,6 +101,9 @@ impl Session {
             let mut server = self.checkout().await?;
             let end = relay::run(self, &mut server).await;
             self.cancel.set_target(None);
+            self.conn.set_state(ConnState::ClientIdle);
+            self.conn
+                .set_application_name(self.params.get("application_name").unwrap_or_default());
             match end {
                 RelayEnd::Released => server.release(ServerState::Idle, self.mode),
                 RelayEnd::ClientGone(state) => {
@@ -141,6 +149,7 @@ impl Session {
                     return Err(ClientError::IdleTimeout);
                 }
                 () = shutdown.drain.cancelled() => return Err(ClientError::Shutdown),
+                () = self.conn.kill_token().cancelled() => return Err(self.killed()),
             }
         }
     }
@@ -148,7 +157,13 @@ impl Session {
     /// Checks out a server, following the pool to its replacement after a reload, and aligns
     /// its parameters with this client's.
     async fn checkout(&mut self) -> Result<PooledServer, ClientError> {
-        let mut server = match self.slot.pool().checkout().await {
+        self.conn.set_state(ConnState::ClientWaiting);
+        let pool = Arc::clone(self.slot.pool());
+        let checked_out = tokio::select! {
+            r = pool.checkout() => r,
+            () = self.conn.kill_token().cancelled() => return Err(self.killed()),
+        };
+        let mut server = match checked_out {
             Ok(server) => server,
             Err(PoolError::Closed) if !self.ctx.shutdown.drain.is_cancelled() => {
                 let pool = Arc::clone(self.slot.pool());
@@ -182,7 +197,23 @@ impl Session {
         }
         self.cancel
             .set_target(Some(server.conn().cancel_target().clone()));
+        self.link(&mut server);
         Ok(server)
+    }
+
+    /// Records the client-server link in the connection directory.
+    fn link(&self, server: &mut PooledServer) {
+        let conn = server.conn();
+        self.conn.set_state(ConnState::ClientActive);
+        self.conn.set_link(conn.id);
+        if let Some(entry) = &conn.entry {
+            entry.set_link(self.id);
+        }
+    }
+
+    /// The error a client killed from the console gets (PgBouncer's reason text).
+    pub(super) fn killed(&self) -> ClientError {
+        ClientError::Protocol(self.conn.kill_reason().text().to_owned())
     }
 
     /// Sends a FATAL error and closes the connection, best effort.

@@ -19,6 +19,7 @@ mod error;
 mod general;
 pub mod ini;
 mod load;
+mod set;
 pub mod settings;
 mod show;
 mod toml;
@@ -32,6 +33,7 @@ mod tests;
 
 pub use error::{Error, Loc};
 pub use load::read_auth_file;
+pub use set::set_online;
 pub use show::{ShowRow, show_config};
 pub use types::*;
 

@@ -63,6 +63,14 @@ impl Stream {
             .map(|a| a.ip().to_canonical())
     }
 
+    /// The peer's process id over a unix socket (SHOW CLIENTS `remote_pid`), else 0.
+    pub fn peer_pid(&self) -> i32 {
+        match self {
+            Stream::Unix(s) => s.peer_cred().ok().and_then(|c| c.pid()).unwrap_or(0),
+            _ => 0,
+        }
+    }
+
     /// The local address and port.
     pub fn local(&self) -> (String, u16) {
         match self.tcp() {

@@ -30,6 +30,11 @@ pub async fn run(registry: Arc<Registry>, shutdown: CancellationToken) {
 impl Pool {
     /// One round of maintenance.
     pub fn maintain(self: &Arc<Self>) {
+        if self.paused() {
+            // PAUSE: no server stays idle and none is opened until RESUME.
+            self.close_idle();
+            return;
+        }
         let now = Instant::now();
         let settings = self.settings();
         let mut expired: Vec<ServerConn> = Vec::new();

@@ -14,6 +14,7 @@
 
 pub mod auth_cache;
 mod checkout;
+pub mod control;
 mod guard;
 pub mod janitor;
 mod limit;
@@ -33,6 +34,7 @@ use tokio::time::Instant;
 use crate::server::{ServerConn, ServerSpec};
 use crate::stats::PoolStats;
 
+pub use control::{ControlOpError, DbFlags, PoolControl};
 pub use guard::{PooledServer, ServerState};
 pub use limit::ConnLimit;
 pub use policy::{LoginPolicy, PolicyError};
@@ -94,6 +96,7 @@ pub struct Pool {
     db_limit: Arc<ConnLimit>,
     user_limit: Arc<ConnLimit>,
     ids: Arc<AtomicU64>,
+    control: PoolControl,
     /// Counters for SHOW STATS.
     pub stats: PoolStats,
     inner: Mutex<Inner>,
@@ -141,6 +144,8 @@ pub struct PoolSnapshot {
 
 impl Pool {
     /// A new, empty pool.
+    // One more than clippy's default limit: `control` bundles the admin-facing shared state.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         database: String,
         user: String,
@@ -149,6 +154,7 @@ impl Pool {
         db_limit: Arc<ConnLimit>,
         user_limit: Arc<ConnLimit>,
         ids: Arc<AtomicU64>,
+        control: PoolControl,
     ) -> Self {
         Self {
             database,
@@ -158,6 +164,7 @@ impl Pool {
             db_limit,
             user_limit,
             ids,
+            control,
             stats: PoolStats::default(),
             inner: Mutex::new(Inner::default()),
         }
@@ -166,6 +173,11 @@ impl Pool {
     /// The settings in effect.
     pub fn settings(&self) -> &PoolSettings {
         &self.settings
+    }
+
+    /// The connection directory servers of this pool register in.
+    pub fn conns(&self) -> &Arc<crate::stats::conns::ConnDirectory> {
+        &self.control.conns
     }
 
     /// How servers of this pool are reached.

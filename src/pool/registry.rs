@@ -10,10 +10,12 @@ use std::sync::atomic::AtomicU64;
 
 use parking_lot::{Mutex, RwLock};
 
-use super::{ConnLimit, LoginPolicy, Pool, PoolSettings};
+use super::control::FlagMap;
+use super::{ConnLimit, LoginPolicy, Pool, PoolControl, PoolSettings};
 use crate::config::{Config, DatabaseDef, Secret};
 use crate::net::KeepaliveSettings;
 use crate::server::{ServerAddr, ServerSpec};
+use crate::stats::conns::ConnDirectory;
 
 /// All pools of the process.
 #[derive(Debug)]
@@ -25,6 +27,8 @@ pub struct Registry {
     db_limits: Mutex<HashMap<String, Arc<ConnLimit>>>,
     user_limits: Mutex<HashMap<String, Arc<ConnLimit>>>,
     ids: Arc<AtomicU64>,
+    pub(super) flags: FlagMap,
+    pub(super) conns: Arc<ConnDirectory>,
 }
 
 /// Socket options from the config.
@@ -91,7 +95,24 @@ impl Registry {
             db_limits: Mutex::new(HashMap::new()),
             user_limits: Mutex::new(HashMap::new()),
             ids: Arc::new(AtomicU64::new(1)),
+            flags: FlagMap::default(),
+            conns: Arc::new(ConnDirectory::default()),
         }
+    }
+
+    /// The directory of logged-in clients and open servers (SHOW CLIENTS / SERVERS).
+    pub fn conns(&self) -> &Arc<ConnDirectory> {
+        &self.conns
+    }
+
+    /// Server connections open for database `db` (SHOW DATABASES `current_connections`).
+    pub fn db_connections(&self, db: &str) -> usize {
+        self.db_limits.lock().get(db).map_or(0, |l| l.current())
+    }
+
+    /// Server connections open for user `user` (SHOW USERS `current_connections`).
+    pub fn user_connections(&self, user: &str) -> usize {
+        self.user_limits.lock().get(user).map_or(0, |l| l.current())
     }
 
     /// The config in effect.
@@ -159,6 +180,11 @@ impl Registry {
             ),
             limit(&self.user_limits, user, user_max),
             Arc::clone(&self.ids),
+            PoolControl {
+                db: self.flags.get(&db.name),
+                global_pause: Arc::clone(&self.flags.global_pause),
+                conns: Arc::clone(&self.conns),
+            },
         )
     }
 

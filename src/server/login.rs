@@ -144,11 +144,11 @@ async fn connect_inner(spec: &ServerSpec, id: u64) -> Result<ServerConn, ServerE
         stream,
         read_buf: reader.into_buffer(),
         scanner: Scanner::new(spec.max_packet_size),
-        cancel: CancelTarget {
+        cancel: Arc::new(CancelTarget {
             addr: spec.addr.clone(),
             pid: backend_key.0,
             key: backend_key.1,
-        },
+        }),
         params: server_params,
         login_params: Arc::new(login_params),
         created: now,
@@ -157,6 +157,7 @@ async fn connect_inner(spec: &ServerSpec, id: u64) -> Result<ServerConn, ServerE
         local,
         close_needed: false,
         prepared: PreparedSet::default(),
+        entry: None,
     };
     if let Some(sql) = spec.connect_query.as_deref().filter(|q| !q.is_empty()) {
         // PgBouncer only logs connect_query errors; the connection stays usable.

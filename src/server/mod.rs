@@ -175,7 +175,7 @@ pub struct ServerConn {
     stream: Stream,
     read_buf: BytesMut,
     scanner: Scanner,
-    cancel: CancelTarget,
+    cancel: Arc<CancelTarget>,
     /// Values the server reported with ParameterStatus.
     pub params: ParamSet,
     /// All ParameterStatus values from login (for the pool's welcome message).
@@ -192,6 +192,9 @@ pub struct ServerConn {
     pub close_needed: bool,
     /// Pooler-named prepared statements that exist on this server.
     pub prepared: PreparedSet,
+    /// This server's record in the connection directory (SHOW SERVERS); the pool registers it
+    /// and reports state changes through it; dropping the connection removes the record.
+    pub entry: Option<crate::stats::conns::ConnEntry>,
 }
 
 impl ServerConn {
@@ -207,7 +210,7 @@ impl ServerConn {
     }
 
     /// What a cancel request for this server's running query needs.
-    pub fn cancel_target(&self) -> &CancelTarget {
+    pub fn cancel_target(&self) -> &Arc<CancelTarget> {
         &self.cancel
     }
 

@@ -19,11 +19,15 @@ mod harness;
 // `mod admin_console;`). Pooler start/stop helpers belong in `harness/pooler.rs`, declared in
 // `harness/mod.rs`, next to `postgres`, `files` and `tools`.
 // ---------------------------------------------------------------------------------------------
+mod admin_console;
+mod admin_docs;
+mod admin_pgbouncer_compat;
 mod core_auth;
 mod core_binary;
 mod core_pooling;
 mod core_smoke;
 mod core_timeouts;
 mod harness_selftest;
+mod metrics_alerts;
 mod prepared;
 mod tls_auth;
