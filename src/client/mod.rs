@@ -142,6 +142,7 @@ fn register(
         local_port,
     });
     info.set_remote_pid(stream.peer_pid());
+    info.set_tls(login.tls.as_deref().unwrap_or_default());
     ctx.registry.conns().register(info)
 }
 

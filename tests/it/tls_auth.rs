@@ -226,7 +226,8 @@ async fn server_tls_modes_against_hostssl() {
         ("require", "localhost", Some(&wrong), false),
         ("disable", "localhost", None, false),
     ] {
-        let mut settings = format!("auth_type = plain\nserver_tls_sslmode = {mode}\n");
+        let mut settings =
+            format!("auth_type = plain\nadmin_users = scram_user\nserver_tls_sslmode = {mode}\n");
         if let Some(ca) = ca_file {
             let _ = writeln!(settings, "server_tls_ca_file = {}", ca.ca_file().display());
         }
@@ -238,6 +239,25 @@ async fn server_tls_modes_against_hostssl() {
                 first_value(&client, ssl_query).await.unwrap().as_deref(),
                 Some("t"),
                 "{mode}"
+            );
+            // SHOW SERVERS reports the TLS summary in PgBouncer's format.
+            let console = pooler
+                .connect("scram_user", "scram_user_pw", "pgbouncer")
+                .await
+                .unwrap();
+            let tls: Vec<String> = console
+                .simple_query("SHOW SERVERS")
+                .await
+                .unwrap()
+                .iter()
+                .filter_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(r) => r.get("tls").map(str::to_owned),
+                    _ => None,
+                })
+                .collect();
+            assert!(
+                !tls.is_empty() && tls.iter().all(|t| t.starts_with("TLSv1.3/TLS_")),
+                "{mode}: {tls:?}"
             );
         } else {
             assert!(result.is_err(), "{mode} with {host} must fail");
