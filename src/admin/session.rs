@@ -38,7 +38,7 @@ fn same_uid_unix_peer(stream: &Stream) -> bool {
         Stream::Unix(s) => s
             .peer_cred()
             .is_ok_and(|cred| cred.uid() == nix::unistd::getuid().as_raw()),
-        Stream::Tcp(_) => false,
+        _ => false,
     }
 }
 

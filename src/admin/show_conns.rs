@@ -107,7 +107,7 @@ fn row(ctx: &AdminContext, info: &Arc<ConnInfo>, version: Version, used_after_us
         s(ptr(info)),
         s(linked.as_ref().map(ptr).unwrap_or_default()),
         n(info.remote_pid()),
-        s(""),
+        s(info.tls()),
         s(app),
         n(0),
         n(i32::try_from(info.id).unwrap_or(i32::MAX)),

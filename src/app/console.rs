@@ -6,9 +6,10 @@ use crate::admin::access::{AuthFuture, Authenticator, Refusal};
 use crate::config::Config;
 use crate::net::{MessageReader, Stream};
 
-/// `client::auth::authenticate`, as the console's [`Authenticator`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ClientAuth;
+/// `client::auth::authenticate`, as the console's [`Authenticator`]; the registry supplies the
+/// HBA rules in force.
+#[derive(Debug, Clone)]
+pub struct ClientAuth(pub std::sync::Arc<crate::pool::Registry>);
 
 impl Authenticator for ClientAuth {
     fn authenticate<'a>(
@@ -19,12 +20,22 @@ impl Authenticator for ClientAuth {
         reader: &'a mut MessageReader,
     ) -> AuthFuture<'a> {
         Box::pin(async move {
-            crate::client::auth::authenticate(config, user, stream, reader)
-                .await
-                .map_err(|e| Refusal {
-                    sqlstate: e.sqlstate(),
-                    message: e.text(),
-                })
+            // The registry's config is the one the console passed (both are the current one).
+            let _ = config;
+            crate::client::auth::authenticate(
+                &self.0,
+                crate::admin::ADMIN_DB,
+                None,
+                user,
+                stream,
+                reader,
+            )
+            .await
+            .map(drop)
+            .map_err(|e| Refusal {
+                sqlstate: e.sqlstate(),
+                message: e.text(),
+            })
         })
     }
 }

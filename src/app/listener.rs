@@ -217,17 +217,20 @@ impl Drop for CountGuard {
     }
 }
 
-async fn handle_connection(ctx: Arc<ClientContext>, admin: Arc<AdminContext>, mut stream: Stream) {
+async fn handle_connection(ctx: Arc<ClientContext>, admin: Arc<AdminContext>, stream: Stream) {
     let config = ctx.registry.config();
     let login_timeout = config.general.client_login_timeout;
     let deadline = (!login_timeout.is_zero()).then(|| Instant::now() + login_timeout);
     let max = usize::try_from(config.general.max_packet_size).unwrap_or(usize::MAX);
     let mut reader = MessageReader::new(1024, max);
-    let first = match deadline {
-        Some(d) => tokio::time::timeout_at(d, handshake(&config, &mut stream, &mut reader))
-            .await
-            .unwrap_or(Err(ClientError::LoginTimeout)),
-        None => handshake(&config, &mut stream, &mut reader).await,
+    let tls = ctx.registry.policy().tls;
+    let (stream, first) = handshake(&config, &tls.client, stream, &mut reader, deadline).await;
+    // A TLS handshake that failed half-way leaves nothing to answer on.
+    let Some(mut stream) = stream else {
+        if let Err(error) = first {
+            tracing::info!("connection refused during startup: {error}");
+        }
+        return;
     };
     match first {
         Ok(FirstContact::Cancel { pid, key }) => client::handle_cancel(&ctx, pid, key).await,

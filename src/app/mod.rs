@@ -21,7 +21,7 @@ use crate::client::ClientContext;
 use crate::client::cancel::CancelMap;
 use crate::config::Config;
 use crate::control::{ControlHandle, Shutdown};
-use crate::pool::{Registry, janitor};
+use crate::pool::{LoginPolicy, PolicyError, Registry, janitor};
 use crate::stats::PoolStats;
 use crate::stats::alert_board::AlertBoard;
 use crate::stats::period::StatsPeriods;
@@ -42,6 +42,9 @@ pub enum AppError {
     /// No listen address is configured.
     #[error("no listen_addr and no unix_socket_dir: nothing to listen on")]
     NothingToListenOn,
+    /// TLS or HBA files could not be loaded.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
     /// A `[pgsluice]` (metrics or alert) setting is invalid.
     #[error("[pgsluice] {0}")]
     Pgsluice(String),
@@ -75,7 +78,8 @@ pub fn start(config: Config) -> Result<Running, AppError> {
         None => None,
     };
     let config = Arc::new(config);
-    let registry = Arc::new(Registry::new(Arc::clone(&config)));
+    let policy = LoginPolicy::load(&config)?;
+    let registry = Arc::new(Registry::new(Arc::clone(&config), policy));
     let shutdown = Shutdown::default();
     let ctx = Arc::new(ClientContext {
         registry: Arc::clone(&registry),
@@ -99,7 +103,7 @@ pub fn start(config: Config) -> Result<Running, AppError> {
         shutdown,
         control,
         periods: Arc::new(StatsPeriods::default()),
-        auth: Arc::new(console::ClientAuth),
+        auth: Arc::new(console::ClientAuth(Arc::clone(&registry))),
         connections: Arc::new(AtomicUsize::new(0)),
         stats: PoolStats::default(),
         mem_sizes: console::mem_sizes(),

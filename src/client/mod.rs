@@ -5,6 +5,7 @@
 //! Does not: accept sockets (the app's listener does) or own servers (the pool does).
 
 pub mod auth;
+mod auth_query;
 pub mod cancel;
 pub mod errors;
 pub mod prepared;
@@ -76,7 +77,7 @@ pub async fn serve(
     let config = ctx.registry.config();
     let id = ctx.registry.ids().fetch_add(1, Ordering::Relaxed);
     if config.general.log_connections {
-        tracing::info!(client = id, db = %login.database, user = %login.user, addr = %addr, port, "login ok");
+        tracing::info!(client = id, db = %login.database, user = %login.user, addr = %addr, port, tls = login.tls.as_deref().unwrap_or("no"), "login ok");
     }
     let cancel = ctx.cancels.register();
     let mut out = BytesMut::with_capacity(512);
@@ -141,6 +142,7 @@ fn register(
         local_port,
     });
     info.set_remote_pid(stream.peer_pid());
+    info.set_tls(login.tls.as_deref().unwrap_or_default());
     ctx.registry.conns().register(info)
 }
 
@@ -162,16 +164,28 @@ async fn log_in(
         .registry
         .database(&login.database)
         .ok_or_else(|| ClientError::NoSuchDatabase(login.database.clone()))?;
-    if let Err(error) = auth::authenticate(&config, &login.user, stream, reader).await {
-        // Counted per pool for metrics. Only users that can have a pool get one (as PgBouncer
-        // assigns the pool before the password check), so unknown names cannot grow the map.
-        let known = db.user.is_some() || config.auth_users.contains_key(&login.user);
-        if matches!(error, ClientError::AuthFailed(_)) && known {
-            let pool = ctx.registry.pool_for(&db, &login.user);
-            crate::stats::ErrorCounters::bump(&pool.stats.errors().auth_failures);
+    let authenticated = auth::authenticate(
+        &ctx.registry,
+        &login.database,
+        Some(&db),
+        &login.user,
+        stream,
+        reader,
+    )
+    .await;
+    let learned = match authenticated {
+        Ok(learned) => learned,
+        Err(error) => {
+            // Counted per pool for metrics. Only users that can have a pool get one (as PgBouncer
+            // assigns the pool before the password check), so unknown names cannot grow the map.
+            let known = db.user.is_some() || config.auth_users.contains_key(&login.user);
+            if matches!(error, ClientError::AuthFailed(_)) && known {
+                let pool = ctx.registry.pool_for(&db, &login.user);
+                crate::stats::ErrorCounters::bump(&pool.stats.errors().auth_failures);
+            }
+            return Err(error);
         }
-        return Err(error);
-    }
+    };
     if ctx.registry.db_flags(&db.name).disabled() {
         return Err(ClientError::Protocol(format!(
             "database \"{}\" is disabled",
@@ -179,6 +193,10 @@ async fn log_in(
         )));
     }
     let pool = ctx.registry.pool_for(&db, &login.user);
+    // A forced user logs in with its own secret, never with what this client proved.
+    if let (Some(learned), None) = (learned, &db.user) {
+        pool.spec().learned.set(learned);
+    }
     let slot = pool.attach_client();
     if pool.welcome_params().is_none() {
         // The welcome message repeats what a real server reports, so the first client of a pool

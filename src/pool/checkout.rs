@@ -208,6 +208,7 @@ impl Pool {
                     local_port,
                 });
                 entry.set_remote_pid(conn.cancel_target().pid);
+                entry.set_tls(&conn.tls_summary().unwrap_or_default());
                 conn.entry = Some(entry);
                 conn
             });

@@ -12,11 +12,13 @@
 //! counted under the one mutex, so SHOW POOLS is true by construction; the mutex is never held
 //! across an `.await`; when clients wait, the idle list is empty.
 
+pub mod auth_cache;
 mod checkout;
 pub mod control;
 mod guard;
 pub mod janitor;
 mod limit;
+pub mod policy;
 pub mod registry;
 mod settings;
 
@@ -35,6 +37,7 @@ use crate::stats::PoolStats;
 pub use control::{ControlOpError, DbFlags, PoolControl};
 pub use guard::{PooledServer, ServerState};
 pub use limit::ConnLimit;
+pub use policy::{LoginPolicy, PolicyError};
 pub use registry::Registry;
 pub use settings::PoolSettings;
 

@@ -11,7 +11,7 @@ use std::sync::atomic::AtomicU64;
 use parking_lot::{Mutex, RwLock};
 
 use super::control::FlagMap;
-use super::{ConnLimit, Pool, PoolControl, PoolSettings};
+use super::{ConnLimit, LoginPolicy, Pool, PoolControl, PoolSettings};
 use crate::config::{Config, DatabaseDef, Secret};
 use crate::net::KeepaliveSettings;
 use crate::server::{ServerAddr, ServerSpec};
@@ -21,6 +21,8 @@ use crate::stats::conns::ConnDirectory;
 #[derive(Debug)]
 pub struct Registry {
     config: RwLock<Arc<Config>>,
+    policy: RwLock<LoginPolicy>,
+    auth_cache: super::auth_cache::AuthCache,
     pools: Mutex<HashMap<(String, String), Arc<Pool>>>,
     db_limits: Mutex<HashMap<String, Arc<ConnLimit>>>,
     user_limits: Mutex<HashMap<String, Arc<ConnLimit>>>,
@@ -42,7 +44,7 @@ pub fn keepalive_settings(config: &Config) -> KeepaliveSettings {
     }
 }
 
-fn server_spec(config: &Config, db: &DatabaseDef, user: &str) -> ServerSpec {
+fn server_spec(config: &Config, policy: &LoginPolicy, db: &DatabaseDef, user: &str) -> ServerSpec {
     let secret = match (&db.user, &db.password) {
         (_, Some(password)) => Some(Secret::Plain(password.clone())),
         (Some(forced), None) => config.auth_users.get(forced).cloned(),
@@ -67,6 +69,8 @@ fn server_spec(config: &Config, db: &DatabaseDef, user: &str) -> ServerSpec {
         connect_timeout: config.general.server_connect_timeout,
         keepalive: keepalive_settings(config),
         max_packet_size: usize::try_from(config.general.max_packet_size).unwrap_or(usize::MAX),
+        tls: policy.tls.server.clone(),
+        learned: Arc::default(),
     }
 }
 
@@ -81,10 +85,12 @@ fn limit(map: &Mutex<HashMap<String, Arc<ConnLimit>>>, name: &str, max: u32) -> 
 }
 
 impl Registry {
-    /// A registry for `config`, with no pools yet.
-    pub fn new(config: Arc<Config>) -> Self {
+    /// A registry for `config` and the TLS/HBA `policy` loaded from it, with no pools yet.
+    pub fn new(config: Arc<Config>, policy: LoginPolicy) -> Self {
         Self {
             config: RwLock::new(config),
+            policy: RwLock::new(policy),
+            auth_cache: super::auth_cache::AuthCache::default(),
             pools: Mutex::new(HashMap::new()),
             db_limits: Mutex::new(HashMap::new()),
             user_limits: Mutex::new(HashMap::new()),
@@ -114,6 +120,16 @@ impl Registry {
         Arc::clone(&self.config.read())
     }
 
+    /// The TLS contexts and HBA rules in effect.
+    pub fn policy(&self) -> LoginPolicy {
+        self.policy.read().clone()
+    }
+
+    /// Recent `auth_query` answers.
+    pub fn auth_cache(&self) -> &super::auth_cache::AuthCache {
+        &self.auth_cache
+    }
+
     /// The process-wide id counter for connections (SHOW CLIENTS/SERVERS `id`).
     pub fn ids(&self) -> &Arc<AtomicU64> {
         &self.ids
@@ -133,12 +149,19 @@ impl Registry {
             return Arc::clone(pool);
         }
         let config = self.config();
-        let pool = Arc::new(self.build_pool(&config, db, user));
+        let policy = self.policy();
+        let pool = Arc::new(self.build_pool(&config, &policy, db, user));
         pools.insert(key, Arc::clone(&pool));
         pool
     }
 
-    fn build_pool(&self, config: &Config, db: &DatabaseDef, user: &str) -> Pool {
+    fn build_pool(
+        &self,
+        config: &Config,
+        policy: &LoginPolicy,
+        db: &DatabaseDef,
+        user: &str,
+    ) -> Pool {
         let g = &config.general;
         let user_max = config
             .users
@@ -148,7 +171,7 @@ impl Registry {
         Pool::new(
             db.name.clone(),
             user.to_owned(),
-            server_spec(config, db, user),
+            server_spec(config, policy, db, user),
             PoolSettings::resolve(config, db, user),
             limit(
                 &self.db_limits,
@@ -172,14 +195,22 @@ impl Registry {
         pools
     }
 
-    /// Applies a new config: pools whose database is gone or whose settings changed are closed
-    /// and dropped from the map (their clients get the new pool at the next checkout).
+    /// Applies a new config: the TLS and HBA files are re-read (if they cannot be loaded, the
+    /// previous policy stays in force); pools whose database is gone or whose settings or server
+    /// TLS changed are closed and dropped from the map (their clients get the new pool at the
+    /// next checkout; servers already checked out finish their work first).
     pub fn reload(&self, config: &Arc<Config>) {
+        let policy = LoginPolicy::load(config).unwrap_or_else(|e| {
+            tracing::error!("{e}; keeping the previous TLS and HBA settings");
+            self.policy()
+        });
         *self.config.write() = Arc::clone(config);
+        *self.policy.write() = policy.clone();
+        self.auth_cache.clear();
         let mut pools = self.pools.lock();
         pools.retain(|(db_name, user), pool| {
             let keep = self.database(db_name).is_some_and(|db| {
-                let rebuilt = self.build_pool(config, &db, user);
+                let rebuilt = self.build_pool(config, &policy, &db, user);
                 rebuilt.settings() == pool.settings()
                     && format!("{:?}", rebuilt.spec()) == format!("{:?}", pool.spec())
             });

@@ -8,6 +8,8 @@
 //! Invariant: `idle` is true only after a ReadyForQuery `I` with nothing outstanding; anything
 //! else is a dirty server that must be reset or closed, never handed on.
 
+mod auth_query;
+pub mod credentials;
 mod login;
 pub mod params;
 pub mod prepared;
@@ -24,6 +26,8 @@ use crate::net::{KeepaliveSettings, Stream};
 use crate::protocol::reply::ErrorFields;
 use crate::protocol::scan::Scanner;
 
+pub use auth_query::Rows;
+pub use credentials::{Learned, LearnedCredentials};
 pub use login::connect;
 pub use params::ParamSet;
 pub use prepared::PreparedSet;
@@ -82,6 +86,11 @@ pub struct ServerSpec {
     pub keepalive: KeepaliveSettings,
     /// `max_packet_size`.
     pub max_packet_size: usize,
+    /// `server_tls_sslmode` and the connector (TCP servers only).
+    pub tls: crate::tls::ServerTls,
+    /// What client logins proved (auth_query secrets, SCRAM keys), used when `secret` cannot
+    /// answer the server.
+    pub learned: Arc<LearnedCredentials>,
 }
 
 /// What a cancel request needs to reach the backend running a query.
@@ -125,6 +134,16 @@ pub enum ServerError {
     /// The server sent something that makes no sense here.
     #[error("unexpected message {0:?} from server")]
     Unexpected(char),
+    /// TLS could not be set up as `server_tls_sslmode` demands (PgBouncer's reasons: "server
+    /// refused SSL", "bad sslreq answer", "TLS startup failed").
+    #[error("{reason}")]
+    Tls {
+        /// PgBouncer's wording.
+        reason: &'static str,
+        /// The handshake error, if any.
+        #[source]
+        source: Option<std::io::Error>,
+    },
 }
 
 impl From<std::io::Error> for ServerError {
@@ -205,11 +224,13 @@ impl ServerConn {
     /// read at checkout catches servers that died while pooled, before a client's query is lost.
     pub fn looks_alive(&self) -> bool {
         let mut probe = [0u8; 1];
-        let result = match &self.stream {
-            Stream::Tcp(s) => s.try_read(&mut probe),
-            Stream::Unix(s) => s.try_read(&mut probe),
-        };
+        let result = self.stream.try_read_raw(&mut probe);
         matches!(result, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    }
+
+    /// The TLS summary for SHOW SERVERS, or `None` for a plain connection.
+    pub fn tls_summary(&self) -> Option<String> {
+        self.stream.tls_summary()
     }
 
     /// How long ago the connection was opened.

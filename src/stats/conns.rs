@@ -126,6 +126,8 @@ pub struct ConnInfo {
     /// The pool's user, for counting per pool (equal to `user` except with a forced user).
     pub pool_user: String,
     application_name: Mutex<String>,
+    /// The TLS summary (`TLSv1.3/TLS_AES_256_GCM_SHA384/ECDH=X25519`), empty for plain text.
+    tls: Mutex<String>,
     /// When the connection was made (µs since the epoch).
     pub connect_time: u64,
     endpoints: Mutex<Endpoints>,
@@ -158,6 +160,7 @@ impl ConnInfo {
             user: user.to_owned(),
             pool_user: pool_user.to_owned(),
             application_name: Mutex::new(String::new()),
+            tls: Mutex::new(String::new()),
             connect_time: now,
             endpoints: Mutex::new(Endpoints::default()),
             state: AtomicU8::new(state as u8),
@@ -191,6 +194,16 @@ impl ConnInfo {
     /// A client's `application_name` (empty when none).
     pub fn application_name(&self) -> String {
         self.application_name.lock().clone()
+    }
+
+    /// Sets the TLS summary (SHOW CLIENTS/SERVERS `tls`).
+    pub fn set_tls(&self, summary: &str) {
+        summary.clone_into(&mut self.tls.lock());
+    }
+
+    /// The TLS summary, empty for a plain-text connection.
+    pub fn tls(&self) -> String {
+        self.tls.lock().clone()
     }
 
     /// Sets the endpoints (before registration, or once a server has connected).

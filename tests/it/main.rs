@@ -30,3 +30,4 @@ mod core_timeouts;
 mod harness_selftest;
 mod metrics_alerts;
 mod prepared;
+mod tls_auth;
