@@ -26,6 +26,8 @@ mod show_misc;
 mod show_pools;
 mod show_stats;
 pub mod table;
+#[cfg(test)]
+mod tests;
 pub mod ticker;
 
 use std::sync::Arc;

@@ -27,7 +27,7 @@ const DATABASES: &[Col] = &[
     text("database"),
     text("force_user"),
     int("pool_size"),
-    int("min_pool_size"),
+    int("min_pool_size").since(v(1, 16)),
     int("reserve_pool").until(V24),
     int("reserve_pool_size").since(V24),
     int("server_lifetime").since(V23),
@@ -37,8 +37,8 @@ const DATABASES: &[Col] = &[
     int("current_connections"),
     int("max_client_connections").since(V24),
     int("current_client_connections").since(V24),
-    int("paused"),
-    int("disabled"),
+    int("paused").since(v(1, 8)),
+    int("disabled").since(v(1, 8)),
 ];
 
 const USERS: &[Col] = &[
