@@ -109,7 +109,7 @@ fn row(ctx: &AdminContext, info: &Arc<ConnInfo>, version: Version, used_after_us
         n(info.remote_pid()),
         s(""),
         s(app),
-        n(0),
+        n(i32::try_from(info.prepared()).unwrap_or(i32::MAX)),
         n(i32::try_from(info.id).unwrap_or(i32::MAX)),
     ];
     Row {

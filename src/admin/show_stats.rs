@@ -4,8 +4,7 @@
 //! database; averages compare them with the "older" period snapshot (`stats::period`) exactly as
 //! PgBouncer's `calc_average` does.
 //! Does not: count (the relay and pool do) or tick periods (the ticker does).
-//! Invariants: one row per database, in name order, including the console's `pgbouncer`; the
-//! prepared-statement counters are 0 because pgsluice does not track prepared statements.
+//! Invariants: one row per database, in name order, including the console's `pgbouncer`.
 
 use bytes::BytesMut;
 
@@ -105,7 +104,7 @@ const COUNTERS: [(&str, Version, Option<Version>); 13] = [
     ("client_login_count", V26, None),
 ];
 
-/// The values of [`COUNTERS`] (1.7's requests are queries; parse/bind are not tracked).
+/// The values of [`COUNTERS`] (1.7's requests are queries).
 fn values(x: &StatsSnapshot) -> [Cell; 13] {
     [
         n(x.server_assignment_count),
@@ -117,9 +116,9 @@ fn values(x: &StatsSnapshot) -> [Cell; 13] {
         n(x.xact_time_us),
         n(x.query_time_us),
         n(x.wait_time_us),
-        n(0),
-        n(0),
-        n(0),
+        n(x.client_parse_count),
+        n(x.server_parse_count),
+        n(x.bind_count),
         n(x.client_login_count),
     ]
 }

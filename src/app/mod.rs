@@ -66,6 +66,7 @@ pub fn start(config: Config) -> Result<Running, AppError> {
         registry: Arc::clone(&registry),
         cancels: Arc::new(CancelMap::default()),
         shutdown: shutdown.clone(),
+        statements: Arc::default(),
     });
     let bound = listener::bind_all(&config)?;
     let (control, requests) = ControlHandle::channel();

@@ -7,8 +7,11 @@
 pub mod auth;
 pub mod cancel;
 pub mod errors;
+pub mod prepared;
 mod relay;
+mod rewrite;
 pub mod session;
+mod splice;
 pub mod startup;
 
 use std::sync::Arc;
@@ -39,6 +42,8 @@ pub struct ClientContext {
     pub cancels: Arc<CancelMap>,
     /// Shutdown signals.
     pub shutdown: Shutdown,
+    /// Prepared statements by text, shared by all clients.
+    pub statements: Arc<prepared::StatementRegistry>,
 }
 
 /// Logs in a client that asked for a pooled database, then serves it until it leaves.

@@ -12,6 +12,7 @@ use super::ClientContext;
 use super::cancel::CancelRegistration;
 use super::errors::ClientError;
 use super::relay::{self, RelayEnd};
+use super::rewrite::PreparedState;
 use crate::config::PoolMode;
 use crate::net::Stream;
 use crate::pool::{ClientSlot, PoolError, PooledServer, ServerState};
@@ -36,8 +37,16 @@ pub struct Session {
     pub(super) id: u64,
     /// This client's record in the connection directory (SHOW CLIENTS, KILL_CLIENT).
     pub(super) conn: ConnEntry,
+    /// Whether protocol-level prepared statements are tracked (transaction/statement mode with
+    /// `max_prepared_statements` > 0).
+    pub(super) track_prepared: bool,
+    pub(super) ps: PreparedState,
     slot: ClientSlot,
     cancel: CancelRegistration,
+}
+
+fn tracks_prepared(settings: &crate::pool::PoolSettings) -> bool {
+    settings.pool_mode != PoolMode::Session && settings.max_prepared_statements > 0
 }
 
 enum Request {
@@ -62,6 +71,8 @@ impl Session {
             usize::try_from(ctx.registry.config().general.max_packet_size).unwrap_or(usize::MAX);
         Self {
             mode: settings.pool_mode,
+            track_prepared: tracks_prepared(settings),
+            ps: PreparedState::default(),
             ctx,
             stream,
             buf,
@@ -90,9 +101,7 @@ impl Session {
             let mut server = self.checkout().await?;
             let end = relay::run(self, &mut server).await;
             self.cancel.set_target(None);
-            self.conn.set_state(ConnState::ClientIdle);
-            self.conn
-                .set_application_name(self.params.get("application_name").unwrap_or_default());
+            self.unlink(&mut server);
             match end {
                 RelayEnd::Released => server.release(ServerState::Idle, self.mode),
                 RelayEnd::ClientGone(state) => {
@@ -164,6 +173,7 @@ impl Session {
                 let replacement = self.ctx.registry.pool_for(&db, &pool.user);
                 self.slot = replacement.attach_client();
                 self.mode = replacement.settings().pool_mode;
+                self.track_prepared = tracks_prepared(replacement.settings());
                 replacement.checkout().await?
             }
             Err(e) => return Err(e.into()),
@@ -196,6 +206,18 @@ impl Session {
         self.conn.set_link(conn.id);
         if let Some(entry) = &conn.entry {
             entry.set_link(self.id);
+        }
+    }
+
+    /// Records the end of a transaction in the connection directory.
+    fn unlink(&self, server: &mut PooledServer) {
+        self.conn.set_state(ConnState::ClientIdle);
+        self.conn
+            .set_application_name(self.params.get("application_name").unwrap_or_default());
+        self.conn.set_prepared(self.ps.statements.len());
+        let conn = server.conn();
+        if let Some(entry) = &conn.entry {
+            entry.set_prepared(conn.prepared.len());
         }
     }
 

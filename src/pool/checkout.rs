@@ -199,7 +199,7 @@ impl Pool {
         ));
         tokio::spawn(async move {
             let result = server::connect(&pool.spec, id).await.map(|mut conn| {
-                let (addr, port) = conn.io().0.peer();
+                let (addr, port) = conn.io().stream.peer();
                 let (local_addr, local_port) = conn.local.clone();
                 entry.set_endpoints(Endpoints {
                     addr,

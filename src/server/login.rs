@@ -9,7 +9,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpStream, UnixStream};
 use tokio::time::Instant;
 
-use super::{CancelTarget, ParamSet, ServerAddr, ServerConn, ServerError, ServerSpec};
+use super::{CancelTarget, ParamSet, PreparedSet, ServerAddr, ServerConn, ServerError, ServerSpec};
 use crate::auth::{ScramClient, md5_response, md5_secret};
 use crate::config::Secret;
 use crate::net::{MessageReader, Stream, apply_tcp_options};
@@ -102,6 +102,7 @@ async fn connect_inner(spec: &ServerSpec, id: u64) -> Result<ServerConn, ServerE
         local,
         close_needed: false,
         entry: None,
+        prepared: PreparedSet::default(),
     };
     if let Some(sql) = spec.connect_query.as_deref().filter(|q| !q.is_empty()) {
         // PgBouncer only logs connect_query errors; the connection stays usable.

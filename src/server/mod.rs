@@ -10,6 +10,7 @@
 
 mod login;
 pub mod params;
+pub mod prepared;
 mod query;
 
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use crate::protocol::scan::Scanner;
 
 pub use login::connect;
 pub use params::ParamSet;
+pub use prepared::PreparedSet;
 
 /// Where a server listens.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -131,6 +133,21 @@ impl From<std::io::Error> for ServerError {
     }
 }
 
+/// Mutable views of a server connection's parts, for the relay.
+#[derive(Debug)]
+pub struct ServerIo<'a> {
+    /// The socket.
+    pub stream: &'a mut Stream,
+    /// Bytes read and not yet relayed.
+    pub read_buf: &'a mut BytesMut,
+    /// Where the current message ends.
+    pub scanner: &'a mut Scanner,
+    /// Pooler-named prepared statements on the server.
+    pub prepared: &'a mut PreparedSet,
+    /// Reported parameters.
+    pub params: &'a mut ParamSet,
+}
+
 /// An open, logged-in server connection.
 #[derive(Debug)]
 pub struct ServerConn {
@@ -157,12 +174,20 @@ pub struct ServerConn {
     /// This server's record in the connection directory (SHOW SERVERS); the pool registers it
     /// and reports state changes through it; dropping the connection removes the record.
     pub entry: Option<crate::stats::conns::ConnEntry>,
+    /// Pooler-named prepared statements that exist on this server.
+    pub prepared: PreparedSet,
 }
 
 impl ServerConn {
-    /// The socket, its read buffer and the scanner state for relaying.
-    pub fn io(&mut self) -> (&mut Stream, &mut BytesMut, &mut Scanner) {
-        (&mut self.stream, &mut self.read_buf, &mut self.scanner)
+    /// The parts the relay works with, borrowed separately.
+    pub fn io(&mut self) -> ServerIo<'_> {
+        ServerIo {
+            stream: &mut self.stream,
+            read_buf: &mut self.read_buf,
+            scanner: &mut self.scanner,
+            prepared: &mut self.prepared,
+            params: &mut self.params,
+        }
     }
 
     /// What a cancel request for this server's running query needs.

@@ -25,6 +25,9 @@ pub struct PoolStats {
     query_time_us: AtomicU64,
     wait_time_us: AtomicU64,
     client_login_count: AtomicU64,
+    client_parse_count: AtomicU64,
+    server_parse_count: AtomicU64,
+    bind_count: AtomicU64,
     errors: ErrorCounters,
 }
 
@@ -62,6 +65,12 @@ pub struct StatsSnapshot {
     pub wait_time_us: u64,
     /// Successful client logins.
     pub client_login_count: u64,
+    /// Named Parse messages from clients.
+    pub client_parse_count: u64,
+    /// Parse messages the pooler sent to servers.
+    pub server_parse_count: u64,
+    /// Bind messages for named prepared statements.
+    pub bind_count: u64,
 }
 
 fn bump(counter: &AtomicU64, n: u64) {
@@ -106,6 +115,21 @@ impl PoolStats {
         bump(&self.client_login_count, 1);
     }
 
+    /// A client prepared a named statement.
+    pub fn client_parse(&self) {
+        bump(&self.client_parse_count, 1);
+    }
+
+    /// The pooler prepared a statement on a server.
+    pub fn server_parse(&self) {
+        bump(&self.server_parse_count, 1);
+    }
+
+    /// A client bound a named prepared statement.
+    pub fn bind(&self) {
+        bump(&self.bind_count, 1);
+    }
+
     /// Failure counters.
     pub fn errors(&self) -> &ErrorCounters {
         &self.errors
@@ -124,6 +148,9 @@ impl PoolStats {
             query_time_us: get(&self.query_time_us),
             wait_time_us: get(&self.wait_time_us),
             client_login_count: get(&self.client_login_count),
+            client_parse_count: get(&self.client_parse_count),
+            server_parse_count: get(&self.server_parse_count),
+            bind_count: get(&self.bind_count),
         }
     }
 }
@@ -148,6 +175,9 @@ impl std::ops::Add for StatsSnapshot {
             query_time_us: self.query_time_us + o.query_time_us,
             wait_time_us: self.wait_time_us + o.wait_time_us,
             client_login_count: self.client_login_count + o.client_login_count,
+            client_parse_count: self.client_parse_count + o.client_parse_count,
+            server_parse_count: self.server_parse_count + o.server_parse_count,
+            bind_count: self.bind_count + o.bind_count,
         }
     }
 }

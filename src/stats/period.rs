@@ -49,6 +49,9 @@ pub fn average(cur: &StatsSnapshot, old: &StatsSnapshot, dur_us: u64) -> StatsSn
         query_time_us: per(d(cur.query_time_us, old.query_time_us), queries),
         wait_time_us: per(d(cur.wait_time_us, old.wait_time_us), assignments),
         client_login_count: rate(d(cur.client_login_count, old.client_login_count)),
+        client_parse_count: rate(d(cur.client_parse_count, old.client_parse_count)),
+        server_parse_count: rate(d(cur.server_parse_count, old.server_parse_count)),
+        bind_count: rate(d(cur.bind_count, old.bind_count)),
     }
 }
 
@@ -124,10 +127,13 @@ impl StatsPeriods {
 /// PgBouncer's `log_stats` line for the averages of one period.
 pub fn log_line(avg: &StatsSnapshot) -> String {
     format!(
-        "stats: {} xacts/s, {} queries/s, 0 client parses/s, 0 server parses/s, 0 binds/s, \
+        "stats: {} xacts/s, {} queries/s, {} client parses/s, {} server parses/s, {} binds/s, \
          {} client logins/s, in {} B/s, out {} B/s, xact {} us, query {} us, wait {} us",
         avg.xact_count,
         avg.query_count,
+        avg.client_parse_count,
+        avg.server_parse_count,
+        avg.bind_count,
         avg.client_login_count,
         avg.bytes_received,
         avg.bytes_sent,

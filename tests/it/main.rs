@@ -1,4 +1,10 @@
 //! pgsluice integration tests: ONE test binary (`cargo test --test it`), one module per area.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "integration tests report failure by panicking"
+)]
 //!
 //! Every test starts from `harness::postgres::PgCluster::shared()` (a real PostgreSQL started
 //! on first use and stopped when this process ends) and takes its own database from
@@ -23,3 +29,4 @@ mod core_pooling;
 mod core_smoke;
 mod core_timeouts;
 mod harness_selftest;
+mod prepared;
