@@ -35,12 +35,12 @@ pub struct Session {
     pub(super) params: ParamSet,
     pub(super) mode: PoolMode,
     pub(super) id: u64,
-    /// This client's record in the connection directory (SHOW CLIENTS, KILL_CLIENT).
-    pub(super) conn: ConnEntry,
     /// Whether protocol-level prepared statements are tracked (transaction/statement mode with
     /// `max_prepared_statements` > 0).
     pub(super) track_prepared: bool,
     pub(super) ps: PreparedState,
+    /// This client's record in the connection directory (SHOW CLIENTS, KILL_CLIENT).
+    pub(super) conn: ConnEntry,
     slot: ClientSlot,
     cancel: CancelRegistration,
 }

@@ -101,8 +101,8 @@ async fn connect_inner(spec: &ServerSpec, id: u64) -> Result<ServerConn, ServerE
         request_time: now,
         local,
         close_needed: false,
-        entry: None,
         prepared: PreparedSet::default(),
+        entry: None,
     };
     if let Some(sql) = spec.connect_query.as_deref().filter(|q| !q.is_empty()) {
         // PgBouncer only logs connect_query errors; the connection stays usable.

@@ -171,11 +171,11 @@ pub struct ServerConn {
     pub local: (String, u16),
     /// Set when the server must be closed instead of reused (RECONNECT, reload).
     pub close_needed: bool,
+    /// Pooler-named prepared statements that exist on this server.
+    pub prepared: PreparedSet,
     /// This server's record in the connection directory (SHOW SERVERS); the pool registers it
     /// and reports state changes through it; dropping the connection removes the record.
     pub entry: Option<crate::stats::conns::ConnEntry>,
-    /// Pooler-named prepared statements that exist on this server.
-    pub prepared: PreparedSet,
 }
 
 impl ServerConn {
