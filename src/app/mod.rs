@@ -23,6 +23,7 @@ use crate::config::Config;
 use crate::control::{ControlHandle, Shutdown};
 use crate::pool::{Registry, janitor};
 use crate::stats::PoolStats;
+use crate::stats::alert_board::AlertBoard;
 use crate::stats::period::StatsPeriods;
 use signals::ReloadSource;
 
@@ -41,6 +42,9 @@ pub enum AppError {
     /// No listen address is configured.
     #[error("no listen_addr and no unix_socket_dir: nothing to listen on")]
     NothingToListenOn,
+    /// A `[pgsluice]` (metrics or alert) setting is invalid.
+    #[error("[pgsluice] {0}")]
+    Pgsluice(String),
 }
 
 /// A started pooler.
@@ -50,6 +54,9 @@ pub struct Running {
     pub tcp_addrs: Vec<SocketAddr>,
     /// The unix socket file, if any.
     pub unix_socket: Option<PathBuf>,
+    /// The bound `metrics_listen` address, if metrics are on.
+    pub metrics_addr: Option<SocketAddr>,
+    alerts: Arc<AlertBoard>,
     ctx: Arc<ClientContext>,
     admin: Arc<AdminContext>,
     reload_source: Arc<Mutex<Option<ReloadSource>>>,
@@ -59,6 +66,14 @@ pub struct Running {
 
 /// Binds the listeners and starts serving in the background on the current tokio runtime.
 pub fn start(config: Config) -> Result<Running, AppError> {
+    crate::alerts::check(&config).map_err(|e| AppError::Pgsluice(e.to_string()))?;
+    let metrics_listener = match crate::metrics::listen_addr(&config).map_err(AppError::Pgsluice)? {
+        Some(addr) => Some(crate::metrics::bind(addr).map_err(|source| AppError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?),
+        None => None,
+    };
     let config = Arc::new(config);
     let registry = Arc::new(Registry::new(Arc::clone(&config)));
     let shutdown = Shutdown::default();
@@ -101,8 +116,10 @@ pub fn start(config: Config) -> Result<Running, AppError> {
     // The janitor and the stats ticker are not tracked: they must keep running while clients
     // drain.
     let janitor_stop = tokio_util::sync::CancellationToken::new();
-    tokio::spawn(janitor::run(registry, janitor_stop.clone()));
+    tokio::spawn(janitor::run(Arc::clone(&registry), janitor_stop.clone()));
     tokio::spawn(admin::ticker::run(Arc::clone(&admin), janitor_stop.clone()));
+    // Metrics and alerts stop with the janitor: they observe pools until those close.
+    let (alerts, metrics_addr) = start_observers(&registry, metrics_listener, &janitor_stop)?;
     let not_supported = crate::config::not_supported(&config);
     if !not_supported.is_empty() {
         tracing::warn!(
@@ -114,12 +131,45 @@ pub fn start(config: Config) -> Result<Running, AppError> {
     Ok(Running {
         tcp_addrs,
         unix_socket,
+        metrics_addr,
+        alerts,
         ctx,
         admin,
         reload_source,
         tracker,
         janitor_stop,
     })
+}
+
+/// Starts the alert evaluator and, when `metrics_listen` is set, the metrics endpoint.
+fn start_observers(
+    registry: &Arc<Registry>,
+    metrics_listener: Option<std::net::TcpListener>,
+    stop: &tokio_util::sync::CancellationToken,
+) -> Result<(Arc<AlertBoard>, Option<SocketAddr>), AppError> {
+    let board = Arc::new(AlertBoard::default());
+    let source: Arc<dyn crate::alerts::Source> = Arc::clone(registry) as _;
+    crate::alerts::start(source, Arc::clone(&board), stop)
+        .map_err(|e| AppError::Pgsluice(e.to_string()))?;
+    let metrics_addr = match metrics_listener {
+        Some(listener) => {
+            let sources = crate::metrics::Sources {
+                registry: Arc::clone(registry),
+                board: Arc::clone(&board),
+                started: tokio::time::Instant::now(),
+                started_wall: std::time::SystemTime::now(),
+            };
+            let bound = crate::metrics::start(listener, sources, stop).map_err(|source| {
+                AppError::Bind {
+                    addr: "metrics_listen".to_owned(),
+                    source,
+                }
+            })?;
+            Some(bound)
+        }
+        None => None,
+    };
+    Ok((board, metrics_addr))
 }
 
 impl Running {
@@ -131,6 +181,11 @@ impl Running {
     /// The shutdown controls.
     pub fn shutdown(&self) -> &Shutdown {
         &self.ctx.shutdown
+    }
+
+    /// The alert table (what `SHOW ALERTS` shows).
+    pub fn alerts(&self) -> &Arc<AlertBoard> {
+        &self.alerts
     }
 
     /// The pool registry (for inspection and reload).

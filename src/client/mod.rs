@@ -162,7 +162,16 @@ async fn log_in(
         .registry
         .database(&login.database)
         .ok_or_else(|| ClientError::NoSuchDatabase(login.database.clone()))?;
-    auth::authenticate(&config, &login.user, stream, reader).await?;
+    if let Err(error) = auth::authenticate(&config, &login.user, stream, reader).await {
+        // Counted per pool for metrics. Only users that can have a pool get one (as PgBouncer
+        // assigns the pool before the password check), so unknown names cannot grow the map.
+        let known = db.user.is_some() || config.auth_users.contains_key(&login.user);
+        if matches!(error, ClientError::AuthFailed(_)) && known {
+            let pool = ctx.registry.pool_for(&db, &login.user);
+            crate::stats::ErrorCounters::bump(&pool.stats.errors().auth_failures);
+        }
+        return Err(error);
+    }
     if ctx.registry.db_flags(&db.name).disabled() {
         return Err(ClientError::Protocol(format!(
             "database \"{}\" is disabled",

@@ -6,12 +6,19 @@
 //! Does not: decide when a transaction starts or ends (the relay does) or render anything.
 //!
 //! Also here, because every layer above reads them: the connection directory ([`conns`]) behind
-//! SHOW CLIENTS / SHOW SERVERS, and the `stats_period` averages ([`period`]).
+//! SHOW CLIENTS / SHOW SERVERS, the `stats_period` averages ([`period`]), latency
+//! [`histogram`]s (recorded inside `xact_done`, `query_done` and `server_assigned`, so the hot
+//! path makes no extra calls) and the [`alert_board`] the alert evaluator writes and the metrics
+//! endpoint and admin console read.
 
+pub mod alert_board;
 pub mod conns;
+pub mod histogram;
 pub mod period;
 
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use histogram::Histogram;
 
 /// Counters of one pool since process start. Times are microseconds.
 #[derive(Debug, Default)]
@@ -29,6 +36,9 @@ pub struct PoolStats {
     server_parse_count: AtomicU64,
     bind_count: AtomicU64,
     errors: ErrorCounters,
+    xact_hist: Histogram,
+    query_hist: Histogram,
+    wait_hist: Histogram,
 }
 
 /// Failures by kind, for metrics and alerts.
@@ -86,18 +96,21 @@ impl PoolStats {
     pub fn server_assigned(&self, waited: std::time::Duration) {
         bump(&self.server_assignment_count, 1);
         bump(&self.wait_time_us, micros(waited));
+        self.wait_hist.record(waited);
     }
 
     /// A query (one ReadyForQuery) finished after `elapsed`.
     pub fn query_done(&self, elapsed: std::time::Duration) {
         bump(&self.query_count, 1);
         bump(&self.query_time_us, micros(elapsed));
+        self.query_hist.record(elapsed);
     }
 
     /// A transaction finished after `elapsed`.
     pub fn xact_done(&self, elapsed: std::time::Duration) {
         bump(&self.xact_count, 1);
         bump(&self.xact_time_us, micros(elapsed));
+        self.xact_hist.record(elapsed);
     }
 
     /// Bytes read from a client.
@@ -133,6 +146,21 @@ impl PoolStats {
     /// Failure counters.
     pub fn errors(&self) -> &ErrorCounters {
         &self.errors
+    }
+
+    /// Transaction durations.
+    pub fn xact_histogram(&self) -> &Histogram {
+        &self.xact_hist
+    }
+
+    /// Query durations (one per ReadyForQuery).
+    pub fn query_histogram(&self) -> &Histogram {
+        &self.query_hist
+    }
+
+    /// Client wait times for a server (one per checkout).
+    pub fn wait_histogram(&self) -> &Histogram {
+        &self.wait_hist
     }
 
     /// The counters now.

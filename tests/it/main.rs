@@ -29,4 +29,5 @@ mod core_pooling;
 mod core_smoke;
 mod core_timeouts;
 mod harness_selftest;
+mod metrics_alerts;
 mod prepared;
