@@ -40,7 +40,7 @@ use crate::stats::PoolStats;
 use crate::stats::period::StatsPeriods;
 
 pub use access::{Authenticator, Refusal, Rights};
-pub use session::{Login, serve};
+pub use session::{Login, cancel, serve};
 pub use table::Version;
 
 /// The name clients connect to for the console.
@@ -74,6 +74,8 @@ pub struct AdminContext {
     pub stats: PoolStats,
     /// Struct sizes for SHOW MEM.
     pub mem_sizes: MemSizes,
+    /// Cancel keys issued to console sessions (a cancel from the console resumes a PAUSE).
+    pub cancel_keys: parking_lot::Mutex<std::collections::HashSet<(i32, i32)>>,
 }
 
 /// The emulated PgBouncer version: `admin_compat_version` from `[pgsluice]`, else the latest.

@@ -53,6 +53,7 @@ fn context() -> AdminContext {
         connections: Arc::new(AtomicUsize::new(0)),
         stats: PoolStats::default(),
         mem_sizes: MemSizes::default(),
+        cancel_keys: parking_lot::Mutex::default(),
     }
 }
 

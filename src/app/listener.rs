@@ -230,7 +230,11 @@ async fn handle_connection(ctx: Arc<ClientContext>, admin: Arc<AdminContext>, mu
         None => handshake(&config, &mut stream, &mut reader).await,
     };
     match first {
-        Ok(FirstContact::Cancel { pid, key }) => client::handle_cancel(&ctx, pid, key).await,
+        Ok(FirstContact::Cancel { pid, key }) => {
+            if !admin::cancel(&admin, pid, key).await {
+                client::handle_cancel(&ctx, pid, key).await;
+            }
+        }
         Ok(FirstContact::Login(login)) if login.database == admin::ADMIN_DB => {
             let application_name = login
                 .params

@@ -103,6 +103,7 @@ pub fn start(config: Config) -> Result<Running, AppError> {
         connections: Arc::new(AtomicUsize::new(0)),
         stats: PoolStats::default(),
         mem_sizes: console::mem_sizes(),
+        cancel_keys: parking_lot::Mutex::default(),
     });
     let tracker = TaskTracker::new();
     let tcp_addrs = bound.tcp_addrs();
