@@ -11,6 +11,8 @@
 //! settings, the connection directory (`stats::conns`) and the config, and changes the running
 //! pooler only through `control::Request`s executed by the app. The password exchange comes in
 //! through the [`access::Authenticator`] the app provides, because `client` is a sibling layer.
+//! Lower layers it uses: `protocol` (messages), `net` (its own socket), `config`, `stats`,
+//! `control`, and `pool`'s read-only registry API.
 //!
 //! Invariants: every SHOW sends exactly the columns of the emulated PgBouncer version; every
 //! command answers with a result, an `ErrorResponse`, or (SHUTDOWN) nothing because the process
@@ -78,16 +80,27 @@ pub struct AdminContext {
     pub cancel_keys: parking_lot::Mutex<std::collections::HashSet<(i32, i32)>>,
 }
 
-/// The emulated PgBouncer version: `admin_compat_version` from `[pgsluice]`, else the latest.
-/// An invalid value is logged (once per reload would be nicer; it is cheap to repeat) and the
-/// latest version used.
+/// The emulated PgBouncer version: `admin_compat_version` from `[pgsluice]`, else the latest
+/// (also when the value is invalid; [`check_compat_version`] reports that once per load).
 pub fn compat_version(config: &Config) -> Version {
-    match config.pgsluice.get("admin_compat_version") {
-        None => table::LATEST,
-        Some(text) => Version::parse(text).unwrap_or_else(|e| {
-            tracing::warn!("{e}; using {}", table::LATEST);
+    config
+        .pgsluice
+        .get("admin_compat_version")
+        .and_then(|text| Version::parse(text).ok())
+        .unwrap_or(table::LATEST)
+}
+
+/// Logs an invalid `admin_compat_version`; the app calls it when a config is loaded.
+pub fn check_compat_version(config: &Config) {
+    if let Some(Err(e)) = config
+        .pgsluice
+        .get("admin_compat_version")
+        .map(|text| Version::parse(text))
+    {
+        tracing::warn!(
+            "{e}; the admin console emulates PgBouncer {}",
             table::LATEST
-        }),
+        );
     }
 }
 
