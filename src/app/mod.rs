@@ -3,8 +3,13 @@
 //!
 //! This is the only module that knows all the others.
 
+pub mod check;
 mod listener;
+pub mod logging;
+pub mod process;
+pub mod reload;
 pub mod signals;
+mod syslog;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -15,8 +20,9 @@ use tokio_util::task::TaskTracker;
 use crate::client::ClientContext;
 use crate::client::cancel::CancelMap;
 use crate::config::Config;
-use crate::control::Shutdown;
+use crate::control::{ReloadHandle, ReloadResult, Shutdown};
 use crate::pool::{Registry, janitor};
+use reload::Reloader;
 
 /// Why the pooler could not start.
 #[derive(Debug, thiserror::Error)]
@@ -45,10 +51,26 @@ pub struct Running {
     ctx: Arc<ClientContext>,
     tracker: TaskTracker,
     janitor_stop: tokio_util::sync::CancellationToken,
+    reloader: Reloader,
+    reloads: ReloadHandle,
+}
+
+/// How the binary starts the app beyond the config itself.
+#[derive(Debug, Default)]
+pub struct StartOptions {
+    /// `--extra-config FILE`, read again on reload.
+    pub extra_config: Option<PathBuf>,
+    /// The installed log output, changed on reload.
+    pub logging: Option<logging::LogHandle>,
 }
 
 /// Binds the listeners and starts serving in the background on the current tokio runtime.
 pub fn start(config: Config) -> Result<Running, AppError> {
+    start_with(config, StartOptions::default())
+}
+
+/// [`start`], with the binary's options.
+pub fn start_with(config: Config, options: StartOptions) -> Result<Running, AppError> {
     let config = Arc::new(config);
     let registry = Arc::new(Registry::new(Arc::clone(&config)));
     let ctx = Arc::new(ClientContext {
@@ -67,7 +89,14 @@ pub fn start(config: Config) -> Result<Running, AppError> {
     ));
     // The janitor is not tracked: it must keep pools healthy while clients drain.
     let janitor_stop = tokio_util::sync::CancellationToken::new();
-    tokio::spawn(janitor::run(registry, janitor_stop.clone()));
+    tokio::spawn(janitor::run(Arc::clone(&registry), janitor_stop.clone()));
+    let reloader = Reloader {
+        extra: options.extra_config,
+        registry,
+        logging: options.logging,
+    };
+    let (reloads, requests) = ReloadHandle::new();
+    tokio::spawn(reload::serve(reloader.clone(), requests));
     let not_supported = crate::config::not_supported(&config);
     if !not_supported.is_empty() {
         tracing::warn!(
@@ -82,6 +111,8 @@ pub fn start(config: Config) -> Result<Running, AppError> {
         ctx,
         tracker,
         janitor_stop,
+        reloader,
+        reloads,
     })
 }
 
@@ -101,10 +132,20 @@ impl Running {
         &self.ctx.registry
     }
 
-    /// Applies a new configuration without dropping connections.
-    pub fn reload(&self, config: Config) {
-        self.ctx.registry.reload(&Arc::new(config));
-        tracing::info!("configuration reloaded");
+    /// Asks for reloads (SIGHUP, the admin console's RELOAD).
+    pub fn reload_handle(&self) -> &ReloadHandle {
+        &self.reloads
+    }
+
+    /// Re-reads the config file and `auth_file` and applies them without dropping a connected
+    /// client or an open transaction; an invalid file changes nothing and is reported.
+    pub async fn reload(&self) -> ReloadResult {
+        self.reloads.reload().await
+    }
+
+    /// Applies an already loaded config, as a reload would.
+    pub fn reload_with(&self, config: Config) -> ReloadResult {
+        self.reloader.apply(config)
     }
 
     /// Waits until shutdown has been requested and every client is gone, then closes the pools.

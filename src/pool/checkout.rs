@@ -58,7 +58,7 @@ impl Pool {
         if inner.closed {
             return Err(PoolError::Closed);
         }
-        let popped = if self.settings.server_round_robin {
+        let popped = if self.settings().server_round_robin {
             inner.idle.pop_front()
         } else {
             inner.idle.pop_back()
@@ -68,7 +68,7 @@ impl Pool {
             return Ok(Immediate::Server(Box::new(conn)));
         }
         if let Some((at, reason)) = &inner.last_failure {
-            if at.elapsed() < self.settings.server_login_retry && inner.open() == 0 {
+            if at.elapsed() < self.settings().server_login_retry && inner.open() == 0 {
                 return Err(PoolError::ServerDown(Arc::clone(reason)));
             }
         }
@@ -93,7 +93,7 @@ impl Pool {
         mut ticket: WaitTicket,
         started: Instant,
     ) -> Result<ServerConn, PoolError> {
-        let settings = &self.settings;
+        let settings = self.settings();
         let deadline =
             (!settings.query_wait_timeout.is_zero()).then(|| started + settings.query_wait_timeout);
         let mut reserve_at =
@@ -131,10 +131,11 @@ impl Pool {
             self.discard(conn);
             return None;
         }
-        let Some(query) = self.settings.server_check_query.as_deref() else {
+        let settings = self.settings();
+        let Some(query) = settings.server_check_query.as_deref() else {
             return Some(conn);
         };
-        if conn.last_used.elapsed() <= self.settings.server_check_delay {
+        if conn.last_used.elapsed() <= settings.server_check_delay {
             return Some(conn);
         }
         if let Ok(b'I') = conn.simple_query(query).await {
@@ -152,11 +153,11 @@ impl Pool {
     /// Opens servers for waiting clients while the limits allow. `reserve` allows going past
     /// `pool_size` by up to `reserve_pool_size`.
     pub(super) fn launch(self: &Arc<Self>, inner: &mut Inner, reserve: bool) {
-        let size = self.settings.pool_size;
+        let size = self.settings().pool_size;
         let cap = if size == 0 {
             usize::MAX
         } else if reserve {
-            size + self.settings.reserve_pool_size
+            size + self.settings().reserve_pool_size
         } else {
             size
         };
@@ -179,7 +180,7 @@ impl Pool {
         let pool = Arc::clone(self);
         let id = self.ids.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
-            let result = server::connect(&pool.spec, id).await;
+            let result = server::connect(&pool.spec(), id).await;
             pool.on_connected(result);
         });
     }
@@ -232,7 +233,7 @@ impl Pool {
         leave_state: impl FnOnce(&mut Inner),
     ) {
         // server_lifetime = 0 means "use once" (PgBouncer), which a fresh server has not been yet.
-        let lifetime = self.settings.server_lifetime;
+        let lifetime = self.settings().server_lifetime;
         let expired =
             conn.close_needed || (!fresh && (lifetime.is_zero() || conn.age() > lifetime));
         let mut inner = self.inner.lock();

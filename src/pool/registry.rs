@@ -1,8 +1,13 @@
 //! The map from (database, user) to [`Pool`], built lazily from the config as clients arrive, and
 //! the shared `max_db_connections` / `max_user_connections` counters.
 //!
-//! On reload, pools whose settings or server changed are closed and replaced; clients of a
-//! replaced pool move to the new one at their next checkout.
+//! On reload (no connected client or open transaction is dropped):
+//! - a pool whose server is the same (address, database, user, startup parameters,
+//!   `connect_query`) keeps its servers and takes the new settings, secret and limits live;
+//! - a pool whose server changed is closed: its idle servers go at once, the others when their
+//!   client releases them, and its clients move to the new pool at their next checkout;
+//! - a pool whose database is gone is retired: its clients keep being served until they leave
+//!   (new logins get `3D000`), then it closes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,7 +27,37 @@ pub struct Registry {
     pools: Mutex<HashMap<(String, String), Arc<Pool>>>,
     db_limits: Mutex<HashMap<String, Arc<ConnLimit>>>,
     user_limits: Mutex<HashMap<String, Arc<ConnLimit>>>,
+    /// Pools of databases removed by a reload that still have clients.
+    retired: Mutex<Vec<Arc<Pool>>>,
     ids: Arc<AtomicU64>,
+}
+
+/// What a reload did to the pools, for the log line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReloadSummary {
+    /// Pools kept with their servers, whose settings, secret or limits changed.
+    pub updated: usize,
+    /// Pools closed because their server changed.
+    pub replaced: usize,
+    /// Pools of removed databases, kept until their clients leave.
+    pub retired: usize,
+}
+
+/// Whether servers opened for `a` can serve `b`: same address, database, login and startup.
+fn same_server(a: &ServerSpec, b: &ServerSpec) -> bool {
+    a.addr == b.addr
+        && a.dbname == b.dbname
+        && a.user == b.user
+        && a.startup_params == b.startup_params
+        && a.connect_query == b.connect_query
+}
+
+/// Whether anything a running pool uses for new servers differs (compared by value).
+fn spec_changed(a: &ServerSpec, b: &ServerSpec) -> bool {
+    a.secret != b.secret
+        || a.connect_timeout != b.connect_timeout
+        || a.max_packet_size != b.max_packet_size
+        || a.keepalive != b.keepalive
 }
 
 /// Socket options from the config.
@@ -84,6 +119,7 @@ impl Registry {
             pools: Mutex::new(HashMap::new()),
             db_limits: Mutex::new(HashMap::new()),
             user_limits: Mutex::new(HashMap::new()),
+            retired: Mutex::new(Vec::new()),
             ids: Arc::new(AtomicU64::new(1)),
         }
     }
@@ -118,24 +154,39 @@ impl Registry {
     }
 
     fn build_pool(&self, config: &Config, db: &DatabaseDef, user: &str) -> Pool {
+        let (db_limit, user_limit) = self.limits(config, db, user);
+        Pool::new(
+            db.name.clone(),
+            user.to_owned(),
+            server_spec(config, db, user),
+            PoolSettings::resolve(config, db, user),
+            db_limit,
+            user_limit,
+            Arc::clone(&self.ids),
+        )
+    }
+
+    /// The shared `max_db_connections` and `max_user_connections` counters of a pool, with
+    /// their maximums set from `config`.
+    fn limits(
+        &self,
+        config: &Config,
+        db: &DatabaseDef,
+        user: &str,
+    ) -> (Arc<ConnLimit>, Arc<ConnLimit>) {
         let g = &config.general;
         let user_max = config
             .users
             .get(user)
             .and_then(|u| u.max_user_connections)
             .unwrap_or(g.max_user_connections);
-        Pool::new(
-            db.name.clone(),
-            user.to_owned(),
-            server_spec(config, db, user),
-            PoolSettings::resolve(config, db, user),
+        (
             limit(
                 &self.db_limits,
                 &db.name,
                 db.max_db_connections.unwrap_or(g.max_db_connections),
             ),
             limit(&self.user_limits, user, user_max),
-            Arc::clone(&self.ids),
         )
     }
 
@@ -146,27 +197,66 @@ impl Registry {
         pools
     }
 
-    /// Applies a new config: pools whose database is gone or whose settings changed are closed
-    /// and dropped from the map (their clients get the new pool at the next checkout).
-    pub fn reload(&self, config: &Arc<Config>) {
+    /// Applies a new config to the running pools (see the module doc).
+    pub fn reload(&self, config: &Arc<Config>) -> ReloadSummary {
         *self.config.write() = Arc::clone(config);
-        let mut pools = self.pools.lock();
-        pools.retain(|(db_name, user), pool| {
-            let keep = self.database(db_name).is_some_and(|db| {
-                let rebuilt = self.build_pool(config, &db, user);
-                rebuilt.settings() == pool.settings()
-                    && format!("{:?}", rebuilt.spec()) == format!("{:?}", pool.spec())
-            });
-            if !keep {
+        let mut summary = ReloadSummary::default();
+        let mut retired = Vec::new();
+        self.pools.lock().retain(|(db_name, user), pool| {
+            let Some(db) = config.database(db_name) else {
+                summary.retired += 1;
+                retired.push(Arc::clone(pool));
+                return false;
+            };
+            let spec = server_spec(config, &db, user);
+            let running = pool.spec();
+            if !same_server(&spec, &running) {
+                summary.replaced += 1;
                 pool.close();
+                return false;
             }
-            keep
+            // The counters are shared by name, so this updates every pool that uses them.
+            let _ = self.limits(config, &db, user);
+            let settings = PoolSettings::resolve(config, &db, user);
+            if settings != *pool.settings() || spec_changed(&spec, &running) {
+                summary.updated += 1;
+                pool.apply(settings, spec);
+            }
+            true
         });
+        self.retired.lock().extend(retired);
+        summary
+    }
+
+    /// One janitor round: maintains every pool, retired ones included, and closes retired
+    /// pools whose last client has left.
+    pub fn maintain(&self) {
+        for pool in self.pools() {
+            pool.maintain();
+        }
+        let retired: Vec<Arc<Pool>> = {
+            let mut retired = self.retired.lock();
+            retired.retain(|pool| {
+                let keep = pool.client_count() > 0;
+                if !keep {
+                    tracing::info!(db = %pool.database, user = %pool.user, "closing the pool of a removed database: its last client left");
+                    pool.close();
+                }
+                keep
+            });
+            retired.clone()
+        };
+        for pool in retired {
+            pool.maintain();
+        }
     }
 
     /// Closes every pool (shutdown).
     pub fn close_all(&self) {
         for pool in self.pools.lock().values() {
+            pool.close();
+        }
+        for pool in self.retired.lock().drain(..) {
             pool.close();
         }
     }

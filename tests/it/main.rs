@@ -20,3 +20,4 @@ mod core_pooling;
 mod core_smoke;
 mod core_timeouts;
 mod harness_selftest;
+mod ops_reload;
