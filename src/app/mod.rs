@@ -9,7 +9,9 @@ pub mod logging;
 pub mod process;
 pub mod reload;
 pub mod signals;
+mod stats_log;
 mod syslog;
+mod unix_socket;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -48,6 +50,7 @@ pub struct Running {
     pub tcp_addrs: Vec<SocketAddr>,
     /// The unix socket file, if any.
     pub unix_socket: Option<PathBuf>,
+    unix_file: Option<unix_socket::SocketFile>,
     ctx: Arc<ClientContext>,
     tracker: TaskTracker,
     janitor_stop: tokio_util::sync::CancellationToken,
@@ -81,15 +84,19 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<Running, AppE
     let tracker = TaskTracker::new();
     let bound = listener::bind_all(&config)?;
     let tcp_addrs = bound.tcp_addrs();
-    let unix_socket = bound.unix_path.clone();
+    let (tcp, unix) = bound.into_parts();
+    let unix_socket = unix.as_ref().map(|u| u.display.clone());
+    let unix_file = unix.as_ref().and_then(|u| u.file.clone());
     tracker.spawn(listener::accept_loops(
-        bound,
+        tcp,
+        unix.map(|u| u.listener),
         Arc::clone(&ctx),
         tracker.clone(),
     ));
     // The janitor is not tracked: it must keep pools healthy while clients drain.
     let janitor_stop = tokio_util::sync::CancellationToken::new();
     tokio::spawn(janitor::run(Arc::clone(&registry), janitor_stop.clone()));
+    tokio::spawn(stats_log::run(Arc::clone(&registry), janitor_stop.clone()));
     let reloader = Reloader {
         extra: options.extra_config,
         registry,
@@ -108,6 +115,7 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<Running, AppE
     Ok(Running {
         tcp_addrs,
         unix_socket,
+        unix_file,
         ctx,
         tracker,
         janitor_stop,
@@ -163,8 +171,8 @@ impl Running {
         self.ctx.registry.close_all();
         // Let the background Terminate messages go out.
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        if let Some(path) = &self.unix_socket {
-            let _ = std::fs::remove_file(path);
+        if let Some(file) = &self.unix_file {
+            file.remove_if_ours();
         }
         tracing::info!("shutdown complete");
     }

@@ -20,4 +20,6 @@ mod core_pooling;
 mod core_smoke;
 mod core_timeouts;
 mod harness_selftest;
+mod ops_listen;
 mod ops_reload;
+mod ops_restart;
