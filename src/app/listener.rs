@@ -256,6 +256,10 @@ impl Drop for CountGuard {
 }
 
 async fn handle_connection(ctx: Arc<ClientContext>, mut stream: Stream) {
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        let (addr, port) = stream.peer();
+        tracing::debug!(addr = %addr, port, "new connection");
+    }
     let config = ctx.registry.config();
     let login_timeout = config.general.client_login_timeout;
     let deadline = (!login_timeout.is_zero()).then(|| Instant::now() + login_timeout);

@@ -21,5 +21,6 @@ mod core_smoke;
 mod core_timeouts;
 mod harness_selftest;
 mod ops_listen;
+mod ops_logging;
 mod ops_reload;
 mod ops_restart;
