@@ -19,6 +19,7 @@ mod core_binary;
 mod core_pooling;
 mod core_smoke;
 mod core_timeouts;
+mod docker_entrypoint;
 mod harness_selftest;
 mod ops_listen;
 mod ops_logging;
