@@ -175,7 +175,9 @@ generate() {
     for name in $SETTINGS; do
       # The bare name (POOL_MODE) wins over the bitnami one (PGBOUNCER_POOL_MODE).
       var=$(upper "$name")
-      value=$(env_value "$var")
+      value=
+      # A shell's own USER variable must not switch the pooler's user: PGBOUNCER_USER only.
+      [ "$var" = USER ] || value=$(env_value "$var")
       [ -n "$value" ] || value=$(env_value "PGBOUNCER_$var")
       if [ -n "$value" ]; then
         check_value "$var" "$value"

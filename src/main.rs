@@ -73,8 +73,10 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Parsed> {
             "--probe" => args.once = Some(Once::Probe),
             "--daemon-child" => args.daemon_child = true,
             "-R" | "--reboot" => {
-                tracing::warn!(
-                    "-R (online restart) was removed in PgBouncer 1.26 and is not implemented; starting normally"
+                // Logging is not set up yet: say it on stderr directly.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "pgsluice: -R (online restart) was removed in PgBouncer 1.26 and is not implemented; starting normally (see docs/operations.md)"
                 );
             }
             "-V" | "--version" => {

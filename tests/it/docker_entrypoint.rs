@@ -132,6 +132,8 @@ fn bitnami_variables_and_pgsluice_section() {
             ("PGBOUNCER_MIN_POOL_SIZE", "2"),
             ("PGSLUICE_LOG_FORMAT", "json"),
             ("PGSLUICE_WORKER_THREADS", "2"),
+            // A shell's USER must not become `user =` (only PGBOUNCER_USER does).
+            ("USER", "nobody"),
         ],
     );
     assert!(
@@ -148,6 +150,7 @@ fn bitnami_variables_and_pgsluice_section() {
             "min_pool_size = 2",
             "log_format = json",
             "worker_threads = 2",
+            "user = ",
             "svc",
         ],
     );
