@@ -191,10 +191,11 @@ fn run(args: Args) -> Result<()> {
         None => {}
     }
     let pidfile = config.general.pidfile.clone();
-    if let Some(pidfile) = &pidfile {
-        app::process::check_pidfile(pidfile, config.general.so_reuseport)
-            .map_err(anyhow::Error::msg)?;
-    }
+    let taken_over = match &pidfile {
+        Some(pidfile) => app::process::check_pidfile(pidfile, config.general.so_reuseport)
+            .map_err(anyhow::Error::msg)?,
+        None => None,
+    };
     if args.daemon {
         let pidfile = pidfile.context("daemon mode needs pidfile to be set")?;
         return daemonize(&pidfile);
@@ -208,6 +209,12 @@ fn run(args: Args) -> Result<()> {
     }
     let logging =
         logging::init(args.quiet, args.verbose, &log_settings).map_err(anyhow::Error::msg)?;
+    if let Some(pid) = taken_over {
+        tracing::warn!(
+            pid,
+            "the pidfile names a running process; taking it over (so_reuseport rolling restart)"
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(worker_threads(&config))
         .enable_all()

@@ -27,20 +27,16 @@ pub fn is_alive(pid: i32) -> bool {
 }
 
 /// PgBouncer's start-up check: a pidfile naming a live process (other than this one) stops
-/// the start, unless `take_over` (so_reuseport); a stale one is removed.
-pub fn check_pidfile(path: &Path, take_over: bool) -> Result<(), String> {
+/// the start, unless `take_over` (so_reuseport), which returns that process's pid for the
+/// caller to log; a stale pidfile is removed.
+pub fn check_pidfile(path: &Path, take_over: bool) -> Result<Option<i32>, String> {
     let Some(pid) = read_pid(path) else {
-        return Ok(());
+        return Ok(None);
     };
     let own = i32::try_from(std::process::id()).unwrap_or(0);
     if pid != own && is_alive(pid) {
         if take_over {
-            tracing::warn!(
-                pid,
-                pidfile = %path.display(),
-                "pidfile names a running process; taking it over (so_reuseport rolling restart)"
-            );
-            return Ok(());
+            return Ok(Some(pid));
         }
         return Err(format!(
             "pidfile {} names a running process ({pid}); is another pgsluice running?",
@@ -48,7 +44,7 @@ pub fn check_pidfile(path: &Path, take_over: bool) -> Result<(), String> {
         ));
     }
     let _ = std::fs::remove_file(path);
-    Ok(())
+    Ok(None)
 }
 
 /// A written pidfile, removed on drop if it still names this process.
@@ -116,12 +112,12 @@ mod tests {
         let path = dir.join("p.pid");
         // Stale: a pid that cannot exist.
         std::fs::write(&path, "2147483646\n").unwrap();
-        assert!(check_pidfile(&path, false).is_ok());
+        assert_eq!(check_pidfile(&path, false), Ok(None));
         assert!(!path.exists());
         // Live: pid 1 always exists.
         std::fs::write(&path, "1\n").unwrap();
         assert!(check_pidfile(&path, false).is_err());
-        assert!(check_pidfile(&path, true).is_ok());
+        assert_eq!(check_pidfile(&path, true), Ok(Some(1)));
         // Own file: written, then removed on drop only while it names us.
         let own = Pidfile::create(&path).unwrap();
         assert_eq!(read_pid(&path), i32::try_from(std::process::id()).ok());

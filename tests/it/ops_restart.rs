@@ -152,6 +152,9 @@ async fn rolling_restart_with_so_reuseport_loses_nothing() {
     }
     let a_log = std::fs::read_to_string(dir.join("a.log")).unwrap();
     assert!(a_log.contains("shutdown complete"), "{a_log}");
+    let b_log = std::fs::read_to_string(dir.join("b.log")).unwrap();
+    assert!(b_log.contains("taking it over"), "{b_log}");
+    assert!(b_log.contains("took over the unix socket"), "{b_log}");
     let out = psql_async(
         "127.0.0.1",
         port,
