@@ -15,6 +15,19 @@ source scripts/lib.sh
 command -v cargo >/dev/null 2>&1 || die "cargo not found; install Rust (rustup reads rust-toolchain.toml)"
 ensure_postgres
 
+# promtool (Debian package `prometheus`) checks the /metrics page and the alert rules file. The
+# package is only unpacked under target/, never installed, so no Prometheus service is set up.
+# Best effort: without it those checks are skipped with a message.
+if ! command -v promtool >/dev/null 2>&1; then
+  promdir=target/promtool
+  if [[ ! -x $promdir/usr/bin/promtool ]] && command -v apt-get >/dev/null 2>&1; then
+    mkdir -p "$promdir"
+    (cd "$promdir" && apt-get download -qq prometheus >/dev/null 2>&1 && dpkg-deb -x prometheus_*.deb . && rm -f prometheus_*.deb) ||
+      say "promtool unavailable; the promtool checks will be skipped"
+  fi
+  if [[ -x $promdir/usr/bin/promtool ]]; then export PATH="$PWD/$promdir/usr/bin:$PATH"; fi
+fi
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 

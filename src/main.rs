@@ -233,7 +233,11 @@ fn run(args: Args) -> Result<()> {
             .map(app::process::Pidfile::create)
             .transpose()
             .map_err(anyhow::Error::msg)?;
-        signals::spawn(running.shutdown().clone(), running.reload_handle().clone())?;
+        signals::spawn(
+            running.shutdown().clone(),
+            std::sync::Arc::clone(running.registry()),
+            running.control().clone(),
+        )?;
         running.wait().await;
         anyhow::Ok(())
     })

@@ -19,6 +19,7 @@ use tokio_util::task::TaskTracker;
 
 use super::AppError;
 use super::unix_socket::{self, UnixBound};
+use crate::admin::{self, AdminContext};
 use crate::client::errors::ClientError;
 use crate::client::startup::{FirstContact, handshake};
 use crate::client::{self, ClientContext};
@@ -129,16 +130,18 @@ pub(super) async fn accept_loops(
     tcp: Vec<TcpListener>,
     unix: Option<UnixListener>,
     ctx: Arc<ClientContext>,
+    admin: Arc<AdminContext>,
     tracker: TaskTracker,
 ) {
-    let clients = Arc::new(AtomicUsize::new(0));
+    let clients = Arc::clone(&admin.connections);
     let mut loops = tokio::task::JoinSet::new();
     for listener in tcp {
         let (ctx, tracker, clients) = (Arc::clone(&ctx), tracker.clone(), Arc::clone(&clients));
+        let admin = Arc::clone(&admin);
         loops.spawn(async move {
             let admit_tcp = |stream: TcpStream| {
                 apply_tcp_options(&stream, &keepalive_settings(&ctx.registry.config()));
-                admit(Stream::Tcp(stream), &ctx, &tracker, &clients);
+                admit(Stream::Tcp(stream), (&ctx, &admin), &tracker, &clients);
             };
             loop {
                 let accepted = tokio::select! {
@@ -165,6 +168,7 @@ pub(super) async fn accept_loops(
     }
     if let Some(listener) = unix {
         let (ctx, tracker, clients) = (Arc::clone(&ctx), tracker.clone(), Arc::clone(&clients));
+        let admin = Arc::clone(&admin);
         loops.spawn(async move {
             loop {
                 let accepted = tokio::select! {
@@ -172,7 +176,9 @@ pub(super) async fn accept_loops(
                     () = ctx.shutdown.stop_accepting.cancelled() => break,
                 };
                 match accepted {
-                    Ok((stream, _)) => admit(Stream::Unix(stream), &ctx, &tracker, &clients),
+                    Ok((stream, _)) => {
+                        admit(Stream::Unix(stream), (&ctx, &admin), &tracker, &clients);
+                    }
                     Err(e) => accept_failed(&e).await,
                 }
             }
@@ -182,7 +188,9 @@ pub(super) async fn accept_loops(
                         .set_nonblocking(true)
                         .and_then(|()| UnixStream::from_std(stream))
                     {
-                        Ok(stream) => admit(Stream::Unix(stream), &ctx, &tracker, &clients),
+                        Ok(stream) => {
+                            admit(Stream::Unix(stream), (&ctx, &admin), &tracker, &clients);
+                        }
                         Err(e) => tracing::warn!("queued connection lost at shutdown: {e}"),
                     }
                 }
@@ -222,7 +230,7 @@ async fn accept_failed(e: &std::io::Error) {
 /// Counts a client against `max_client_conn` and starts its task.
 fn admit(
     mut stream: Stream,
-    ctx: &Arc<ClientContext>,
+    (ctx, admin): (&Arc<ClientContext>, &Arc<AdminContext>),
     tracker: &TaskTracker,
     clients: &Arc<AtomicUsize>,
 ) {
@@ -240,9 +248,9 @@ fn admit(
         });
         return;
     }
-    let ctx = Arc::clone(ctx);
+    let (ctx, admin) = (Arc::clone(ctx), Arc::clone(admin));
     tracker.spawn(async move {
-        handle_connection(ctx, stream).await;
+        handle_connection(ctx, admin, stream).await;
         drop(guard);
     });
 }
@@ -255,7 +263,7 @@ impl Drop for CountGuard {
     }
 }
 
-async fn handle_connection(ctx: Arc<ClientContext>, mut stream: Stream) {
+async fn handle_connection(ctx: Arc<ClientContext>, admin: Arc<AdminContext>, stream: Stream) {
     if tracing::enabled!(tracing::Level::DEBUG) {
         let (addr, port) = stream.peer();
         tracing::debug!(addr = %addr, port, "new connection");
@@ -265,21 +273,29 @@ async fn handle_connection(ctx: Arc<ClientContext>, mut stream: Stream) {
     let deadline = (!login_timeout.is_zero()).then(|| Instant::now() + login_timeout);
     let max = usize::try_from(config.general.max_packet_size).unwrap_or(usize::MAX);
     let mut reader = MessageReader::new(1024, max);
-    let first = match deadline {
-        Some(d) => tokio::time::timeout_at(d, handshake(&config, &mut stream, &mut reader))
-            .await
-            .unwrap_or(Err(ClientError::LoginTimeout)),
-        None => handshake(&config, &mut stream, &mut reader).await,
+    let tls = ctx.registry.policy().tls;
+    let (stream, first) = handshake(&config, &tls.client, stream, &mut reader, deadline).await;
+    // A TLS handshake that failed half-way leaves nothing to answer on.
+    let Some(mut stream) = stream else {
+        if let Err(error) = first {
+            tracing::info!("connection refused during startup: {error}");
+        }
+        return;
     };
     match first {
         Ok(FirstContact::Cancel { pid, key }) => client::handle_cancel(&ctx, pid, key).await,
-        Ok(FirstContact::Login(login)) if login.database == "pgbouncer" => {
-            let mut out = BytesMut::new();
-            let error = ClientError::Protocol(
-                "the admin console is not available in this build".to_owned(),
-            );
-            error.write_fatal(&mut out);
-            let _ = stream.write_all(&out).await;
+        Ok(FirstContact::Login(login)) if login.database == admin::ADMIN_DB => {
+            let application_name = login
+                .params
+                .iter()
+                .find(|(name, _)| *name == "application_name")
+                .map(|(_, value)| value.clone())
+                .unwrap_or_default();
+            let console_login = admin::Login {
+                user: login.user,
+                application_name,
+            };
+            admin::serve(admin, stream, reader, console_login, deadline).await;
         }
         Ok(FirstContact::Login(login)) => client::serve(ctx, stream, reader, login, deadline).await,
         Err(error) => {

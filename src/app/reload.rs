@@ -1,7 +1,8 @@
 //! RELOAD and SIGHUP: re-read the config file and `auth_file`, keep what cannot change online,
 //! apply the rest to the running pools and the log output.
 //!
-//! Owns: the reload sequence and the task that serves [`ReloadHandle`] requests one at a time.
+//! Owns: the reload sequence, one at a time (SIGHUP and the console's RELOAD both come here
+//! through the control loop).
 //! Does not: parse (config/), or change pools itself (`Registry::reload`).
 //! Invariants: a file that does not load, or whose log settings are invalid, changes nothing;
 //! restart-only settings keep their running values and are logged as needing a restart, as
@@ -10,35 +11,53 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
+use parking_lot::Mutex;
 
 use super::logging::{LogHandle, LogSettings};
 use crate::config::Config;
 use crate::config::restart::keep_restart_only;
-use crate::control::{ReloadRequest, ReloadResult};
-use crate::pool::Registry;
-use crate::pool::registry::ReloadSummary;
+use crate::pool::{Registry, ReloadSummary};
+
+/// The outcome of a reload: `Err` carries the reason the running config was kept.
+pub type ReloadResult = Result<(), String>;
 
 /// Everything a reload needs.
 #[derive(Debug, Clone)]
 pub struct Reloader {
     /// The extra `[pgsluice]` file given on the command line.
-    pub extra: Option<PathBuf>,
+    extra: Option<PathBuf>,
     /// The pools.
-    pub registry: Arc<Registry>,
+    registry: Arc<Registry>,
     /// The log output, when this process installed one (the binary does; tests do not).
-    pub logging: Option<LogHandle>,
+    logging: Option<LogHandle>,
+    /// Reloads run one at a time: each compares against the config the previous one left.
+    lock: Arc<Mutex<()>>,
 }
 
 impl Reloader {
+    /// A reloader for `registry`'s config file and `extra`.
+    pub fn new(
+        registry: Arc<Registry>,
+        extra: Option<PathBuf>,
+        logging: Option<LogHandle>,
+    ) -> Self {
+        Reloader {
+            extra,
+            registry,
+            logging,
+            lock: Arc::default(),
+        }
+    }
+
     /// Re-reads the file the running config came from and applies it.
     pub fn reload(&self) -> ReloadResult {
+        let _one_at_a_time = self.lock.lock();
         let running = self.registry.config();
         let Some(path) = running.source.clone() else {
             return Err("the configuration was not read from a file".to_owned());
         };
         match Config::load_with_extra(&path, self.extra.as_deref()) {
-            Ok(config) => self.apply(config),
+            Ok(config) => self.apply_locked(config),
             Err(e) => {
                 let reason = format!("reload failed, keeping the running configuration: {e}");
                 tracing::error!("{reason}");
@@ -48,7 +67,12 @@ impl Reloader {
     }
 
     /// Applies an already loaded config.
-    pub fn apply(&self, mut config: Config) -> ReloadResult {
+    pub fn apply(&self, config: Config) -> ReloadResult {
+        let _one_at_a_time = self.lock.lock();
+        self.apply_locked(config)
+    }
+
+    fn apply_locked(&self, mut config: Config) -> ReloadResult {
         let log_settings = LogSettings::from_config(&config).map_err(|e| {
             let reason = format!("reload failed, keeping the running configuration: {e}");
             tracing::error!("{reason}");
@@ -91,22 +115,8 @@ fn log_summary(added: &[String], removed: &[String], summary: ReloadSummary) {
         databases_added = ?added,
         databases_removed = ?removed,
         pools_updated = summary.updated,
-        pools_replaced = summary.replaced,
+        pools_reconnected = summary.reconnected,
         pools_retired = summary.retired,
         "configuration reloaded"
     );
-}
-
-/// Serves reload requests until every handle is gone.
-pub(super) async fn serve(reloader: Reloader, mut requests: mpsc::Receiver<ReloadRequest>) {
-    while let Some(request) = requests.recv().await {
-        let reloader = reloader.clone();
-        // Reading files blocks; a reload is rare, so a blocking thread is the simple answer.
-        let outcome = tokio::task::spawn_blocking(move || reloader.reload())
-            .await
-            .unwrap_or_else(|e| Err(format!("reload failed: {e}")));
-        if let Some(reply) = request.reply {
-            let _ = reply.send(outcome);
-        }
-    }
 }

@@ -1,22 +1,36 @@
 //! Unix signals, with PgBouncer's meanings: SIGHUP reload; SIGTERM wait for clients; SIGINT wait
-//! for servers (running transactions finish); a second SIGINT/SIGTERM, or SIGQUIT, immediate.
+//! for servers (running transactions finish); a second SIGINT/SIGTERM, or SIGQUIT, immediate;
+//! SIGUSR1 PAUSE and SIGUSR2 RESUME of every database, as the console's commands.
+
+use std::sync::Arc;
 
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::control::{ReloadHandle, Shutdown};
+use crate::control::{ControlHandle, Request, Shutdown};
+use crate::pool::Registry;
 
 /// Installs the handlers; returns once they are registered, and keeps handling in a task.
-pub fn spawn(shutdown: Shutdown, reloads: ReloadHandle) -> std::io::Result<()> {
+pub fn spawn(
+    shutdown: Shutdown,
+    registry: Arc<Registry>,
+    control: ControlHandle,
+) -> std::io::Result<()> {
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut quit = signal(SignalKind::quit())?;
+    let mut usr1 = signal(SignalKind::user_defined1())?;
+    let mut usr2 = signal(SignalKind::user_defined2())?;
     tokio::spawn(async move {
         loop {
             tokio::select! {
                 _ = hup.recv() => {
                     tracing::info!("got SIGHUP, reloading configuration");
-                    reloads.request();
+                    // Through the control loop, as the console's RELOAD: one reload at a time.
+                    let control = control.clone();
+                    tokio::spawn(async move {
+                        let _ = control.request(Request::Reload).await;
+                    });
                 }
                 _ = term.recv() => {
                     if shutdown.is_started() {
@@ -34,6 +48,18 @@ pub fn spawn(shutdown: Shutdown, reloads: ReloadHandle) -> std::io::Result<()> {
                     } else {
                         tracing::info!("got SIGINT, finishing running transactions (SHUTDOWN WAIT_FOR_SERVERS)");
                         shutdown.wait_for_servers();
+                    }
+                }
+                _ = usr1.recv() => {
+                    tracing::info!("got SIGUSR1, pausing all activity");
+                    if let Err(e) = registry.pause(None) {
+                        tracing::info!("PAUSE: {e}");
+                    }
+                }
+                _ = usr2.recv() => {
+                    tracing::info!("got SIGUSR2, continuing");
+                    if let Err(e) = registry.resume(None) {
+                        tracing::info!("RESUME: {e}");
                     }
                 }
                 _ = quit.recv() => {

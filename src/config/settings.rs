@@ -183,7 +183,7 @@ const GENERIC: &[Setting] = &[
     hidden(s("service_name", "pgbouncer", false, WINDOWS, Str, "Windows service name.")),
     hidden(s("job_name", "pgbouncer", false, WINDOWS, Str, "Alias of service_name.")),
     s("stats_period", "60", true, Supported, Int, "Seconds between stats averages and the stats log line."),
-    s("max_prepared_statements", "200", true, NotYet, Int, "Named prepared statements tracked per server in transaction mode; 0 turns it off."),
+    s("max_prepared_statements", "200", true, Supported, Int, "Named protocol-level prepared statements kept per server (LRU) in transaction and statement mode; 0 turns tracking off."),
     s("scram_iterations", "4096", true, NotYet, Int, "Iterations used when computing SCRAM secrets."),
     s("pool_idle_timeout", "0", true, NotYet, Time, "Free a pool with no clients and no servers after this long."),
     s("login_notify_message", "", true, NotYet, Str, "NOTICE sent to clients after login."),
@@ -192,13 +192,13 @@ const GENERIC: &[Setting] = &[
 // One setting per line, so the table reads as a table.
 #[rustfmt::skip]
 const AUTH: &[Setting] = &[
-    s("auth_type", "md5", true, Supported, Choice(AUTH_TYPES), "trust, any, plain, md5, scram-sha-256 are supported; cert, hba, pam, ldap not yet."),
-    s("auth_hba_file", "", true, NotYet, Path, "HBA file used with auth_type = hba."),
+    s("auth_type", "md5", true, Supported, Choice(AUTH_TYPES), "trust, any, plain, md5, scram-sha-256, cert and hba are supported; pam and ldap are not."),
+    s("auth_hba_file", "", true, Supported, Path, "HBA file used with auth_type = hba (local/host/hostssl/hostnossl; trust, reject, md5, scram-sha-256, password, cert, peer); re-read on RELOAD."),
     s("auth_ident_file", "", true, NotYet, Path, "User-name map for cert and peer."),
     s("auth_file", "", true, Supported, Path, "The userlist file; relative paths are relative to the working directory."),
-    s("auth_user", "", true, NotYet, Str, "User that runs auth_query for users missing from auth_file."),
-    s("auth_query", DEFAULT_AUTH_QUERY, true, NotYet, Str, "Query that fetches a user's password hash."),
-    s("auth_dbname", "", true, NotYet, Str, "Database auth_query runs in."),
+    s("auth_user", "", true, Supported, Str, "User that runs auth_query for users missing from auth_file."),
+    s("auth_query", DEFAULT_AUTH_QUERY, true, Supported, Str, "Query that fetches a user's password hash; answers are cached for 30 seconds."),
+    s("auth_dbname", "", true, Supported, Str, "Database auth_query runs in."),
     s("auth_ldap_options", "", true, NotYet, Str, "LDAP options for auth_type = ldap."),
 ];
 
@@ -246,22 +246,22 @@ const SANITY: &[Setting] = &[
 // One setting per line, so the table reads as a table.
 #[rustfmt::skip]
 const TLS: &[Setting] = &[
-    s("client_tls_sslmode", "disable", true, NotYet, Choice(SSLMODES), "TLS mode towards clients."),
-    s("client_tls_key_file", "", true, NotYet, Path, "Private key for client TLS."),
-    s("client_tls_cert_file", "", true, NotYet, Path, "Certificate for client TLS."),
-    s("client_tls_ca_file", "", true, NotYet, Path, "CA to verify client certificates."),
-    s("client_tls_protocols", "secure", true, NotYet, Str, "Allowed TLS versions towards clients."),
-    s("client_tls_ciphers", "default", true, NotYet, Str, "Cipher list for TLS <= 1.2 towards clients."),
-    s("client_tls13_ciphers", "", true, NotYet, Str, "TLS 1.3 cipher suites towards clients."),
-    s("client_tls_ecdhcurve", "auto", true, NotYet, Str, "ECDH curve towards clients."),
-    s("client_tls_dheparams", "auto", true, NotYet, Str, "DH parameters towards clients."),
-    s("server_tls_sslmode", "prefer", true, NotYet, Choice(SSLMODES), "TLS mode towards servers."),
-    s("server_tls_ca_file", "", true, NotYet, Path, "CA to verify servers."),
-    s("server_tls_key_file", "", true, NotYet, Path, "Private key for a client certificate towards servers."),
-    s("server_tls_cert_file", "", true, NotYet, Path, "Client certificate towards servers."),
-    s("server_tls_protocols", "secure", true, NotYet, Str, "Allowed TLS versions towards servers."),
-    s("server_tls_ciphers", "default", true, NotYet, Str, "Cipher list for TLS <= 1.2 towards servers."),
-    s("server_tls13_ciphers", "", true, NotYet, Str, "TLS 1.3 cipher suites towards servers."),
+    s("client_tls_sslmode", "disable", true, Supported, Choice(SSLMODES), "TLS mode towards clients; require and above refuse plain-text logins over TCP."),
+    s("client_tls_key_file", "", true, Supported, Path, "Private key for client TLS (PEM); re-read on RELOAD."),
+    s("client_tls_cert_file", "", true, Supported, Path, "Certificate chain for client TLS (PEM); re-read on RELOAD."),
+    s("client_tls_ca_file", "", true, Supported, Path, "CA to verify client certificates (required from verify-ca up)."),
+    s("client_tls_protocols", "secure", true, Supported, Str, "Allowed TLS versions towards clients; only TLS 1.2 and 1.3 exist in rustls."),
+    s("client_tls_ciphers", "default", true, Supported, Str, "Cipher list for TLS <= 1.2 towards clients; names rustls lacks are ignored with a warning."),
+    s("client_tls13_ciphers", "", true, Supported, Str, "TLS 1.3 cipher suites towards clients."),
+    s("client_tls_ecdhcurve", "auto", true, Ignored("rustls negotiates X25519, P-256 or P-384 itself"), Str, "ECDH curve towards clients."),
+    s("client_tls_dheparams", "auto", true, Ignored("rustls offers no finite-field DH suites"), Str, "DH parameters towards clients."),
+    s("server_tls_sslmode", "prefer", true, Supported, Choice(SSLMODES), "TLS mode towards servers, with libpq's meanings (allow behaves as prefer)."),
+    s("server_tls_ca_file", "", true, Supported, Path, "CA to verify servers (required for verify-ca and verify-full; makes require check the chain)."),
+    s("server_tls_key_file", "", true, Supported, Path, "Private key for a client certificate towards servers."),
+    s("server_tls_cert_file", "", true, Supported, Path, "Client certificate towards servers."),
+    s("server_tls_protocols", "secure", true, Supported, Str, "Allowed TLS versions towards servers; only TLS 1.2 and 1.3 exist in rustls."),
+    s("server_tls_ciphers", "default", true, Supported, Str, "Cipher list for TLS <= 1.2 towards servers."),
+    s("server_tls13_ciphers", "", true, Supported, Str, "TLS 1.3 cipher suites towards servers."),
 ];
 
 // One setting per line, so the table reads as a table.

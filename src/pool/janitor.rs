@@ -27,6 +27,11 @@ pub async fn run(registry: Arc<Registry>, shutdown: CancellationToken) {
 impl Pool {
     /// One round of maintenance.
     pub fn maintain(self: &Arc<Self>) {
+        if self.paused() {
+            // PAUSE: no server stays idle and none is opened until RESUME.
+            self.close_idle();
+            return;
+        }
         // A pool made smaller by a reload shrinks as its servers come back.
         self.trim_excess();
         let now = Instant::now();

@@ -12,10 +12,13 @@
 //! counted under the one mutex, so SHOW POOLS is true by construction; the mutex is never held
 //! across an `.await`; when clients wait, the idle list is empty.
 
+pub mod auth_cache;
 mod checkout;
+pub mod control;
 mod guard;
 pub mod janitor;
 mod limit;
+pub mod policy;
 pub mod registry;
 mod resize;
 mod settings;
@@ -32,9 +35,12 @@ use tokio::time::Instant;
 use crate::server::{ServerConn, ServerSpec};
 use crate::stats::PoolStats;
 
+pub use control::{ControlOpError, DbFlags, PoolControl};
 pub use guard::{PooledServer, ServerState};
 pub use limit::ConnLimit;
+pub use policy::{LoginPolicy, PolicyError};
 pub use registry::Registry;
+pub use resize::ReloadSummary;
 pub use settings::PoolSettings;
 
 /// Why a client could not get a server.
@@ -93,6 +99,7 @@ pub struct Pool {
     db_limit: Arc<ConnLimit>,
     user_limit: Arc<ConnLimit>,
     ids: Arc<AtomicU64>,
+    control: PoolControl,
     /// Counters for SHOW STATS.
     pub stats: PoolStats,
     inner: Mutex<Inner>,
@@ -140,6 +147,8 @@ pub struct PoolSnapshot {
 
 impl Pool {
     /// A new, empty pool.
+    // One more than clippy's default limit: `control` bundles the admin-facing shared state.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         database: String,
         user: String,
@@ -148,6 +157,7 @@ impl Pool {
         db_limit: Arc<ConnLimit>,
         user_limit: Arc<ConnLimit>,
         ids: Arc<AtomicU64>,
+        control: PoolControl,
     ) -> Self {
         Self {
             database,
@@ -157,6 +167,7 @@ impl Pool {
             db_limit,
             user_limit,
             ids,
+            control,
             stats: PoolStats::default(),
             inner: Mutex::new(Inner::default()),
         }
@@ -165,6 +176,11 @@ impl Pool {
     /// The settings in effect (they change on reload).
     pub fn settings(&self) -> Arc<PoolSettings> {
         Arc::clone(&self.settings.read())
+    }
+
+    /// The connection directory servers of this pool register in.
+    pub fn conns(&self) -> &Arc<crate::stats::conns::ConnDirectory> {
+        &self.control.conns
     }
 
     /// How servers of this pool are reached (the secret and timeouts change on reload).

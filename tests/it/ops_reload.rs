@@ -78,7 +78,7 @@ async fn pool_size_changes_live_under_load() {
             &format!("{TX}\ndefault_pool_size = {size}"),
             None,
         );
-        pooler.app().reload().await.expect("reload");
+        pooler.app().reload().expect("reload");
         assert_eq!(pool.settings().pool_size, size);
         let pools = registry.pools();
         assert_eq!(pools.len(), 1);
@@ -109,7 +109,7 @@ async fn pool_size_changes_live_under_load() {
     assert_eq!(ones.as_deref(), Some("2"));
     // Shrink to 1 with everything idle: the extra servers are closed.
     pooler.rewrite(&databases, &format!("{TX}\ndefault_pool_size = 1"), None);
-    pooler.app().reload().await.unwrap();
+    pooler.app().reload().unwrap();
     let superuser = pg.superuser_client().await;
     assert!(
         eventually(20, || async { backends(&superuser, &db, None).await == 1 }).await,
@@ -133,7 +133,7 @@ async fn databases_added_and_removed() {
     assert_eq!(sqlstate(&refused).as_deref(), Some("3D000"));
 
     pooler.rewrite(&both, TX, None);
-    pooler.app().reload().await.expect("reload adds b");
+    pooler.app().reload().expect("reload adds b");
     let b = pooler
         .connect("md5_user", &pw, "b")
         .await
@@ -143,7 +143,7 @@ async fn databases_added_and_removed() {
         .unwrap();
 
     pooler.rewrite(&only_a, TX, None);
-    pooler.app().reload().await.expect("reload removes b");
+    pooler.app().reload().expect("reload removes b");
     let refused = pooler.connect("md5_user", &pw, "b").await.unwrap_err();
     assert_eq!(sqlstate(&refused).as_deref(), Some("3D000"));
     // The connected client finishes its transaction and goes on working.
@@ -188,20 +188,20 @@ async fn invalid_file_keeps_the_running_config() {
     let registry = Arc::clone(pooler.app().registry());
 
     pooler.rewrite(&databases, &format!("{TX}\ndefault_pool_size = lots"), None);
-    let err = pooler.app().reload().await.unwrap_err();
+    let err = pooler.app().reload().unwrap_err();
     assert!(err.contains("pgbouncer.ini:"), "{err}");
     assert!(err.contains("default_pool_size"), "{err}");
     assert_eq!(registry.config().general.default_pool_size, 3);
 
     pooler.rewrite("", &format!("{TX}\n[pgsluice]\nlog_format = xml"), None);
-    let err = pooler.app().reload().await.unwrap_err();
+    let err = pooler.app().reload().unwrap_err();
     assert!(err.contains("log_format"), "{err}");
     assert!(registry.config().database("app").is_some());
 
     // A missing auth_file is an error too: the users are kept.
     std::fs::remove_file(pooler.dir.join("userlist.txt")).unwrap();
     pooler.rewrite(&databases, TX, None);
-    assert!(pooler.app().reload().await.is_err());
+    assert!(pooler.app().reload().is_err());
     let client = pooler
         .connect("md5_user", &pw, "app")
         .await
@@ -216,7 +216,7 @@ async fn invalid_file_keeps_the_running_config() {
         &format!("{TX}\ndefault_pool_size = 4"),
         Some(&md5_users()),
     );
-    pooler.app().reload().await.expect("fixed file reloads");
+    pooler.app().reload().expect("fixed file reloads");
     assert_eq!(registry.config().general.default_pool_size, 4);
 }
 
@@ -249,7 +249,7 @@ async fn auth_file_users_and_restart_only_settings() {
         text.replace("listen_port = 0", "listen_port = 7777"),
     )
     .unwrap();
-    pooler.app().reload().await.expect("reload");
+    pooler.app().reload().expect("reload");
     let config = pooler.app().registry().config();
     assert_eq!(config.general.listen_port, 0);
     assert!(!config.general.so_reuseport);
@@ -268,7 +268,7 @@ async fn auth_file_users_and_restart_only_settings() {
 
     // Removing the user refuses new logins and keeps the connected client.
     pooler.rewrite(&databases, &ini_settings, Some(&md5_users()));
-    pooler.app().reload().await.expect("reload");
+    pooler.app().reload().expect("reload");
     assert!(
         pooler
             .connect("scram_user", &scram_pw, "app")
