@@ -10,11 +10,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
-use super::signals::ReloadSource;
-use crate::config::Config;
+use super::reload::Reloader;
 use crate::control::{ControlError, Envelope, Reply, Request, Shutdown, ShutdownMode};
 use crate::pool::Registry;
 use crate::protocol::sqlstate;
@@ -26,8 +24,8 @@ pub struct ControlEnv {
     pub registry: Arc<Registry>,
     /// Shutdown tokens.
     pub shutdown: Shutdown,
-    /// Where RELOAD reads from; `None` falls back to the config's own file.
-    pub reload_source: Arc<Mutex<Option<ReloadSource>>>,
+    /// Re-reads the config file the running config came from (with `--extra-config`).
+    pub reloader: Reloader,
 }
 
 /// Runs until every handle is dropped.
@@ -108,26 +106,9 @@ async fn execute(env: &ControlEnv, request: Request) -> Reply {
 
 fn reload(env: &ControlEnv) -> Reply {
     tracing::info!("RELOAD command issued");
-    let source = env.reload_source.lock().clone().or_else(|| {
-        env.registry
-            .config()
-            .source
-            .clone()
-            .map(|config| ReloadSource {
-                config,
-                extra: None,
-            })
-    });
-    let failed = || ControlError {
+    // The reason is logged by the reloader; the console gets PgBouncer's text.
+    env.reloader.reload().map_err(|_| ControlError {
         message: "RELOAD failed, see logs for additional details".to_owned(),
         sqlstate: Some(sqlstate::CONFIG_FILE_ERROR),
-    };
-    let config: Config = source
-        .as_ref()
-        .and_then(ReloadSource::load)
-        .ok_or_else(failed)?;
-    crate::admin::check_compat_version(&config);
-    env.registry.reload(&Arc::new(config));
-    tracing::info!("configuration reloaded");
-    Ok(())
+    })
 }

@@ -3,17 +3,22 @@
 //!
 //! This is the only module that knows all the others.
 
+pub mod check;
 mod console;
 pub mod control;
 mod listener;
+pub mod logging;
+pub mod process;
+pub mod reload;
 pub mod signals;
+mod syslog;
+mod unix_socket;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
-use parking_lot::Mutex;
 use tokio_util::task::TaskTracker;
 
 use crate::admin::{self, AdminContext};
@@ -25,7 +30,7 @@ use crate::pool::{LoginPolicy, PolicyError, Registry, janitor};
 use crate::stats::PoolStats;
 use crate::stats::alert_board::AlertBoard;
 use crate::stats::period::StatsPeriods;
-use signals::ReloadSource;
+use reload::Reloader;
 
 /// Why the pooler could not start.
 #[derive(Debug, thiserror::Error)]
@@ -59,16 +64,31 @@ pub struct Running {
     pub unix_socket: Option<PathBuf>,
     /// The bound `metrics_listen` address, if metrics are on.
     pub metrics_addr: Option<SocketAddr>,
+    unix_file: Option<unix_socket::SocketFile>,
     alerts: Arc<AlertBoard>,
     ctx: Arc<ClientContext>,
     admin: Arc<AdminContext>,
-    reload_source: Arc<Mutex<Option<ReloadSource>>>,
+    reloader: Reloader,
     tracker: TaskTracker,
     janitor_stop: tokio_util::sync::CancellationToken,
 }
 
+/// How the binary starts the app beyond the config itself.
+#[derive(Debug, Default)]
+pub struct StartOptions {
+    /// `--extra-config FILE`, read again on reload.
+    pub extra_config: Option<PathBuf>,
+    /// The installed log output, changed on reload.
+    pub logging: Option<logging::LogHandle>,
+}
+
 /// Binds the listeners and starts serving in the background on the current tokio runtime.
 pub fn start(config: Config) -> Result<Running, AppError> {
+    start_with(config, StartOptions::default())
+}
+
+/// [`start`], with the binary's options.
+pub fn start_with(config: Config, options: StartOptions) -> Result<Running, AppError> {
     crate::alerts::check(&config).map_err(|e| AppError::Pgsluice(e.to_string()))?;
     let metrics_listener = match crate::metrics::listen_addr(&config).map_err(AppError::Pgsluice)? {
         Some(addr) => Some(crate::metrics::bind(addr).map_err(|source| AppError::Bind {
@@ -89,12 +109,12 @@ pub fn start(config: Config) -> Result<Running, AppError> {
     });
     let bound = listener::bind_all(&config)?;
     let (control, requests) = ControlHandle::channel();
-    let reload_source = Arc::new(Mutex::new(None));
+    let reloader = Reloader::new(Arc::clone(&registry), options.extra_config, options.logging);
     tokio::spawn(control::run(
         control::ControlEnv {
             registry: Arc::clone(&registry),
             shutdown: shutdown.clone(),
-            reload_source: Arc::clone(&reload_source),
+            reloader: reloader.clone(),
         },
         requests,
     ));
@@ -111,9 +131,12 @@ pub fn start(config: Config) -> Result<Running, AppError> {
     });
     let tracker = TaskTracker::new();
     let tcp_addrs = bound.tcp_addrs();
-    let unix_socket = bound.unix_path.clone();
+    let (tcp, unix) = bound.into_parts();
+    let unix_socket = unix.as_ref().map(|u| u.display.clone());
+    let unix_file = unix.as_ref().and_then(|u| u.file.clone());
     tracker.spawn(listener::accept_loops(
-        bound,
+        tcp,
+        unix.map(|u| u.listener),
         Arc::clone(&ctx),
         Arc::clone(&admin),
         tracker.clone(),
@@ -138,10 +161,11 @@ pub fn start(config: Config) -> Result<Running, AppError> {
         tcp_addrs,
         unix_socket,
         metrics_addr,
+        unix_file,
         alerts,
         ctx,
         admin,
-        reload_source,
+        reloader,
         tracker,
         janitor_stop,
     })
@@ -199,20 +223,26 @@ impl Running {
         &self.ctx.registry
     }
 
-    /// Where RELOAD (console) reads the configuration from; without it, the loaded file.
-    pub fn set_reload_source(&self, source: ReloadSource) {
-        *self.reload_source.lock() = Some(source);
-    }
-
     /// The admin console's shared state (for tests and embedding).
     pub fn admin(&self) -> &Arc<AdminContext> {
         &self.admin
     }
 
-    /// Applies a new configuration without dropping connections.
-    pub fn reload(&self, config: Config) {
-        self.ctx.registry.reload(&Arc::new(config));
-        tracing::info!("configuration reloaded");
+    /// The handle SIGHUP and the console use for RELOAD and the other control requests.
+    pub fn control(&self) -> &ControlHandle {
+        &self.admin.control
+    }
+
+    /// Re-reads the config file and `auth_file` and applies them without dropping a connected
+    /// client or an open transaction; an invalid file changes nothing, and the reason is
+    /// returned (what SIGHUP and RELOAD do).
+    pub fn reload(&self) -> Result<(), String> {
+        self.reloader.reload()
+    }
+
+    /// Applies an already loaded config, as a reload would.
+    pub fn reload_with(&self, config: Config) -> Result<(), String> {
+        self.reloader.apply(config)
     }
 
     /// Waits until shutdown has been requested and every client is gone, then closes the pools.
@@ -230,8 +260,8 @@ impl Running {
         self.ctx.registry.close_all();
         // Let the background Terminate messages go out.
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        if let Some(path) = &self.unix_socket {
-            let _ = std::fs::remove_file(path);
+        if let Some(file) = &self.unix_file {
+            file.remove_if_ours();
         }
         tracing::info!("shutdown complete");
     }

@@ -71,7 +71,7 @@ impl Session {
             usize::try_from(ctx.registry.config().general.max_packet_size).unwrap_or(usize::MAX);
         Self {
             mode: settings.pool_mode,
-            track_prepared: tracks_prepared(settings),
+            track_prepared: tracks_prepared(&settings),
             ps: PreparedState::default(),
             ctx,
             stream,
@@ -173,7 +173,7 @@ impl Session {
                 let replacement = self.ctx.registry.pool_for(&db, &pool.user);
                 self.slot = replacement.attach_client();
                 self.mode = replacement.settings().pool_mode;
-                self.track_prepared = tracks_prepared(replacement.settings());
+                self.track_prepared = tracks_prepared(&replacement.settings());
                 replacement.checkout().await?
             }
             Err(e) => return Err(e.into()),

@@ -19,6 +19,7 @@ mod error;
 mod general;
 pub mod ini;
 mod load;
+pub mod restart;
 mod set;
 pub mod settings;
 mod show;

@@ -162,7 +162,7 @@ const GENERIC: &[Setting] = &[
     s("unix_socket_dir", "/tmp", false, Supported, Str, "Unix socket directory; empty disables the socket."),
     s("unix_socket_mode", "511", false, Supported, Int, "Permissions of the socket file (0777 = 511)."),
     s("unix_socket_group", "", false, Supported, Str, "Group of the socket file."),
-    s("user", "", false, NotYet, Str, "Unix user to switch to after start."),
+    s("user", "", false, Supported, Str, "Unix user to switch to at start (like -u), before any file is created."),
     s("pool_mode", "session", true, Supported, Choice(POOL_MODES), "When a server goes back to the pool: session, transaction or statement."),
     s("max_client_conn", "100", true, Supported, Int, "Maximum client connections in total."),
     s("default_pool_size", "20", true, Supported, Int, "Servers per (database, user) pool unless overridden; 0 means unlimited."),
@@ -205,9 +205,9 @@ const AUTH: &[Setting] = &[
 // One setting per line, so the table reads as a table.
 #[rustfmt::skip]
 const LOGGING: &[Setting] = &[
-    s("syslog", "0", true, NotYet, Bool, "Log to syslog."),
-    s("syslog_ident", "pgbouncer", true, NotYet, Str, "Syslog ident."),
-    s("syslog_facility", "daemon", true, NotYet, Str, "Syslog facility."),
+    s("syslog", "0", true, Supported, Bool, "Log to syslog (RFC 3164 lines to /dev/log, or [pgsluice] syslog_socket)."),
+    s("syslog_ident", "pgbouncer", true, Supported, Str, "Syslog ident."),
+    s("syslog_facility", "daemon", true, Supported, Str, "Syslog facility: auth, authpriv, daemon, user, local0-local7."),
     s("log_connections", "1", true, Supported, Bool, "Log successful logins."),
     s("log_disconnections", "1", true, Supported, Bool, "Log disconnections with their reason."),
     s("log_pooler_errors", "1", true, Supported, Bool, "Log the errors sent to clients."),
@@ -284,7 +284,7 @@ const NETWORK: &[Setting] = &[
     s("listen_backlog", "128", false, Supported, Int, "listen(2) backlog."),
     s("sbuf_loopcnt", "5", true, Ignored("the multi-threaded runtime schedules connections fairly by itself"), Int, "Rounds one connection is served before moving on."),
     s("so_reuseport", "0", false, Supported, Bool, "Set SO_REUSEPORT so several processes share the port."),
-    s("tcp_defer_accept", "1", true, Supported, Int, "TCP_DEFER_ACCEPT (Linux)."),
+    s("tcp_defer_accept", "1", true, Ignored("no safe binding sets TCP_DEFER_ACCEPT; accepting at once costs one wake-up per connection"), Int, "TCP_DEFER_ACCEPT (Linux)."),
     s("tcp_socket_buffer", "0", true, Supported, Int, "Socket buffer size; 0 keeps the OS default."),
     s("tcp_keepalive", "1", true, Supported, Bool, "SO_KEEPALIVE."),
     s("tcp_keepcnt", "0", true, Supported, Int, "Keepalive probe count; 0 keeps the OS default."),

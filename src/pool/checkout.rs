@@ -63,7 +63,7 @@ impl Pool {
         let paused = self.control.paused();
         let popped = if paused {
             None
-        } else if self.settings.server_round_robin {
+        } else if self.settings().server_round_robin {
             inner.idle.pop_front()
         } else {
             inner.idle.pop_back()
@@ -73,7 +73,7 @@ impl Pool {
             return Ok(Immediate::Server(Box::new(conn)));
         }
         if let Some((at, reason)) = inner.last_failure.as_ref().filter(|_| !paused) {
-            if at.elapsed() < self.settings.server_login_retry && inner.open() == 0 {
+            if at.elapsed() < self.settings().server_login_retry && inner.open() == 0 {
                 return Err(PoolError::ServerDown(Arc::clone(reason)));
             }
         }
@@ -98,7 +98,7 @@ impl Pool {
         mut ticket: WaitTicket,
         started: Instant,
     ) -> Result<ServerConn, PoolError> {
-        let settings = &self.settings;
+        let settings = self.settings();
         let deadline =
             (!settings.query_wait_timeout.is_zero()).then(|| started + settings.query_wait_timeout);
         let mut reserve_at =
@@ -136,10 +136,11 @@ impl Pool {
             self.discard(conn);
             return None;
         }
-        let Some(query) = self.settings.server_check_query.as_deref() else {
+        let settings = self.settings();
+        let Some(query) = settings.server_check_query.as_deref() else {
             return Some(conn);
         };
-        if conn.last_used.elapsed() <= self.settings.server_check_delay {
+        if conn.last_used.elapsed() <= settings.server_check_delay {
             return Some(conn);
         }
         if let Some(entry) = &conn.entry {
@@ -163,11 +164,11 @@ impl Pool {
         if self.control.paused() {
             return;
         }
-        let size = self.settings.pool_size;
+        let size = self.settings().pool_size;
         let cap = if size == 0 {
             usize::MAX
         } else if reserve {
-            size + self.settings.reserve_pool_size
+            size + self.settings().reserve_pool_size
         } else {
             size
         };
@@ -193,12 +194,12 @@ impl Pool {
             id,
             Side::Server,
             &self.database,
-            &self.spec.user,
+            &self.spec().user,
             &self.user,
             ConnState::ServerLogin,
         ));
         tokio::spawn(async move {
-            let result = server::connect(&pool.spec, id).await.map(|mut conn| {
+            let result = server::connect(&pool.spec(), id).await.map(|mut conn| {
                 let (addr, port) = conn.io().stream.peer();
                 let (local_addr, local_port) = conn.local.clone();
                 entry.set_endpoints(Endpoints {
@@ -264,7 +265,7 @@ impl Pool {
         leave_state: impl FnOnce(&mut Inner),
     ) {
         // server_lifetime = 0 means "use once" (PgBouncer), which a fresh server has not been yet.
-        let lifetime = self.settings.server_lifetime;
+        let lifetime = self.settings().server_lifetime;
         let close_needed =
             conn.close_needed || conn.entry.as_ref().is_some_and(|e| e.close_needed());
         let expired = close_needed || (!fresh && (lifetime.is_zero() || conn.age() > lifetime));

@@ -1,8 +1,13 @@
 //! The map from (database, user) to [`Pool`], built lazily from the config as clients arrive, and
 //! the shared `max_db_connections` / `max_user_connections` counters.
 //!
-//! On reload, pools whose settings or server changed are closed and replaced; clients of a
-//! replaced pool move to the new one at their next checkout.
+//! On reload (no connected client or open transaction is dropped):
+//! - a pool keeps its servers and takes its new settings, secret and limits live;
+//! - if its server changed (address, database, login user, startup parameters,
+//!   `connect_query`, server TLS), the pool takes the new spec and its servers are marked
+//!   `close_needed` as RECONNECT does: idle ones close at once, busy ones when released;
+//! - a pool whose database is gone (or now forces another user) is retired: its clients keep
+//!   being served until they leave (new logins get `3D000`), then it closes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,6 +16,7 @@ use std::sync::atomic::AtomicU64;
 use parking_lot::{Mutex, RwLock};
 
 use super::control::FlagMap;
+use super::resize::{ReloadSummary, same_server, spec_changed};
 use super::{ConnLimit, LoginPolicy, Pool, PoolControl, PoolSettings};
 use crate::config::{Config, DatabaseDef, Secret};
 use crate::net::KeepaliveSettings;
@@ -26,6 +32,8 @@ pub struct Registry {
     pools: Mutex<HashMap<(String, String), Arc<Pool>>>,
     db_limits: Mutex<HashMap<String, Arc<ConnLimit>>>,
     user_limits: Mutex<HashMap<String, Arc<ConnLimit>>>,
+    /// Pools of databases removed by a reload that still have clients.
+    retired: Mutex<Vec<Arc<Pool>>>,
     ids: Arc<AtomicU64>,
     pub(super) flags: FlagMap,
     pub(super) conns: Arc<ConnDirectory>,
@@ -94,6 +102,7 @@ impl Registry {
             pools: Mutex::new(HashMap::new()),
             db_limits: Mutex::new(HashMap::new()),
             user_limits: Mutex::new(HashMap::new()),
+            retired: Mutex::new(Vec::new()),
             ids: Arc::new(AtomicU64::new(1)),
             flags: FlagMap::default(),
             conns: Arc::new(ConnDirectory::default()),
@@ -162,29 +171,44 @@ impl Registry {
         db: &DatabaseDef,
         user: &str,
     ) -> Pool {
-        let g = &config.general;
-        let user_max = config
-            .users
-            .get(user)
-            .and_then(|u| u.max_user_connections)
-            .unwrap_or(g.max_user_connections);
+        let (db_limit, user_limit) = self.limits(config, db, user);
         Pool::new(
             db.name.clone(),
             user.to_owned(),
             server_spec(config, policy, db, user),
             PoolSettings::resolve(config, db, user),
-            limit(
-                &self.db_limits,
-                &db.name,
-                db.max_db_connections.unwrap_or(g.max_db_connections),
-            ),
-            limit(&self.user_limits, user, user_max),
+            db_limit,
+            user_limit,
             Arc::clone(&self.ids),
             PoolControl {
                 db: self.flags.get(&db.name),
                 global_pause: Arc::clone(&self.flags.global_pause),
                 conns: Arc::clone(&self.conns),
             },
+        )
+    }
+
+    /// The shared `max_db_connections` and `max_user_connections` counters of a pool, with
+    /// their maximums set from `config`.
+    fn limits(
+        &self,
+        config: &Config,
+        db: &DatabaseDef,
+        user: &str,
+    ) -> (Arc<ConnLimit>, Arc<ConnLimit>) {
+        let g = &config.general;
+        let user_max = config
+            .users
+            .get(user)
+            .and_then(|u| u.max_user_connections)
+            .unwrap_or(g.max_user_connections);
+        (
+            limit(
+                &self.db_limits,
+                &db.name,
+                db.max_db_connections.unwrap_or(g.max_db_connections),
+            ),
+            limit(&self.user_limits, user, user_max),
         )
     }
 
@@ -195,11 +219,10 @@ impl Registry {
         pools
     }
 
-    /// Applies a new config: the TLS and HBA files are re-read (if they cannot be loaded, the
-    /// previous policy stays in force); pools whose database is gone or whose settings or server
-    /// TLS changed are closed and dropped from the map (their clients get the new pool at the
-    /// next checkout; servers already checked out finish their work first).
-    pub fn reload(&self, config: &Arc<Config>) {
+    /// Applies a new config (see the module doc): the TLS and HBA files are re-read (if they
+    /// cannot be loaded, the previous policy stays in force) and every pool is updated in place
+    /// or retired.
+    pub fn reload(&self, config: &Arc<Config>) -> ReloadSummary {
         let policy = LoginPolicy::load(config).unwrap_or_else(|e| {
             tracing::error!("{e}; keeping the previous TLS and HBA settings");
             self.policy()
@@ -207,23 +230,67 @@ impl Registry {
         *self.config.write() = Arc::clone(config);
         *self.policy.write() = policy.clone();
         self.auth_cache.clear();
-        let mut pools = self.pools.lock();
-        pools.retain(|(db_name, user), pool| {
-            let keep = self.database(db_name).is_some_and(|db| {
-                let rebuilt = self.build_pool(config, &policy, &db, user);
-                rebuilt.settings() == pool.settings()
-                    && format!("{:?}", rebuilt.spec()) == format!("{:?}", pool.spec())
-            });
-            if !keep {
-                pool.close();
+        let mut summary = ReloadSummary::default();
+        let mut retired = Vec::new();
+        self.pools.lock().retain(|(db_name, user), pool| {
+            let db = config
+                .database(db_name)
+                .filter(|db| db.user.as_deref().is_none_or(|forced| forced == user));
+            let Some(db) = db else {
+                summary.retired += 1;
+                retired.push(Arc::clone(pool));
+                return false;
+            };
+            let running = pool.spec();
+            let mut spec = server_spec(config, &policy, &db, user);
+            // What client logins taught the pool stays valid for the same role.
+            spec.learned = Arc::clone(&running.learned);
+            // The counters are shared by name, so this updates every pool that uses them.
+            let _ = self.limits(config, &db, user);
+            let settings = PoolSettings::resolve(config, &db, user);
+            if !same_server(&spec, &running) {
+                summary.reconnected += 1;
+                pool.apply(settings, spec);
+                pool.reconnect_all();
+            } else if settings != *pool.settings() || spec_changed(&spec, &running) {
+                summary.updated += 1;
+                pool.apply(settings, spec);
             }
-            keep
+            true
         });
+        self.retired.lock().extend(retired);
+        summary
+    }
+
+    /// One janitor round: maintains every pool, retired ones included, and closes retired
+    /// pools whose last client has left.
+    pub fn maintain(&self) {
+        for pool in self.pools() {
+            pool.maintain();
+        }
+        let retired: Vec<Arc<Pool>> = {
+            let mut retired = self.retired.lock();
+            retired.retain(|pool| {
+                let keep = pool.client_count() > 0;
+                if !keep {
+                    tracing::info!(db = %pool.database, user = %pool.user, "closing the pool of a removed database: its last client left");
+                    pool.close();
+                }
+                keep
+            });
+            retired.clone()
+        };
+        for pool in retired {
+            pool.maintain();
+        }
     }
 
     /// Closes every pool (shutdown).
     pub fn close_all(&self) {
         for pool in self.pools.lock().values() {
+            pool.close();
+        }
+        for pool in self.retired.lock().drain(..) {
             pool.close();
         }
     }

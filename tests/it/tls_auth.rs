@@ -177,7 +177,12 @@ async fn client_tls_prefer_allows_plain_and_reload_swaps_certificates() {
     live_dir.write("server.crt", &cert2.cert_pem);
     live_dir.write("server.key", &cert2.key_pem);
     let config = pgsluice::config::Config::load(&pooler.ini_path()).unwrap();
-    pooler.running.as_ref().unwrap().reload(config);
+    pooler
+        .running
+        .as_ref()
+        .unwrap()
+        .reload_with(config)
+        .unwrap();
     let after = psql_conninfo(&verify(&second), "select 1", &[]).await;
     assert!(after.status.success(), "{}", stderr(&after));
     assert!(
