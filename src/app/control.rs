@@ -126,6 +126,7 @@ fn reload(env: &ControlEnv) -> Reply {
         .as_ref()
         .and_then(ReloadSource::load)
         .ok_or_else(failed)?;
+    crate::admin::check_compat_version(&config);
     env.registry.reload(&Arc::new(config));
     tracing::info!("configuration reloaded");
     Ok(())

@@ -107,6 +107,7 @@ pub fn start(config: Config) -> Result<Running, AppError> {
         connections: Arc::new(AtomicUsize::new(0)),
         stats: PoolStats::default(),
         mem_sizes: console::mem_sizes(),
+        cancel_keys: parking_lot::Mutex::default(),
     });
     let tracker = TaskTracker::new();
     let tcp_addrs = bound.tcp_addrs();
@@ -124,6 +125,7 @@ pub fn start(config: Config) -> Result<Running, AppError> {
     tokio::spawn(admin::ticker::run(Arc::clone(&admin), janitor_stop.clone()));
     // Metrics and alerts stop with the janitor: they observe pools until those close.
     let (alerts, metrics_addr) = start_observers(&registry, metrics_listener, &janitor_stop)?;
+    admin::check_compat_version(&config);
     let not_supported = crate::config::not_supported(&config);
     if !not_supported.is_empty() {
         tracing::warn!(
