@@ -79,7 +79,7 @@ pub fn start(config: Config) -> Result<Running, AppError> {
     };
     let config = Arc::new(config);
     let policy = LoginPolicy::load(&config)?;
-    let registry = Arc::new(Registry::new(Arc::clone(&config), policy));
+    let registry = Arc::new(Registry::with_policy(Arc::clone(&config), policy));
     let shutdown = Shutdown::default();
     let ctx = Arc::new(ClientContext {
         registry: Arc::clone(&registry),
