@@ -28,6 +28,27 @@ if ! command -v promtool >/dev/null 2>&1; then
   if [[ -x $promdir/usr/bin/promtool ]]; then export PATH="$PWD/$promdir/usr/bin:$PATH"; fi
 fi
 
+# Optional, for the admin console tests (they skip with a message without them): the real
+# PgBouncer to compare result sets with, and Debian's exporter to scrape the console. Their
+# services must not start, so a temporary policy-rc.d forbids it while they install.
+install_optional() {
+  local pkg=$1 bin=$2 policy=/usr/sbin/policy-rc.d
+  [[ -x $bin ]] && return 0
+  command -v apt-get >/dev/null 2>&1 && as_root true || return 0
+  say "installing $pkg (optional, for the admin console tests)"
+  local made_policy=0
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null && as_root chmod +x "$policy" && made_policy=1
+  fi
+  as_root apt-get install -y -qq --no-install-recommends "$pkg" >/dev/null 2>&1 ||
+    { as_root apt-get update -qq >/dev/null 2>&1 && as_root apt-get install -y -qq --no-install-recommends "$pkg" >/dev/null 2>&1; } ||
+    say "could not install $pkg; its tests will be skipped"
+  [[ $made_policy -eq 1 ]] && as_root rm -f "$policy"
+  return 0
+}
+install_optional pgbouncer /usr/sbin/pgbouncer
+install_optional prometheus-pgbouncer-exporter /usr/bin/prometheus-pgbouncer-exporter
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 

@@ -11,6 +11,8 @@
 //! settings, the connection directory (`stats::conns`) and the config, and changes the running
 //! pooler only through `control::Request`s executed by the app. The password exchange comes in
 //! through the [`access::Authenticator`] the app provides, because `client` is a sibling layer.
+//! Lower layers it uses: `protocol` (messages), `net` (its own socket), `config`, `stats`,
+//! `control`, and `pool`'s read-only registry API.
 //!
 //! Invariants: every SHOW sends exactly the columns of the emulated PgBouncer version; every
 //! command answers with a result, an `ErrorResponse`, or (SHUTDOWN) nothing because the process
@@ -26,6 +28,8 @@ mod show_misc;
 mod show_pools;
 mod show_stats;
 pub mod table;
+#[cfg(test)]
+mod tests;
 pub mod ticker;
 
 use std::sync::Arc;
@@ -38,7 +42,7 @@ use crate::stats::PoolStats;
 use crate::stats::period::StatsPeriods;
 
 pub use access::{Authenticator, Refusal, Rights};
-pub use session::{Login, serve};
+pub use session::{Login, cancel, serve};
 pub use table::Version;
 
 /// The name clients connect to for the console.
@@ -72,18 +76,31 @@ pub struct AdminContext {
     pub stats: PoolStats,
     /// Struct sizes for SHOW MEM.
     pub mem_sizes: MemSizes,
+    /// Cancel keys issued to console sessions (a cancel from the console resumes a PAUSE).
+    pub cancel_keys: parking_lot::Mutex<std::collections::HashSet<(i32, i32)>>,
 }
 
-/// The emulated PgBouncer version: `admin_compat_version` from `[pgsluice]`, else the latest.
-/// An invalid value is logged (once per reload would be nicer; it is cheap to repeat) and the
-/// latest version used.
+/// The emulated PgBouncer version: `admin_compat_version` from `[pgsluice]`, else the latest
+/// (also when the value is invalid; [`check_compat_version`] reports that once per load).
 pub fn compat_version(config: &Config) -> Version {
-    match config.pgsluice.get("admin_compat_version") {
-        None => table::LATEST,
-        Some(text) => Version::parse(text).unwrap_or_else(|e| {
-            tracing::warn!("{e}; using {}", table::LATEST);
+    config
+        .pgsluice
+        .get("admin_compat_version")
+        .and_then(|text| Version::parse(text).ok())
+        .unwrap_or(table::LATEST)
+}
+
+/// Logs an invalid `admin_compat_version`; the app calls it when a config is loaded.
+pub fn check_compat_version(config: &Config) {
+    if let Some(Err(e)) = config
+        .pgsluice
+        .get("admin_compat_version")
+        .map(|text| Version::parse(text))
+    {
+        tracing::warn!(
+            "{e}; the admin console emulates PgBouncer {}",
             table::LATEST
-        }),
+        );
     }
 }
 

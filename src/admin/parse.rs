@@ -207,6 +207,7 @@ fn parse_set(rest: &[Token]) -> Option<Result<Command, ParseError>> {
 mod tests {
     use super::*;
 
+    #[allow(clippy::unnecessary_wraps)] // compared with parse()'s result
     fn word(cmd: &str, arg: &str) -> Result<Command, ParseError> {
         Ok(Command::Word {
             cmd: cmd.into(),

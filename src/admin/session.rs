@@ -67,7 +67,50 @@ async fn log_in(
     }
 }
 
-fn welcome(out: &mut BytesMut, ctx: &AdminContext) {
+/// A console session's cancel key, registered while the session lives.
+struct CancelKey<'a> {
+    ctx: &'a AdminContext,
+    key: (i32, i32),
+}
+
+impl<'a> CancelKey<'a> {
+    fn issue(ctx: &'a AdminContext) -> CancelKey<'a> {
+        let mut keys = ctx.cancel_keys.lock();
+        loop {
+            let key = (rand::random::<i32>() & 0x7fff_ffff, rand::random::<i32>());
+            if keys.insert(key) {
+                return CancelKey { ctx, key };
+            }
+        }
+    }
+}
+
+impl Drop for CancelKey<'_> {
+    fn drop(&mut self) {
+        self.ctx.cancel_keys.lock().remove(&self.key);
+    }
+}
+
+/// A cancel request: if it carries a console session's key, PgBouncer's answer to Ctrl-C in the
+/// console applies (a global PAUSE is lifted) and `true` is returned; otherwise it is a client's.
+pub async fn cancel(ctx: &AdminContext, pid: i32, key: i32) -> bool {
+    if !ctx.cancel_keys.lock().contains(&(pid, key)) {
+        return false;
+    }
+    if ctx.registry.globally_paused() && !ctx.shutdown.is_started() {
+        tracing::info!("console cancel request: resuming");
+        if let Err(e) = ctx
+            .control
+            .request(crate::control::Request::Resume(None))
+            .await
+        {
+            tracing::info!("RESUME after console cancel: {e}");
+        }
+    }
+    true
+}
+
+fn welcome(out: &mut BytesMut, ctx: &AdminContext, key: (i32, i32)) {
     let version = compat_version(&ctx.registry.config());
     backend::auth_ok(out);
     let server_version = format!("{}/bouncer", version.full());
@@ -82,8 +125,7 @@ fn welcome(out: &mut BytesMut, ctx: &AdminContext) {
     ] {
         backend::parameter_status(out, name, value);
     }
-    // The key only has to look like one: a cancel request for it finds no server to cancel.
-    backend::backend_key_data(out, rand::random::<i32>() & 0x7fff_ffff, rand::random());
+    backend::backend_key_data(out, key.0, key.1);
     backend::ready_for_query(out, b'I');
 }
 
@@ -148,8 +190,9 @@ pub async fn serve(
     if ctx.registry.config().general.log_connections {
         tracing::info!(client = id, user = %shown_user, addr = %addr, port, ?rights, "console login");
     }
+    let cancel_key = CancelKey::issue(&ctx);
     let mut out = BytesMut::with_capacity(256);
-    welcome(&mut out, &ctx);
+    welcome(&mut out, &ctx, cancel_key.key);
     if stream.write_all(&out).await.is_err() {
         return;
     }

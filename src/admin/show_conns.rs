@@ -28,14 +28,14 @@ const COLUMNS: &[Col] = &[
     int("local_port"),
     text("connect_time"),
     text("request_time"),
-    int("wait"),
-    int("wait_us"),
-    int("close_needed"),
+    int("wait").since(v(1, 8)),
+    int("wait_us").since(v(1, 8)),
+    int("close_needed").since(v(1, 9)),
     text("ptr"),
     text("link"),
     int("remote_pid"),
     text("tls"),
-    text("application_name"),
+    text("application_name").since(v(1, 18)),
     int("prepared_statements").since(v(1, 21)),
     int("id").since(v(1, 24)),
 ];
@@ -109,7 +109,7 @@ fn row(ctx: &AdminContext, info: &Arc<ConnInfo>, version: Version, used_after_us
         n(info.remote_pid()),
         s(info.tls()),
         s(app),
-        n(0),
+        n(i32::try_from(info.prepared()).unwrap_or(i32::MAX)),
         n(i32::try_from(info.id).unwrap_or(i32::MAX)),
     ];
     Row {

@@ -8,7 +8,7 @@
 //! Invariants: rows are in name order; the console's `pgbouncer` database and user are listed
 //! as PgBouncer lists them; databases made from the `*` fallback appear once they have a pool.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use bytes::BytesMut;
 
@@ -27,7 +27,7 @@ const DATABASES: &[Col] = &[
     text("database"),
     text("force_user"),
     int("pool_size"),
-    int("min_pool_size"),
+    int("min_pool_size").since(v(1, 16)),
     int("reserve_pool").until(V24),
     int("reserve_pool_size").since(V24),
     int("server_lifetime").since(V23),
@@ -37,8 +37,8 @@ const DATABASES: &[Col] = &[
     int("current_connections"),
     int("max_client_connections").since(V24),
     int("current_client_connections").since(V24),
-    int("paused"),
-    int("disabled"),
+    int("paused").since(v(1, 8)),
+    int("disabled").since(v(1, 8)),
 ];
 
 const USERS: &[Col] = &[
@@ -54,13 +54,32 @@ const USERS: &[Col] = &[
 
 const PEERS: &[Col] = &[int("peer_id"), text("host"), int("port"), int("pool_size")];
 
-fn clients_where(ctx: &AdminContext, pred: impl Fn(&str, &str) -> bool) -> usize {
-    ctx.registry
-        .conns()
-        .all()
-        .iter()
-        .filter(|c| c.side == Side::Client && pred(&c.database, &c.user))
-        .count()
+/// Logged-in clients per database and per user, counted once per command (not per row).
+#[derive(Default)]
+struct ClientCounts {
+    by_db: HashMap<String, usize>,
+    by_user: HashMap<String, usize>,
+}
+
+impl ClientCounts {
+    fn new(ctx: &AdminContext) -> ClientCounts {
+        let mut counts = ClientCounts::default();
+        for c in ctx.registry.conns().all() {
+            if c.side == Side::Client {
+                *counts.by_db.entry(c.database.clone()).or_default() += 1;
+                *counts.by_user.entry(c.user.clone()).or_default() += 1;
+            }
+        }
+        counts
+    }
+
+    fn db(&self, name: &str) -> usize {
+        self.by_db.get(name).copied().unwrap_or(0)
+    }
+
+    fn user(&self, name: &str) -> usize {
+        self.by_user.get(name).copied().unwrap_or(0)
+    }
 }
 
 fn all_databases(ctx: &AdminContext, config: &Config) -> Vec<DatabaseDef> {
@@ -72,7 +91,12 @@ fn all_databases(ctx: &AdminContext, config: &Config) -> Vec<DatabaseDef> {
         .collect()
 }
 
-fn database_row(ctx: &AdminContext, config: &Config, db: &DatabaseDef) -> Vec<Cell> {
+fn database_row(
+    ctx: &AdminContext,
+    config: &Config,
+    counts: &ClientCounts,
+    db: &DatabaseDef,
+) -> Vec<Cell> {
     let g = &config.general;
     let flags = ctx.registry.db_flags(&db.name);
     let reserve = db.reserve_pool_size.unwrap_or(g.reserve_pool_size);
@@ -99,13 +123,13 @@ fn database_row(ctx: &AdminContext, config: &Config, db: &DatabaseDef) -> Vec<Ce
         count(ctx.registry.db_connections(&db.name)),
         n(db.max_db_client_connections
             .unwrap_or(g.max_db_client_connections)),
-        count(clients_where(ctx, |d, _| d == db.name)),
+        count(counts.db(&db.name)),
         n(i32::from(flags.paused())),
         n(i32::from(flags.disabled())),
     ]
 }
 
-fn admin_database_row(ctx: &AdminContext, config: &Config) -> Vec<Cell> {
+fn admin_database_row(config: &Config, counts: &ClientCounts) -> Vec<Cell> {
     let g = &config.general;
     vec![
         s(ADMIN_DB),
@@ -123,7 +147,7 @@ fn admin_database_row(ctx: &AdminContext, config: &Config) -> Vec<Cell> {
         n(g.max_db_connections),
         n(0),
         n(g.max_db_client_connections),
-        count(clients_where(ctx, |d, _| d == ADMIN_DB)),
+        count(counts.db(ADMIN_DB)),
         n(0),
         n(0),
     ]
@@ -132,12 +156,13 @@ fn admin_database_row(ctx: &AdminContext, config: &Config) -> Vec<Cell> {
 /// SHOW DATABASES.
 pub(super) fn databases(ctx: &AdminContext, version: Version, out: &mut BytesMut) {
     let config = ctx.registry.config();
+    let counts = ClientCounts::new(ctx);
     let mut rows: Vec<(String, Vec<Cell>)> = all_databases(ctx, &config)
         .iter()
-        .map(|db| (db.name.clone(), database_row(ctx, &config, db)))
+        .map(|db| (db.name.clone(), database_row(ctx, &config, &counts, db)))
         .collect();
     if !rows.iter().any(|(name, _)| name == ADMIN_DB) {
-        rows.push((ADMIN_DB.to_owned(), admin_database_row(ctx, &config)));
+        rows.push((ADMIN_DB.to_owned(), admin_database_row(&config, &counts)));
     }
     rows.sort_by(|a, b| a.0.cmp(&b.0));
     let mut rs = ResultSet::new(DATABASES);
@@ -174,6 +199,7 @@ fn padded(value: Option<u32>) -> String {
 pub(super) fn users(ctx: &AdminContext, version: Version, out: &mut BytesMut) {
     let config = ctx.registry.config();
     let g = &config.general;
+    let counts = ClientCounts::new(ctx);
     let mut rs = ResultSet::new(USERS);
     for name in user_names(ctx, &config) {
         let u = config.users.get(&name);
@@ -187,7 +213,7 @@ pub(super) fn users(ctx: &AdminContext, version: Version, out: &mut BytesMut) {
             count(ctx.registry.user_connections(&name)),
             n(u.and_then(|u| u.max_user_client_connections)
                 .unwrap_or(g.max_user_client_connections)),
-            count(clients_where(ctx, |_, user| user == name)),
+            count(counts.user(&name)),
         ]);
     }
     rs.write(out, version);

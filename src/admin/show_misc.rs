@@ -27,7 +27,7 @@ const MEM: &[Col] = &[
 const CONFIG: &[Col] = &[
     text("key"),
     text("value"),
-    text("default"),
+    text("default").since(v(1, 15)),
     text("changeable"),
 ];
 const DNS_HOSTS: &[Col] = &[
@@ -85,8 +85,18 @@ pub fn version_string(version: Version) -> String {
     )
 }
 
-/// SHOW VERSION.
+/// SHOW VERSION: a one-column result since 1.12; before, a NOTICE `PgBouncer version x.y.z`.
 pub(super) fn version(version: Version, out: &mut BytesMut) {
+    if version < v(1, 12) {
+        let text = format!(
+            "PgBouncer version {} (pgsluice {})",
+            version.full(),
+            env!("CARGO_PKG_VERSION")
+        );
+        backend::notice_response(out, "00000", &text, None);
+        backend::command_complete(out, "SHOW");
+        return;
+    }
     let mut rs = ResultSet::new(VERSION);
     rs.row(vec![s(version_string(version))]);
     rs.write(out, version);

@@ -17,17 +17,18 @@ const POOLS: &[Col] = &[
     text("user"),
     int("cl_active"),
     int("cl_waiting"),
-    int("cl_active_cancel_req"),
-    int("cl_waiting_cancel_req"),
+    int("cl_cancel_req").since(v(1, 16)).until(v(1, 18)),
+    int("cl_active_cancel_req").since(v(1, 18)),
+    int("cl_waiting_cancel_req").since(v(1, 18)),
     int("sv_active"),
-    int("sv_active_cancel"),
-    int("sv_being_canceled"),
+    int("sv_active_cancel").since(v(1, 18)),
+    int("sv_being_canceled").since(v(1, 18)),
     int("sv_idle"),
     int("sv_used"),
     int("sv_tested"),
     int("sv_login"),
     int("maxwait"),
-    int("maxwait_us"),
+    int("maxwait_us").since(v(1, 8)),
     text("pool_mode"),
     text("load_balance_hosts").since(v(1, 24)),
 ];
@@ -70,6 +71,7 @@ pub(super) fn pools(ctx: &AdminContext, version: Version, out: &mut BytesMut) {
                 count(snap.cl_waiting),
                 n(0),
                 n(0),
+                n(0),
                 count(snap.sv_active),
                 n(0),
                 n(0),
@@ -86,7 +88,7 @@ pub(super) fn pools(ctx: &AdminContext, version: Version, out: &mut BytesMut) {
     }
     let admin = console_sessions(ctx);
     let mut admin_row = vec![s(ADMIN_DB), s(CONSOLE_USER), count(admin)];
-    admin_row.extend((0..12).map(|_| n(0)));
+    admin_row.extend((0..13).map(|_| n(0)));
     admin_row.extend([s("statement"), None]);
     rows.push(((ADMIN_DB.to_owned(), CONSOLE_USER.to_owned()), admin_row));
     rows.sort_by(|a, b| a.0.cmp(&b.0));

@@ -27,8 +27,9 @@ pub const fn v(major: u16, minor: u16) -> Version {
     Version { major, minor }
 }
 
-/// The oldest version the console can emulate.
-pub const OLDEST: Version = v(1, 18);
+/// The oldest version the console can emulate (the columns Debian's old
+/// `prometheus-pgbouncer-exporter` still expects, such as `total_requests`).
+pub const OLDEST: Version = v(1, 7);
 /// The version emulated by default.
 pub const LATEST: Version = v(1, 26);
 
@@ -105,9 +106,27 @@ pub struct Col {
     pub since: Version,
     /// First version without it, if it was dropped or renamed.
     pub until: Option<Version>,
+    /// The type it had before a version, if its type changed (int8 counters became numeric in
+    /// 1.12).
+    pub legacy: Option<(Version, Type)>,
 }
 
 impl Col {
+    /// The type `version` sends.
+    pub fn type_in(&self, version: Version) -> Type {
+        match self.legacy {
+            Some((before, ty)) if version < before => ty,
+            _ => self.ty,
+        }
+    }
+
+    /// Had type `ty` before `version`.
+    #[must_use]
+    pub const fn typed_before(mut self, version: Version, ty: Type) -> Col {
+        self.legacy = Some((version, ty));
+        self
+    }
+
     /// Whether `version` sends this column.
     pub fn in_version(&self, version: Version) -> bool {
         self.since <= version && self.until.is_none_or(|u| version < u)
@@ -135,6 +154,7 @@ pub const fn col(name: &'static str, ty: Type) -> Col {
         ty,
         since: OLDEST,
         until: None,
+        legacy: None,
     }
 }
 
@@ -151,6 +171,11 @@ pub const fn int(name: &'static str) -> Col {
 /// A numeric column.
 pub const fn num(name: &'static str) -> Col {
     col(name, Type::Numeric)
+}
+
+/// A stats counter: numeric since 1.12, int8 before.
+pub const fn counter(name: &'static str) -> Col {
+    col(name, Type::Numeric).typed_before(v(1, 12), Type::Int8)
 }
 
 /// One value; `None` is SQL NULL.
@@ -175,7 +200,7 @@ pub fn count(value: usize) -> Cell {
 #[derive(Debug)]
 pub struct ResultSet<'a> {
     columns: &'a [Col],
-    rows: Vec<(Option<Version>, Vec<Cell>)>,
+    rows: Vec<(Option<Version>, Option<Version>, Vec<Cell>)>,
 }
 
 impl<'a> ResultSet<'a> {
@@ -190,13 +215,18 @@ impl<'a> ResultSet<'a> {
     /// Adds a row (one cell per declared column).
     pub fn row(&mut self, cells: Vec<Cell>) {
         debug_assert_eq!(cells.len(), self.columns.len(), "row width");
-        self.rows.push((None, cells));
+        self.rows.push((None, None, cells));
     }
 
     /// Adds a row that only `since` and later versions send.
     pub fn row_since(&mut self, since: Version, cells: Vec<Cell>) {
+        self.row_between(since, None, cells);
+    }
+
+    /// Adds a row that versions from `since` up to (not including) `until` send.
+    pub fn row_between(&mut self, since: Version, until: Option<Version>, cells: Vec<Cell>) {
         debug_assert_eq!(cells.len(), self.columns.len(), "row width");
-        self.rows.push((Some(since), cells));
+        self.rows.push((Some(since), until, cells));
     }
 
     /// Number of rows (all versions).
@@ -227,12 +257,12 @@ impl<'a> ResultSet<'a> {
             .filter(|c| c.in_version(version))
             .map(|c| Column {
                 name: c.name,
-                type_oid: c.ty.oid(),
+                type_oid: c.type_in(version).oid(),
             })
             .collect();
         backend::row_description(out, &described);
-        for (since, cells) in &self.rows {
-            if since.is_some_and(|s| version < s) {
+        for (since, until, cells) in &self.rows {
+            if since.is_some_and(|s| version < s) || until.is_some_and(|u| version >= u) {
                 continue;
             }
             let values = cells
@@ -298,7 +328,8 @@ mod tests {
         assert_eq!(Version::parse("1.18"), Ok(v(1, 18)));
         assert_eq!(Version::parse(" 1.22.1 "), Ok(v(1, 22)));
         assert_eq!(Version::parse("1.30"), Ok(LATEST));
-        assert!(Version::parse("1.17").is_err());
+        assert_eq!(Version::parse("1.7"), Ok(v(1, 7)));
+        assert!(Version::parse("1.6").is_err());
         assert!(Version::parse("abc").is_err());
         assert!(Version::parse("1.2.3.4").is_err());
         assert_eq!(v(1, 26).full(), "1.26.0");
@@ -310,6 +341,9 @@ mod tests {
         rs.row(vec![s("a"), n(1), n(1), n(5)]);
         rs.row_since(v(1, 25), vec![s("b"), n(2), n(2), None]);
         assert_eq!(rs.column_names(v(1, 18)), ["name", "reserve_pool"]);
+        let legacy = counter("x");
+        assert_eq!(legacy.type_in(v(1, 11)), Type::Int8);
+        assert_eq!(legacy.type_in(v(1, 12)), Type::Numeric);
         assert_eq!(rs.column_names(v(1, 24)), ["name", "reserve_pool_size"]);
         assert_eq!(
             rs.column_names(v(1, 26)),

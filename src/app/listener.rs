@@ -283,7 +283,11 @@ async fn handle_connection(ctx: Arc<ClientContext>, admin: Arc<AdminContext>, st
         return;
     };
     match first {
-        Ok(FirstContact::Cancel { pid, key }) => client::handle_cancel(&ctx, pid, key).await,
+        Ok(FirstContact::Cancel { pid, key }) => {
+            if !admin::cancel(&admin, pid, key).await {
+                client::handle_cancel(&ctx, pid, key).await;
+            }
+        }
         Ok(FirstContact::Login(login)) if login.database == admin::ADMIN_DB => {
             let application_name = login
                 .params

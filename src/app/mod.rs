@@ -127,6 +127,7 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<Running, AppE
         connections: Arc::new(AtomicUsize::new(0)),
         stats: PoolStats::default(),
         mem_sizes: console::mem_sizes(),
+        cancel_keys: parking_lot::Mutex::default(),
     });
     let tracker = TaskTracker::new();
     let tcp_addrs = bound.tcp_addrs();
@@ -147,6 +148,7 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<Running, AppE
     tokio::spawn(admin::ticker::run(Arc::clone(&admin), janitor_stop.clone()));
     // Metrics and alerts stop with the janitor: they observe pools until those close.
     let (alerts, metrics_addr) = start_observers(&registry, metrics_listener, &janitor_stop)?;
+    admin::check_compat_version(&config);
     let not_supported = crate::config::not_supported(&config);
     if !not_supported.is_empty() {
         tracing::warn!(

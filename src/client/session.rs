@@ -101,9 +101,7 @@ impl Session {
             let mut server = self.checkout().await?;
             let end = relay::run(self, &mut server).await;
             self.cancel.set_target(None);
-            self.conn.set_state(ConnState::ClientIdle);
-            self.conn
-                .set_application_name(self.params.get("application_name").unwrap_or_default());
+            self.unlink(&mut server);
             match end {
                 RelayEnd::Released => server.release(ServerState::Idle, self.mode),
                 RelayEnd::ClientGone(state) => {
@@ -208,6 +206,18 @@ impl Session {
         self.conn.set_link(conn.id);
         if let Some(entry) = &conn.entry {
             entry.set_link(self.id);
+        }
+    }
+
+    /// Records the end of a transaction in the connection directory.
+    fn unlink(&self, server: &mut PooledServer) {
+        self.conn.set_state(ConnState::ClientIdle);
+        self.conn
+            .set_application_name(self.params.get("application_name").unwrap_or_default());
+        self.conn.set_prepared(self.ps.statements.len());
+        let conn = server.conn();
+        if let Some(entry) = &conn.entry {
+            entry.set_prepared(conn.prepared.len());
         }
     }
 

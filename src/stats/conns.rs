@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
@@ -138,6 +138,7 @@ pub struct ConnInfo {
     link: AtomicU64,
     remote_pid: AtomicI32,
     close_needed: AtomicBool,
+    prepared: AtomicU32,
     kill_reason: AtomicU8,
     kill: CancellationToken,
 }
@@ -170,6 +171,7 @@ impl ConnInfo {
             link: AtomicU64::new(0),
             remote_pid: AtomicI32::new(0),
             close_needed: AtomicBool::new(false),
+            prepared: AtomicU32::new(0),
             kill_reason: AtomicU8::new(KillReason::None as u8),
             kill: CancellationToken::new(),
         }
@@ -287,6 +289,17 @@ impl ConnInfo {
     /// The peer process id (0 = unknown).
     pub fn remote_pid(&self) -> i32 {
         self.remote_pid.load(Ordering::Relaxed)
+    }
+
+    /// Sets the number of prepared statements (a client's names, or those on a server).
+    pub fn set_prepared(&self, count: usize) {
+        self.prepared
+            .store(u32::try_from(count).unwrap_or(u32::MAX), Ordering::Relaxed);
+    }
+
+    /// The number of prepared statements last reported.
+    pub fn prepared(&self) -> u32 {
+        self.prepared.load(Ordering::Relaxed)
     }
 
     /// Marks a server to be closed instead of reused (RECONNECT).

@@ -127,10 +127,13 @@ impl StatsPeriods {
 /// PgBouncer's `log_stats` line for the averages of one period.
 pub fn log_line(avg: &StatsSnapshot) -> String {
     format!(
-        "stats: {} xacts/s, {} queries/s, 0 client parses/s, 0 server parses/s, 0 binds/s, \
+        "stats: {} xacts/s, {} queries/s, {} client parses/s, {} server parses/s, {} binds/s, \
          {} client logins/s, in {} B/s, out {} B/s, xact {} us, query {} us, wait {} us",
         avg.xact_count,
         avg.query_count,
+        avg.client_parse_count,
+        avg.server_parse_count,
+        avg.bind_count,
         avg.client_login_count,
         avg.bytes_received,
         avg.bytes_sent,

@@ -816,3 +816,35 @@ async fn stats_averages_follow_stats_period() {
         20
     );
 }
+
+/// Ctrl-C in the console (a cancel request with the console's key) lifts a global PAUSE, as in
+/// PgBouncer; a stats user's console key is recognised the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_cancel_resumes() {
+    let pooler = start("admcancel", "", "");
+    let admin = console(&pooler, ADMIN).await;
+    run(&admin, "PAUSE").await.expect("pause");
+    assert_eq!(
+        show(&admin, "STATE")
+            .await
+            .get("paused", "value")
+            .as_deref(),
+        Some("yes")
+    );
+    admin
+        .cancel_token()
+        .cancel_query(tokio_postgres::NoTls)
+        .await
+        .expect("cancel request sent");
+    assert!(
+        eventually(5, || async {
+            show(&admin, "STATE")
+                .await
+                .get("paused", "value")
+                .as_deref()
+                == Some("no")
+        })
+        .await,
+        "the cancel request resumed the pooler"
+    );
+}

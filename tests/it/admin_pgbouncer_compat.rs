@@ -10,7 +10,8 @@
     clippy::panic,
     clippy::unwrap_used,
     clippy::expect_used,
-    reason = "test helpers: a panic is how they report a failed test"
+    clippy::print_stderr,
+    reason = "test helpers: a panic is how they report a failed test; a skip says why on stderr"
 )]
 
 use std::io::{Read, Write};
@@ -60,7 +61,10 @@ fn describe(port: u16, user: &str, queries: &[&str]) -> Vec<Result<Described, St
         startup.extend_from_slice(s.as_bytes());
         startup.push(0);
     }
-    let mut packet = ((startup.len() + 4) as u32).to_be_bytes().to_vec();
+    let mut packet = u32::try_from(startup.len() + 4)
+        .unwrap()
+        .to_be_bytes()
+        .to_vec();
     packet.extend(startup);
     stream.write_all(&packet).unwrap();
     loop {
@@ -80,7 +84,7 @@ fn describe(port: u16, user: &str, queries: &[&str]) -> Vec<Result<Described, St
         let mut body = q.as_bytes().to_vec();
         body.push(0);
         let mut msg = vec![b'Q'];
-        msg.extend(((body.len() + 4) as u32).to_be_bytes());
+        msg.extend(u32::try_from(body.len() + 4).unwrap().to_be_bytes());
         msg.extend(body);
         stream.write_all(&msg).unwrap();
         let mut result = Ok(Described::default());

@@ -21,6 +21,7 @@ mod harness;
 // ---------------------------------------------------------------------------------------------
 mod admin_console;
 mod admin_docs;
+mod admin_exporter;
 mod admin_pgbouncer_compat;
 mod core_auth;
 mod core_binary;
