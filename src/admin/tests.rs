@@ -42,7 +42,10 @@ fn context() -> AdminContext {
         port: 5432,
         ..Default::default()
     });
-    let registry = Arc::new(Registry::new(Arc::new(config)));
+    let registry = Arc::new(Registry::new(
+        Arc::new(config),
+        crate::pool::LoginPolicy::default(),
+    ));
     let (control, _) = ControlHandle::channel();
     AdminContext {
         registry,
