@@ -73,6 +73,7 @@ impl Reloader {
     }
 
     fn apply_locked(&self, mut config: Config) -> ReloadResult {
+        crate::admin::check_compat_version(&config);
         let log_settings = LogSettings::from_config(&config).map_err(|e| {
             let reason = format!("reload failed, keeping the running configuration: {e}");
             tracing::error!("{reason}");
