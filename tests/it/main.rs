@@ -30,3 +30,7 @@ mod core_timeouts;
 mod harness_selftest;
 mod metrics_alerts;
 mod prepared;
+mod faults;
+mod hostile;
+mod isolation;
+mod soak;

@@ -19,4 +19,5 @@
 pub mod files;
 pub mod pooler;
 pub mod postgres;
+pub mod raw;
 pub mod tools;
