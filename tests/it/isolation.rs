@@ -133,8 +133,7 @@ async fn one_client(pooler_conn: String, id: u64, seed: u64) -> Result<usize, St
                     &format!("select count(*) from marks where m = '{token}'"),
                 )
                 .await;
-                let others =
-                    first_value(&client, "select count(*) from marks where m <> ''").await;
+                let others = first_value(&client, "select count(*) from marks where m <> ''").await;
                 client
                     .batch_execute("rollback")
                     .await

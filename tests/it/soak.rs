@@ -33,8 +33,7 @@ fn classify(text: &str, kinds: &mut BTreeMap<&'static str, u64>) {
             "server starting/shutting down"
         } else if line.contains("Run was aborted") {
             continue;
-        } else if line.contains("aborted") || line.contains("error") || line.contains("failed")
-        {
+        } else if line.contains("aborted") || line.contains("error") || line.contains("failed") {
             "other"
         } else {
             continue;
@@ -46,9 +45,23 @@ fn classify(text: &str, kinds: &mut BTreeMap<&'static str, u64>) {
 async fn round(port: u16, mode: &str, clients: &str, churn: bool) -> PgbenchRun {
     let port = port.to_string();
     let mut args = vec![
-        "-h", "127.0.0.1", "-p", &port, "-U", USER, "-n", "-M", mode, "-c", clients,
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port,
+        "-U",
+        USER,
+        "-n",
+        "-M",
+        mode,
+        "-c",
+        clients,
         // One thread per client: pgbench's blocking PQprepare (see prepared.rs).
-        "-j", clients, "-T", ROUND_SECONDS, "-S",
+        "-j",
+        clients,
+        "-T",
+        ROUND_SECONDS,
+        "-S",
     ];
     if churn {
         args.push("-C");
@@ -65,11 +78,7 @@ async fn soak_60s_with_faults() {
     let init = pgbench_init(pg.host(), pg.port(), USER, "soak", Some(&password(USER)), 1);
     assert!(init.status.success(), "{init:?}");
     let pooler = PoolerProcess::start(
-        &format!(
-            "soak = host={} port={} dbname=soak\n",
-            pg.host(),
-            pg.port()
-        ),
+        &format!("soak = host={} port={} dbname=soak\n", pg.host(), pg.port()),
         "pool_mode = transaction\nauth_type = md5\ndefault_pool_size = 6\nmax_client_conn = 200\n\
          max_prepared_statements = 100\nserver_login_retry = 1\nquery_wait_timeout = 20",
         &userlist(&[(USER, &password(USER))]),

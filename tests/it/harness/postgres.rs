@@ -191,7 +191,8 @@ impl PgCluster {
         let mut guard = self.server.lock().unwrap_or_else(PoisonError::into_inner);
         assert!(guard.is_none(), "start_again on a running cluster");
         let run_as = run_as().unwrap_or_else(|e| panic!("{e}"));
-        let mut server = Server::spawn(&self.dir, self.port, run_as).unwrap_or_else(|e| panic!("{e}"));
+        let mut server =
+            Server::spawn(&self.dir, self.port, run_as).unwrap_or_else(|e| panic!("{e}"));
         if let Err(e) = wait_ready(&mut server, &self.dir, self.port) {
             server.stop();
             panic!("restart failed: {e}");

@@ -25,7 +25,9 @@ pub fn startup_packet(user: &str, database: &str) -> Vec<u8> {
         body.push(0);
     }
     body.push(0);
-    let mut out = (i32::try_from(body.len() + 4).unwrap()).to_be_bytes().to_vec();
+    let mut out = (i32::try_from(body.len() + 4).unwrap())
+        .to_be_bytes()
+        .to_vec();
     out.extend_from_slice(&body);
     out
 }
