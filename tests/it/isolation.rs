@@ -39,6 +39,10 @@ const ZONES: [&str; 5] = [
     "Australia/Sydney",
 ];
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "one match arm per random operation reads best in one place"
+)]
 async fn one_client(pooler_conn: String, id: u64, seed: u64) -> Result<usize, String> {
     let (client, connection) = tokio_postgres::connect(&pooler_conn, tokio_postgres::NoTls)
         .await

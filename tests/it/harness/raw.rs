@@ -127,8 +127,13 @@ pub async fn login(port: u16, user: &str, password: &str, db: &str) -> (TcpStrea
     panic!("raw login: no ReadyForQuery");
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::new(), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
 }
 
 /// Sends a CancelRequest for `(pid, key)` to `port`.
@@ -182,7 +187,7 @@ impl PoolerProcess {
             auth_file.display()
         );
         let path: PathBuf = dir.write("pgbouncer.ini", &ini);
-        let child = Command::new(env!("CARGO_BIN_EXE_pgsluice"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pgsluice"))
             .arg("-q")
             .arg(&path)
             .stdin(Stdio::null())
@@ -196,6 +201,8 @@ impl PoolerProcess {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("pgsluice process did not listen on {port}");
     }
 
