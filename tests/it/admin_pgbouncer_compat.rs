@@ -60,7 +60,10 @@ fn describe(port: u16, user: &str, queries: &[&str]) -> Vec<Result<Described, St
         startup.extend_from_slice(s.as_bytes());
         startup.push(0);
     }
-    let mut packet = ((startup.len() + 4) as u32).to_be_bytes().to_vec();
+    let mut packet = u32::try_from(startup.len() + 4)
+        .unwrap()
+        .to_be_bytes()
+        .to_vec();
     packet.extend(startup);
     stream.write_all(&packet).unwrap();
     loop {
@@ -80,7 +83,7 @@ fn describe(port: u16, user: &str, queries: &[&str]) -> Vec<Result<Described, St
         let mut body = q.as_bytes().to_vec();
         body.push(0);
         let mut msg = vec![b'Q'];
-        msg.extend(((body.len() + 4) as u32).to_be_bytes());
+        msg.extend(u32::try_from(body.len() + 4).unwrap().to_be_bytes());
         msg.extend(body);
         stream.write_all(&msg).unwrap();
         let mut result = Ok(Described::default());
@@ -214,6 +217,10 @@ const QUERIES: &[&str] = &[
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(
+    clippy::print_stderr,
+    reason = "a skipped comparison says so on stderr"
+)]
 async fn result_sets_match_the_installed_pgbouncer() {
     let Some(version) = installed_version() else {
         eprintln!(
