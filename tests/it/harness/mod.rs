@@ -1,0 +1,21 @@
+//! Test harness shared by every integration test module.
+//!
+//! * `postgres` — one throwaway PostgreSQL cluster per test process, with a role per auth method.
+//! * `files` — temporary config directories and userlist.txt lines.
+//! * `tools` — `psql` / `pgbench` as subprocesses with timeouts.
+//!
+//! Everything here is blocking std code or plain async over tokio-postgres: each
+//! `#[tokio::test]` has its own runtime, so nothing may keep a runtime handle in a static.
+
+// Helpers fail the calling test by panicking with context (a log tail, a command's output);
+// clippy's allow-*-in-tests only covers `#[test]` functions, not the helpers they call.
+#![allow(
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test harness: a panic is how a helper reports a failed test"
+)]
+
+pub mod files;
+pub mod postgres;
+pub mod tools;
