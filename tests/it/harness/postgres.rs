@@ -266,7 +266,8 @@ impl PgCluster {
         name
     }
 
-    /// `rolpassword` of a role as stored in pg_authid (read once at start-up).
+    /// `rolpassword` of a role as stored in pg_authid. Read once at start-up: tests must not
+    /// change the harness roles' passwords on the shared cluster (other tests rely on them).
     pub fn secret(&self, role: &str) -> &str {
         self.secrets.iter().find(|(r, _)| r == role).map_or_else(
             || panic!("role {role} has no stored password"),
