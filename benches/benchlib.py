@@ -104,6 +104,19 @@ def cmd_runstats(args):
             os.remove(path)
     json.dump(run, sys.stdout, sort_keys=True)
     sys.stdout.write("\n")
+    if args.progress:
+        sys.stderr.write(progress_line(args.progress, run) + "\n")
+
+
+def progress_line(counter, r):
+    head = f"  [{counter}] {r.get('scenario', '?'):<17} {r.get('target', '?'):<9} #{r.get('rep', '?')}:"
+    if not r.get("ok"):
+        return f"{head} FAILED {r.get('error')}"
+    cpu = r.get("cpu_s_per_10k_tx")
+    cpu = f", cpu {cpu:.3f} s/10k tx" if cpu is not None else ""
+    rss = f", peak rss {r['peak_rss_kb'] / 1024:.1f} MiB" if r.get("peak_rss_kb") else ""
+    return (f"{head} {r.get('tps', 0):>9.0f} tps, p50 {r.get('p50_ms')} ms, "
+            f"p99 {r.get('p99_ms')} ms{cpu}{rss} ({r.get('wall_s')} s)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -367,6 +380,7 @@ def main():
     rs.add_argument("--log-prefix", required=True)
     rs.add_argument("--extra", action="append", help="key=value added to the record")
     rs.add_argument("--remove-logs", action="store_true")
+    rs.add_argument("--progress", help="also print a progress line to stderr, prefixed with this")
     rs.set_defaults(func=cmd_runstats)
     rp = sub.add_parser("report")
     rp.add_argument("--meta", required=True)

@@ -61,7 +61,7 @@ while [[ $# -gt 0 ]]; do
 done
 if [[ $QUICK -eq 1 ]]; then
   REPS=${REPS:-1}
-  DURATION=${DURATION:-5}
+  DURATION=${DURATION:-4}
 else
   REPS=${REPS:-3}
   DURATION=${DURATION:-10}
@@ -154,6 +154,11 @@ IDLE_JSONL=$WORK/idle.jsonl
 : >"$RUNS_JSONL"
 : >"$IDLE_JSONL"
 note() { say "NOTE: $*"; printf '%s\n' "$*" >>"$NOTES"; }
+# The last N non-blank lines of a file on one line, quotes and backslashes replaced; never fails.
+oneline() {
+  # shellcheck disable=SC1003 # the backslash is a character to replace, not an escape
+  { grep -v '^[[:space:]]*$' "$1" 2>/dev/null || true; } | tail -n "$2" | tr '\n"\\' '  /' | cut -c1-300
+}
 
 PG_PID=
 declare -A POOLER_PID=()
@@ -192,6 +197,7 @@ cleanup() {
   exit "$rc"
 }
 trap cleanup EXIT
+trap 'say "ERROR: line $LINENO: \"$BASH_COMMAND\" failed"' ERR
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
@@ -348,7 +354,7 @@ start_pooler() { # target
 ensure_pooler() { # target
   local t=$1
   if ! kill -0 "${POOLER_PID[$t]:-0}" 2>/dev/null; then
-    note "$t (pid ${POOLER_PID[$t]:-none}) had exited; restarted. Log tail: $(tail -3 "$WORK/$t.log" | tr '\n' ' ' | cut -c1-300)"
+    note "$t (pid ${POOLER_PID[$t]:-none}) had exited; restarted. Log tail: $(oneline "$WORK/$t.log" 3)"
     wait "${POOLER_PID[$t]:-0}" 2>/dev/null || true
     start_pooler "$t" || true
   fi
@@ -386,6 +392,12 @@ pgbench_run() { # target clients user_kind duration log_prefix stdout stderr opt
   local target=$1 clients=$2 kind=$3 dur=$4 prefix=$5 out=$6 err=$7 jobs=2
   shift 7
   [[ $clients -lt 2 ]] && jobs=1
+  # pgbench's -T clock starts before its clients connect (PG 15), and connecting is slow for
+  # many clients (about 13 ms per Postgres backend, about 1.2 ms per pooler login here): add an
+  # allowance so the measured window keeps its length. TPS excludes the connection time anyway.
+  local allowance=$((clients / 500))
+  [[ $target == direct ]] && allowance=$((clients / 50))
+  dur=$((dur + allowance))
   local budget=$((dur + 60 + clients / 50))
   local log_args=()
   [[ -n $prefix ]] && log_args=(-l "--log-prefix=$prefix")
@@ -399,8 +411,8 @@ say "warm-up: fill both poolers' pools (md5 and SCRAM users)"
 for t in pgsluice pgbouncer; do
   for kind in md5 scram; do
     rc=0
-    pgbench_run "$t" 30 "$kind" 2 "" "$WORK/warmup-$t-$kind.out" "$WORK/warmup-$t-$kind.err" -S || rc=$?
-    [[ $rc -eq 0 ]] || note "warm-up through $t as the $kind user failed (rc $rc): $(tail -2 "$WORK/warmup-$t-$kind.err" | tr '\n' ' ' | cut -c1-300)"
+    pgbench_run "$t" 30 "$kind" 1 "" "$WORK/warmup-$t-$kind.out" "$WORK/warmup-$t-$kind.err" -S || rc=$?
+    [[ $rc -eq 0 ]] || note "warm-up through $t as the $kind user failed (rc $rc): $(oneline "$WORK/warmup-$t-$kind.err" 2)"
   done
 done
 
@@ -442,7 +454,7 @@ print(json.dumps(row, sort_keys=True))
 EOF
       say "idle clients on $t: $(tail -1 "$IDLE_JSONL")"
     else
-      note "idle-client helper for $t wrote no status: $(tail -3 "$WORK/idle-$t.log" | tr '\n' ' ' | cut -c1-300)"
+      note "idle-client helper for $t wrote no status: $(oneline "$WORK/idle-$t.log" 3)"
       printf '{"target": "%s", "error": "helper failed"}\n' "$t" >>"$IDLE_JSONL"
     fi
     stop_pid "$HELPER_PID" 10 TERM
@@ -462,7 +474,7 @@ skip_record() { # scenario target reason
 
 run_one() { # scenario target rep clients kind opts
   local sc=$1 t=$2 rep=$3 clients=$4 kind=$5 opts=$6
-  local dir=$WORK/runs/$sc/$t-$rep pid= c0= c1= hwm= rc=0 ok=0 err_text=
+  local dir=$WORK/runs/$sc/$t-$rep pid='' c0='' c1='' hwm='' rc=0 ok=0 err_text=
   mkdir -p "$dir"
   done_runs=$((done_runs + 1))
   if [[ $t != direct ]]; then
@@ -477,8 +489,11 @@ run_one() { # scenario target rep clients kind opts
     [[ $HWM_RESET -eq 1 ]] && { echo 5 >"/proc/$pid/clear_refs" || true; }
     c0=$(cpu_ticks "$pid" || echo "")
   fi
+  local t0=$EPOCHREALTIME
   # shellcheck disable=SC2086
   pgbench_run "$t" "$clients" "$kind" "$DURATION" "$dir/log" "$dir/stdout" "$dir/stderr" $opts || rc=$?
+  local wall
+  wall=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }')
   if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
     c1=$(cpu_ticks "$pid" || echo "")
     hwm=$(status_kb "$pid" VmHWM)
@@ -488,24 +503,12 @@ run_one() { # scenario target rep clients kind opts
   if [[ $rc -eq 0 ]] && grep -q "number of transactions actually processed: [1-9]" "$dir/stdout"; then
     ok=1
   else
-    err_text="pgbench rc $rc: $(grep -v '^\s*$' "$dir/stderr" | tail -2 | tr '\n"\\' '  /' | cut -c1-300)"
+    err_text="pgbench rc $rc: $(oneline "$dir/stderr" 2)"
   fi
-  python3 "$BENCHES/benchlib.py" runstats --stdout "$dir/stdout" --log-prefix "$dir/log" --remove-logs \
+  python3 -S "$BENCHES/benchlib.py" runstats --progress "$done_runs/$total" --stdout "$dir/stdout" --log-prefix "$dir/log" --remove-logs \
     --extra "scenario=$sc" --extra "target=$t" --extra "rep=$rep" --extra "clients=$clients" \
     --extra "ok=$ok" --extra "error=$err_text" --extra "cpu_seconds=$cpu" --extra "peak_rss_kb=$hwm" \
-    --extra "duration_s=$DURATION" >>"$RUNS_JSONL"
-  python3 - "$RUNS_JSONL" "$done_runs" "$total" <<'EOF' >&2
-import json, sys
-r = json.loads(open(sys.argv[1]).read().splitlines()[-1])
-if r.get("ok"):
-    cpu = r.get("cpu_s_per_10k_tx")
-    cpu = f", cpu {cpu:.3f} s/10k tx" if cpu is not None else ""
-    rss = f", peak rss {r['peak_rss_kb'] / 1024:.1f} MiB" if r.get("peak_rss_kb") else ""
-    print(f"  [{sys.argv[2]}/{sys.argv[3]}] {r['scenario']:<17} {r['target']:<9} #{r['rep']}: "
-          f"{r.get('tps', 0):>9.0f} tps, p50 {r.get('p50_ms')} ms, p99 {r.get('p99_ms')} ms{cpu}{rss}")
-else:
-    print(f"  [{sys.argv[2]}/{sys.argv[3]}] {r['scenario']:<17} {r['target']:<9} #{r['rep']}: FAILED {r.get('error')}")
-EOF
+    --extra "duration_s=$DURATION" --extra "wall_s=$wall" >>"$RUNS_JSONL"
 }
 
 say "running ${#SCENARIOS[@]} scenario(s): $REPS run(s) x ${DURATION}s per pooler (alternating), $DIRECT_REPS direct"
@@ -537,7 +540,7 @@ done
 for t in pgsluice pgbouncer; do
   if ! kill -0 "${POOLER_PID[$t]}" 2>/dev/null; then note "$t had exited by the end of the run"; fi
   if grep -qiE 'panic|FATAL|ERROR' "$WORK/$t.log"; then
-    note "$t log has $(grep -ciE 'panic|FATAL|ERROR' "$WORK/$t.log") error line(s), e.g.: $(grep -iE 'panic|FATAL|ERROR' "$WORK/$t.log" | head -2 | tr '\n"\\' '  /' | cut -c1-300)"
+    note "$t log has $(grep -ciE 'panic|FATAL|ERROR' "$WORK/$t.log") error line(s), e.g.: $(grep -iE 'panic|FATAL|ERROR' "$WORK/$t.log" > "$WORK/$t.errors"; oneline "$WORK/$t.errors" 2)"
   fi
 done
 
