@@ -6,7 +6,65 @@
 //!
 //! Does not: open sockets, resolve hosts, or decide policy at run time. A `Config` is immutable
 //! once built; a reload builds a new one and the app swaps the whole `Arc`.
+//!
+//! Layout: `ini.rs` (lexer) → `load.rs` (sections, builder) → `general.rs` (values of
+//! `[pgbouncer]`, driven by `settings.rs`), `connstr.rs`, `users.rs`, `userlist.rs`;
+//! `toml.rs` feeds the same builder; `validate.rs` checks the whole; `docs.rs` renders
+//! `docs/configuration.md` from the table.
 
+pub mod connstr;
+pub mod docs;
+pub mod duration;
+mod error;
+mod general;
+pub mod ini;
+mod load;
+pub mod settings;
+mod show;
+mod toml;
 mod types;
+pub mod userlist;
+pub mod users;
+mod validate;
 
+#[cfg(test)]
+mod tests;
+
+pub use error::{Error, Loc};
+pub use load::read_auth_file;
+pub use show::{ShowRow, show_config};
 pub use types::*;
+
+use settings::Support;
+
+/// The settings in `cfg` that pgsluice accepts but does not act on yet, for the app to log
+/// once at start. Only values set in the file and different from the default count, plus
+/// `auth_type` values not implemented yet, per-database auth overrides and `[peers]`.
+pub fn not_supported(cfg: &Config) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = settings::all()
+        .filter(|s| s.support == Support::NotYet)
+        .filter(|s| {
+            cfg.general.raw.get(s.name).is_some_and(|v| {
+                v != s.default && !(s.name.ends_with("_sslmode") && v == "disable")
+            })
+        })
+        .map(|s| s.name)
+        .collect();
+    if matches!(
+        cfg.general.auth_type,
+        AuthType::Cert | AuthType::Hba | AuthType::Pam | AuthType::Ldap
+    ) {
+        out.push("auth_type");
+    }
+    let dbs = cfg.databases.iter().chain(cfg.fallback_database.as_ref());
+    if dbs
+        .clone()
+        .any(|d| d.auth_user.is_some() || d.auth_query.is_some() || d.auth_dbname.is_some())
+    {
+        out.push("[databases] auth_user/auth_query/auth_dbname");
+    }
+    if !cfg.peers.is_empty() {
+        out.push("[peers]");
+    }
+    out
+}

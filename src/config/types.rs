@@ -24,6 +24,8 @@ pub struct Config {
     /// Raw `[pgsluice]` settings (metrics, alerts, ...), keyed by name, kept for the modules
     /// that own them.
     pub pgsluice: BTreeMap<String, String>,
+    /// The `[peers]` section (not yet acted on): peer id → raw connection string.
+    pub peers: BTreeMap<String, String>,
 }
 
 /// `pool_mode`.

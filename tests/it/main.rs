@@ -13,4 +13,9 @@ mod harness;
 // `mod admin_console;`). Pooler start/stop helpers belong in `harness/pooler.rs`, declared in
 // `harness/mod.rs`, next to `postgres`, `files` and `tools`.
 // ---------------------------------------------------------------------------------------------
+mod core_auth;
+mod core_binary;
+mod core_pooling;
+mod core_smoke;
+mod core_timeouts;
 mod harness_selftest;

@@ -17,5 +17,6 @@
 )]
 
 pub mod files;
+pub mod pooler;
 pub mod postgres;
 pub mod tools;

@@ -1,0 +1,96 @@
+//! The one mapping from why a client is refused or cut off to PgBouncer's message text and the
+//! SQLSTATE drivers expect.
+
+use bytes::BytesMut;
+
+use crate::pool::PoolError;
+use crate::protocol::backend::{Severity, error_response};
+use crate::protocol::sqlstate;
+
+/// A reason to send a client an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Unknown database name.
+    #[error("no such database: {0}")]
+    NoSuchDatabase(String),
+    /// Bad password or unknown user.
+    #[error("password authentication failed for user \"{0}\"")]
+    AuthFailed(String),
+    /// `auth_type` needs something this build cannot do.
+    #[error("authentication method not supported: {0}")]
+    AuthUnsupported(&'static str),
+    /// `max_client_conn` reached.
+    #[error("no more connections allowed (max_client_conn)")]
+    TooManyClients,
+    /// A startup parameter not allowed by `ignore_startup_parameters`.
+    #[error("unsupported startup parameter: {0}")]
+    UnsupportedParameter(String),
+    /// Startup packet without `user`.
+    #[error("no username supplied")]
+    NoUser,
+    /// Malformed input.
+    #[error("{0}")]
+    Protocol(String),
+    /// Could not get a server.
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+    /// The server broke while the client was using it.
+    #[error("server conn crashed?")]
+    ServerGone,
+    /// `client_idle_timeout`.
+    #[error("client_idle_timeout")]
+    IdleTimeout,
+    /// `idle_transaction_timeout`.
+    #[error("idle transaction timeout")]
+    IdleTransactionTimeout,
+    /// `transaction_timeout`.
+    #[error("transaction timeout")]
+    TransactionTimeout,
+    /// `client_login_timeout`.
+    #[error("client_login_timeout")]
+    LoginTimeout,
+    /// Statement mode and a transaction block.
+    #[error("transaction blocks not allowed in statement pooling mode")]
+    StatementModeTransaction,
+    /// The pooler is shutting down.
+    #[error("pooler is shutting down")]
+    Shutdown,
+}
+
+impl ClientError {
+    /// SQLSTATE for this error.
+    pub fn sqlstate(&self) -> &'static str {
+        match self {
+            ClientError::NoSuchDatabase(_) => sqlstate::INVALID_CATALOG_NAME,
+            ClientError::AuthFailed(_) => sqlstate::INVALID_PASSWORD,
+            ClientError::NoUser | ClientError::AuthUnsupported(_) => {
+                sqlstate::INVALID_AUTHORIZATION
+            }
+            ClientError::TooManyClients => sqlstate::TOO_MANY_CONNECTIONS,
+            ClientError::IdleTransactionTimeout => sqlstate::IDLE_IN_TRANSACTION_TIMEOUT,
+            ClientError::Shutdown | ClientError::Pool(PoolError::Closed) => {
+                sqlstate::ADMIN_SHUTDOWN
+            }
+            ClientError::StatementModeTransaction => sqlstate::FEATURE_NOT_SUPPORTED,
+            _ => sqlstate::PROTOCOL_VIOLATION,
+        }
+    }
+
+    /// The message text; pool errors use PgBouncer's wording.
+    pub fn text(&self) -> String {
+        match self {
+            ClientError::Pool(PoolError::WaitTimeout) => "query_wait_timeout".to_owned(),
+            ClientError::Pool(PoolError::ServerDown(reason)) => {
+                format!(
+                    "server login has been failing, try again later (server_login_retry): {reason}"
+                )
+            }
+            other => other.to_string(),
+        }
+    }
+
+    /// Appends a FATAL ErrorResponse for this error.
+    pub fn write_fatal(&self, out: &mut BytesMut) {
+        error_response(out, Severity::Fatal, self.sqlstate(), &self.text());
+    }
+}

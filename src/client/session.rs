@@ -1,0 +1,186 @@
+//! A logged-in client: waits idle without a server, checks one out when a message needs it,
+//! aligns the server's parameters with what this client was told, relays, and gives the server
+//! back per the pool mode.
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
+
+use super::ClientContext;
+use super::cancel::CancelRegistration;
+use super::errors::ClientError;
+use super::relay::{self, RelayEnd};
+use crate::config::PoolMode;
+use crate::net::Stream;
+use crate::pool::{ClientSlot, PoolError, PooledServer, ServerState};
+use crate::protocol::frame::HEADER_LEN;
+use crate::protocol::scan::Scanner;
+use crate::server::ParamSet;
+
+/// Initial and idle read-buffer size per client: small, because most clients are idle.
+const IDLE_BUFFER: usize = 4096;
+/// A buffer that grew past this is replaced when the client goes idle.
+const SHRINK_ABOVE: usize = 64 * 1024;
+
+/// One client connection after login.
+pub struct Session {
+    pub(super) ctx: Arc<ClientContext>,
+    pub(super) stream: Stream,
+    pub(super) buf: BytesMut,
+    pub(super) scanner: Scanner,
+    pub(super) params: ParamSet,
+    pub(super) mode: PoolMode,
+    pub(super) id: u64,
+    slot: ClientSlot,
+    cancel: CancelRegistration,
+}
+
+enum Request {
+    Work,
+    Terminate,
+}
+
+impl Session {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        ctx: Arc<ClientContext>,
+        stream: Stream,
+        buf: BytesMut,
+        params: ParamSet,
+        slot: ClientSlot,
+        cancel: CancelRegistration,
+        id: u64,
+    ) -> Self {
+        let settings = slot.pool().settings();
+        let max =
+            usize::try_from(ctx.registry.config().general.max_packet_size).unwrap_or(usize::MAX);
+        Self {
+            mode: settings.pool_mode,
+            ctx,
+            stream,
+            buf,
+            scanner: Scanner::new(max),
+            params,
+            id,
+            slot,
+            cancel,
+        }
+    }
+
+    pub(super) fn reserve_read(&mut self) {
+        if self.buf.capacity() - self.buf.len() < 1024 {
+            self.buf.reserve(IDLE_BUFFER);
+        }
+    }
+
+    /// Serves the client until it leaves or must be disconnected.
+    pub async fn run(&mut self) -> Result<(), ClientError> {
+        loop {
+            match self.wait_for_request().await? {
+                Request::Terminate => return Ok(()),
+                Request::Work => {}
+            }
+            let mut server = self.checkout().await?;
+            let end = relay::run(self, &mut server).await;
+            self.cancel.set_target(None);
+            match end {
+                RelayEnd::Released => server.release(ServerState::Idle, self.mode),
+                RelayEnd::ClientGone(state) => {
+                    server.release(state, self.mode);
+                    return Ok(());
+                }
+                RelayEnd::ServerGone => {
+                    server.close();
+                    return Err(ClientError::ServerGone);
+                }
+                RelayEnd::Fatal(error, state) => {
+                    server.release(state, self.mode);
+                    return Err(error);
+                }
+            }
+            if self.buf.capacity() > SHRINK_ABOVE && self.buf.is_empty() {
+                self.buf = BytesMut::with_capacity(IDLE_BUFFER);
+            }
+        }
+    }
+
+    /// Waits, without a server, for a message that needs one.
+    async fn wait_for_request(&mut self) -> Result<Request, ClientError> {
+        let idle_timeout = self.slot.pool().settings().client_idle_timeout;
+        let deadline = (!idle_timeout.is_zero()).then(|| Instant::now() + idle_timeout);
+        loop {
+            if let Some(&tag) = self.buf.first() {
+                if self.scanner.at_boundary() && tag == b'X' {
+                    return Ok(Request::Terminate);
+                }
+                if self.buf.len() >= HEADER_LEN || !self.scanner.at_boundary() {
+                    return Ok(Request::Work);
+                }
+            }
+            self.reserve_read();
+            let shutdown = &self.ctx.shutdown;
+            tokio::select! {
+                read = self.stream.read_buf(&mut self.buf) => match read {
+                    Ok(0) | Err(_) => return Ok(Request::Terminate),
+                    Ok(n) => self.slot.pool().stats.received(n),
+                },
+                () = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
+                    return Err(ClientError::IdleTimeout);
+                }
+                () = shutdown.drain.cancelled() => return Err(ClientError::Shutdown),
+            }
+        }
+    }
+
+    /// Checks out a server, following the pool to its replacement after a reload, and aligns
+    /// its parameters with this client's.
+    async fn checkout(&mut self) -> Result<PooledServer, ClientError> {
+        let mut server = match self.slot.pool().checkout().await {
+            Ok(server) => server,
+            Err(PoolError::Closed) if !self.ctx.shutdown.drain.is_cancelled() => {
+                let pool = Arc::clone(self.slot.pool());
+                let db = self
+                    .ctx
+                    .registry
+                    .database(&pool.database)
+                    .ok_or(PoolError::Closed)?;
+                let replacement = self.ctx.registry.pool_for(&db, &pool.user);
+                self.slot = replacement.attach_client();
+                self.mode = replacement.settings().pool_mode;
+                replacement.checkout().await?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let conn = server.conn();
+        if let Some(sql) = conn.params.alignment_sql(&self.params) {
+            match conn.simple_query(&sql).await {
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(
+                        client = self.id,
+                        server = conn.id,
+                        "parameter alignment failed: {e}"
+                    );
+                    server.close();
+                    return Err(ClientError::ServerGone);
+                }
+            }
+        }
+        self.cancel
+            .set_target(Some(server.conn().cancel_target().clone()));
+        Ok(server)
+    }
+
+    /// Sends a FATAL error and closes the connection, best effort.
+    pub async fn disconnect_with(&mut self, error: &ClientError) {
+        let mut out = BytesMut::new();
+        error.write_fatal(&mut out);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+            let _ = self.stream.write_all(&out).await;
+            let _ = self.stream.shutdown().await;
+        })
+        .await;
+    }
+}

@@ -1,0 +1,75 @@
+//! Time-based pool duties, run for every pool once a second: close servers past
+//! `server_idle_timeout` or `server_lifetime` (keeping `min_pool_size`), open servers up to
+//! `min_pool_size`, and retry openings that `max_db_connections`/`max_user_connections` held back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::{Pool, Registry};
+use crate::server::ServerConn;
+
+/// Runs until `shutdown` is cancelled.
+pub async fn run(registry: Arc<Registry>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {
+                for pool in registry.pools() {
+                    pool.maintain();
+                }
+            }
+        }
+    }
+}
+
+impl Pool {
+    /// One round of maintenance.
+    pub fn maintain(self: &Arc<Self>) {
+        let now = Instant::now();
+        let settings = self.settings();
+        let mut expired: Vec<ServerConn> = Vec::new();
+        let mut inner = self.inner.lock();
+        let min = settings.min_pool_size;
+        let mut open = inner.open();
+        let mut kept = std::collections::VecDeque::with_capacity(inner.idle.len());
+        // Oldest-used first, so the servers kept above min_pool_size are the most recently used.
+        for conn in inner.idle.drain(..) {
+            let idle_for = now.duration_since(conn.last_used);
+            let too_old =
+                !settings.server_lifetime.is_zero() && conn.age() > settings.server_lifetime;
+            let too_idle =
+                !settings.server_idle_timeout.is_zero() && idle_for > settings.server_idle_timeout;
+            if conn.close_needed || too_old || (too_idle && open > min) {
+                open -= 1;
+                expired.push(conn);
+            } else {
+                kept.push_back(conn);
+            }
+        }
+        inner.idle = kept;
+        self.launch(&mut inner, false);
+        // min_pool_size applies to pools that have clients (PgBouncer: or a forced user).
+        let wants_min = inner.clients > 0 || inner.open() > 0;
+        while wants_min && inner.open() < min && !inner.closed {
+            if !self.db_limit.try_acquire() {
+                break;
+            }
+            if !self.user_limit.try_acquire() {
+                self.db_limit.release();
+                break;
+            }
+            inner.connecting += 1;
+            self.spawn_connect();
+        }
+        drop(inner);
+        for conn in expired {
+            tracing::debug!(server = conn.id, "closing server: idle timeout or lifetime");
+            self.forget(conn);
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! Server connection pools, one per (database, user).
+//!
+//! Owns: the idle list (LIFO, or FIFO with `server_round_robin`), the FIFO queue of waiting
+//! clients, the count of servers in each state, opening servers within `pool_size`,
+//! `reserve_pool_size`, `max_db_connections` and `max_user_connections`, handing a released server
+//! straight to the first waiting client, and the time-based duties of [`janitor`].
+//!
+//! Does not: know about clients beyond a count, or relay bytes. A client gets a server as a
+//! [`PooledServer`] guard and gives it back through the guard, which decides whether it is clean.
+//!
+//! Invariants: every open server is in exactly one of idle / checked out / connecting / testing,
+//! counted under the one mutex, so SHOW POOLS is true by construction; the mutex is never held
+//! across an `.await`; when clients wait, the idle list is empty.
+
+mod checkout;
+mod guard;
+pub mod janitor;
+mod limit;
+pub mod registry;
+mod settings;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use crate::server::{ServerConn, ServerSpec};
+use crate::stats::PoolStats;
+
+pub use guard::{PooledServer, ServerState};
+pub use limit::ConnLimit;
+pub use registry::Registry;
+pub use settings::PoolSettings;
+
+/// Why a client could not get a server.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PoolError {
+    /// `query_wait_timeout` passed.
+    #[error("query_wait_timeout")]
+    WaitTimeout,
+    /// The last attempt to reach the server failed less than `server_login_retry` ago.
+    #[error("server login has been failing, try again later ({0})")]
+    ServerDown(Arc<str>),
+    /// The pool is shutting down or was removed.
+    #[error("pooler is shutting down")]
+    Closed,
+}
+
+struct Waiter {
+    id: u64,
+    since: Instant,
+    tx: oneshot::Sender<Result<ServerConn, PoolError>>,
+}
+
+#[derive(Default)]
+struct Inner {
+    idle: VecDeque<ServerConn>,
+    waiters: VecDeque<Waiter>,
+    checked_out: usize,
+    connecting: usize,
+    testing: usize,
+    clients: usize,
+    next_waiter: u64,
+    last_failure: Option<(Instant, Arc<str>)>,
+    closed: bool,
+    welcome: Option<Arc<Vec<(String, String)>>>,
+}
+
+impl Inner {
+    fn open(&self) -> usize {
+        self.idle.len() + self.checked_out + self.connecting + self.testing
+    }
+
+    fn live_waiters(&self) -> usize {
+        self.waiters.iter().filter(|w| !w.tx.is_closed()).count()
+    }
+}
+
+/// One pool of server connections.
+pub struct Pool {
+    /// Database name as clients use it.
+    pub database: String,
+    /// User the servers log in as.
+    pub user: String,
+    spec: ServerSpec,
+    settings: PoolSettings,
+    db_limit: Arc<ConnLimit>,
+    user_limit: Arc<ConnLimit>,
+    ids: Arc<AtomicU64>,
+    /// Counters for SHOW STATS.
+    pub stats: PoolStats,
+    inner: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("database", &self.database)
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Live numbers of one pool, for SHOW POOLS, metrics and alerts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolSnapshot {
+    /// Database name.
+    pub database: String,
+    /// User name.
+    pub user: String,
+    /// Clients logged in and not waiting.
+    pub cl_active: usize,
+    /// Clients waiting for a server.
+    pub cl_waiting: usize,
+    /// Servers checked out by a client.
+    pub sv_active: usize,
+    /// Idle servers ready right away.
+    pub sv_idle: usize,
+    /// Idle servers that need `server_check_query` before reuse.
+    pub sv_used: usize,
+    /// Servers being reset or checked.
+    pub sv_tested: usize,
+    /// Servers logging in.
+    pub sv_login: usize,
+    /// How long the oldest waiting client has waited.
+    pub maxwait: Duration,
+    /// Pool mode in effect.
+    pub pool_mode: crate::config::PoolMode,
+    /// Configured pool size (0 = unlimited).
+    pub pool_size: usize,
+    /// Configured reserve pool size.
+    pub reserve_pool_size: usize,
+}
+
+impl Pool {
+    /// A new, empty pool.
+    pub fn new(
+        database: String,
+        user: String,
+        spec: ServerSpec,
+        settings: PoolSettings,
+        db_limit: Arc<ConnLimit>,
+        user_limit: Arc<ConnLimit>,
+        ids: Arc<AtomicU64>,
+    ) -> Self {
+        Self {
+            database,
+            user,
+            spec,
+            settings,
+            db_limit,
+            user_limit,
+            ids,
+            stats: PoolStats::default(),
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    /// The settings in effect.
+    pub fn settings(&self) -> &PoolSettings {
+        &self.settings
+    }
+
+    /// How servers of this pool are reached.
+    pub fn spec(&self) -> &ServerSpec {
+        &self.spec
+    }
+
+    /// The ParameterStatus set of the first server that logged in, for client welcome messages.
+    pub fn welcome_params(&self) -> Option<Arc<Vec<(String, String)>>> {
+        self.inner.lock().welcome.clone()
+    }
+
+    /// Counts a logged-in client; the count drops when the returned guard drops.
+    pub fn attach_client(self: &Arc<Self>) -> ClientSlot {
+        self.inner.lock().clients += 1;
+        ClientSlot {
+            pool: Arc::clone(self),
+        }
+    }
+
+    /// A consistent view of the pool's numbers.
+    pub fn snapshot(&self) -> PoolSnapshot {
+        let inner = self.inner.lock();
+        let now = Instant::now();
+        let check_delay = self.settings.server_check_delay;
+        let used = inner
+            .idle
+            .iter()
+            .filter(|s| now.duration_since(s.last_used) > check_delay)
+            .count();
+        let waiting = inner.live_waiters();
+        let maxwait = inner
+            .waiters
+            .iter()
+            .filter(|w| !w.tx.is_closed())
+            .map(|w| now.duration_since(w.since))
+            .max()
+            .unwrap_or_default();
+        PoolSnapshot {
+            database: self.database.clone(),
+            user: self.user.clone(),
+            cl_active: inner.clients.saturating_sub(waiting),
+            cl_waiting: waiting,
+            sv_active: inner.checked_out,
+            sv_idle: inner.idle.len() - used,
+            sv_used: used,
+            sv_tested: inner.testing,
+            sv_login: inner.connecting,
+            maxwait,
+            pool_mode: self.settings.pool_mode,
+            pool_size: self.settings.pool_size,
+            reserve_pool_size: self.settings.reserve_pool_size,
+        }
+    }
+
+    /// Closes every idle server and refuses new checkouts; checked-out servers are closed when
+    /// they come back.
+    pub fn close(&self) {
+        let idle: Vec<ServerConn> = {
+            let mut inner = self.inner.lock();
+            inner.closed = true;
+            for waiter in inner.waiters.drain(..) {
+                let _ = waiter.tx.send(Err(PoolError::Closed));
+            }
+            inner.idle.drain(..).collect()
+        };
+        for conn in idle {
+            self.forget(conn);
+        }
+    }
+
+    /// Whether the pool has no clients and no servers.
+    pub fn is_empty(&self) -> bool {
+        let inner = self.inner.lock();
+        inner.clients == 0 && inner.open() == 0
+    }
+
+    /// Stops counting a server that is being closed, and closes it politely in the background.
+    fn forget(&self, conn: ServerConn) {
+        self.db_limit.release();
+        self.user_limit.release();
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(conn.terminate());
+        }
+    }
+}
+
+/// A logged-in client's place in a pool's client count.
+#[derive(Debug)]
+pub struct ClientSlot {
+    pool: Arc<Pool>,
+}
+
+impl ClientSlot {
+    /// The pool this client belongs to.
+    pub fn pool(&self) -> &Arc<Pool> {
+        &self.pool
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut inner = self.pool.inner.lock();
+        inner.clients = inner.clients.saturating_sub(1);
+    }
+}

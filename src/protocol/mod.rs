@@ -1,0 +1,36 @@
+//! The PostgreSQL v3 wire protocol, as far as a pooler needs it.
+//!
+//! Owns: frame boundaries ([`frame`]), the startup packet ([`startup`]), writers for every message
+//! the pooler itself emits ([`backend`] towards clients, [`frontend`] towards servers), the
+//! streaming header scanner the relay uses ([`scan`]), readers for the few server messages the
+//! pooler must understand during login ([`reply`]) and SQLSTATE codes ([`sqlstate`]).
+//!
+//! Does not: touch sockets or keep connection state. Everything here is pure and bounds-checked;
+//! a length from the wire is validated before anything is reserved for it.
+
+pub mod backend;
+pub mod frame;
+pub mod frontend;
+pub mod reply;
+pub mod scan;
+pub mod sqlstate;
+pub mod startup;
+
+/// A malformed message from either side.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ProtocolError {
+    /// A length field outside the allowed range.
+    #[error("invalid message length {0}")]
+    BadLength(i64),
+    /// A message body that does not have the shape its tag requires.
+    #[error("malformed {0} message")]
+    Malformed(&'static str),
+    /// A startup packet with a protocol version we do not speak.
+    #[error("unsupported frontend protocol {major}.{minor}")]
+    UnsupportedProtocol {
+        /// Major version.
+        major: u16,
+        /// Minor version.
+        minor: u16,
+    },
+}

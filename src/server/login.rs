@@ -1,0 +1,200 @@
+//! Opening a server connection: socket, startup packet, authentication (trust, cleartext, md5,
+//! SCRAM-SHA-256), then ParameterStatus/BackendKeyData up to the first ReadyForQuery, then
+//! `connect_query`.
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpStream, UnixStream};
+use tokio::time::Instant;
+
+use super::{CancelTarget, ParamSet, ServerAddr, ServerConn, ServerError, ServerSpec};
+use crate::auth::{ScramClient, md5_response, md5_secret};
+use crate::config::Secret;
+use crate::net::{MessageReader, Stream, apply_tcp_options};
+use crate::protocol::frontend;
+use crate::protocol::reply::{self, AuthRequest, ErrorFields};
+use crate::protocol::scan::Scanner;
+
+/// Connects and logs in, all within `spec.connect_timeout`.
+pub async fn connect(spec: &ServerSpec, id: u64) -> Result<ServerConn, ServerError> {
+    match tokio::time::timeout(spec.connect_timeout, connect_inner(spec, id)).await {
+        Ok(result) => result,
+        Err(_) => Err(ServerError::ConnectTimeout),
+    }
+}
+
+async fn open_socket(spec: &ServerSpec) -> Result<Stream, ServerError> {
+    let addr = &spec.addr;
+    let wrap = |source| ServerError::Connect {
+        addr: addr.clone(),
+        source,
+    };
+    match addr {
+        ServerAddr::Tcp(host, port) => {
+            let stream = TcpStream::connect((host.as_str(), *port))
+                .await
+                .map_err(wrap)?;
+            apply_tcp_options(&stream, &spec.keepalive);
+            Ok(Stream::Tcp(stream))
+        }
+        ServerAddr::Unix(path) => Ok(Stream::Unix(UnixStream::connect(path).await.map_err(wrap)?)),
+    }
+}
+
+async fn connect_inner(spec: &ServerSpec, id: u64) -> Result<ServerConn, ServerError> {
+    let mut stream = open_socket(spec).await?;
+    let local = stream.local();
+    let mut out = BytesMut::with_capacity(256);
+    let params = [
+        ("user", spec.user.as_str()),
+        ("database", spec.dbname.as_str()),
+    ];
+    let extra = spec
+        .startup_params
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()));
+    frontend::startup_message(&mut out, params.into_iter().chain(extra));
+    stream.write_all(&out).await?;
+
+    let mut reader = MessageReader::new(1024, spec.max_packet_size);
+    authenticate(spec, &mut stream, &mut reader).await?;
+
+    let mut server_params = ParamSet::default();
+    let mut login_params = Vec::new();
+    let mut backend_key = (0, 0);
+    loop {
+        let (tag, body) = reader.read_message(&mut stream).await?;
+        match tag {
+            b'S' => {
+                let (name, value) =
+                    reply::parameter_status(&body).map_err(crate::net::ReadError::from)?;
+                server_params.set(name, value);
+                login_params.push((name.to_owned(), value.to_owned()));
+            }
+            b'K' => {
+                backend_key =
+                    reply::backend_key_data(&body).map_err(crate::net::ReadError::from)?;
+            }
+            b'N' => {}
+            b'E' => return Err(ServerError::Login(ErrorFields::parse(&body))),
+            b'Z' => break,
+            other => return Err(ServerError::Unexpected(char::from(other))),
+        }
+    }
+    let now = Instant::now();
+    let mut conn = ServerConn {
+        id,
+        stream,
+        read_buf: reader.into_buffer(),
+        scanner: Scanner::new(spec.max_packet_size),
+        cancel: CancelTarget {
+            addr: spec.addr.clone(),
+            pid: backend_key.0,
+            key: backend_key.1,
+        },
+        params: server_params,
+        login_params: Arc::new(login_params),
+        created: now,
+        last_used: now,
+        request_time: now,
+        local,
+        close_needed: false,
+    };
+    if let Some(sql) = spec.connect_query.as_deref().filter(|q| !q.is_empty()) {
+        // PgBouncer only logs connect_query errors; the connection stays usable.
+        if let Err(e) = conn.simple_query(sql).await {
+            match e {
+                ServerError::Query(fields) => {
+                    tracing::warn!(server = conn.id, "connect_query failed: {fields}");
+                }
+                other => return Err(other),
+            }
+        }
+    }
+    Ok(conn)
+}
+
+/// The password to answer a cleartext or SCRAM request with, if the secret is plain text.
+fn plain_password(secret: Option<&Secret>) -> Option<&str> {
+    match secret {
+        Some(Secret::Plain(p)) => Some(p),
+        _ => None,
+    }
+}
+
+async fn authenticate(
+    spec: &ServerSpec,
+    stream: &mut Stream,
+    reader: &mut MessageReader,
+) -> Result<(), ServerError> {
+    let mut out = BytesMut::with_capacity(256);
+    let mut scram: Option<ScramClient> = None;
+    loop {
+        let (tag, body) = reader.read_message(stream).await?;
+        match tag {
+            b'R' => {}
+            b'E' => return Err(ServerError::Login(ErrorFields::parse(&body))),
+            b'N' => continue,
+            other => return Err(ServerError::Unexpected(char::from(other))),
+        }
+        out.clear();
+        match reply::auth_request(&body).map_err(crate::net::ReadError::from)? {
+            AuthRequest::Ok => return Ok(()),
+            AuthRequest::Cleartext => {
+                let password =
+                    plain_password(spec.secret.as_ref()).ok_or(ServerError::AuthUnsupported(
+                        "server wants a cleartext password but only a hash is known",
+                    ))?;
+                frontend::password_message(&mut out, password.as_bytes());
+            }
+            AuthRequest::Md5(salt) => {
+                let secret_hex = match spec.secret.as_ref() {
+                    Some(Secret::Plain(p)) => md5_secret(&spec.user, p),
+                    Some(Secret::Md5(hex)) => hex.clone(),
+                    _ => {
+                        return Err(ServerError::AuthUnsupported(
+                            "server wants md5 but no password or md5 secret is known",
+                        ));
+                    }
+                };
+                frontend::password_message(&mut out, md5_response(&secret_hex, salt).as_bytes());
+            }
+            AuthRequest::Sasl(mechanisms) => {
+                if !mechanisms.contains(&"SCRAM-SHA-256") {
+                    return Err(ServerError::AuthUnsupported(
+                        "server offers no supported SASL mechanism",
+                    ));
+                }
+                let password =
+                    plain_password(spec.secret.as_ref()).ok_or(ServerError::AuthUnsupported(
+                        "server wants SCRAM but no plain-text password is known",
+                    ))?;
+                let mut client = ScramClient::with_password(password);
+                frontend::sasl_initial_response(&mut out, "SCRAM-SHA-256", &client.client_first());
+                scram = Some(client);
+            }
+            AuthRequest::SaslContinue(data) => {
+                let client = scram.as_mut().ok_or(ServerError::Unexpected('R'))?;
+                let reply = client
+                    .server_first(data)
+                    .map_err(|_| ServerError::AuthUnsupported("SCRAM exchange failed"))?;
+                frontend::sasl_response(&mut out, &reply);
+            }
+            AuthRequest::SaslFinal(data) => {
+                let client = scram.as_mut().ok_or(ServerError::Unexpected('R'))?;
+                client
+                    .server_final(data)
+                    .map_err(|_| ServerError::AuthUnsupported("server SCRAM signature invalid"))?;
+                continue;
+            }
+            AuthRequest::Unsupported(_) => {
+                return Err(ServerError::AuthUnsupported(
+                    "server asks for an unsupported authentication method",
+                ));
+            }
+        }
+        stream.write_all(&out).await?;
+    }
+}
