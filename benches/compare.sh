@@ -408,61 +408,25 @@ pgbench_run() { # target clients user_kind duration log_prefix stdout stderr opt
     -T "$dur" -c "$clients" -j "$jobs" "${log_args[@]}" $@ "$DB" >"$out" 2>"$err"
 }
 
-say "warm-up: fill both poolers' pools (md5 and SCRAM users)"
-for t in pgsluice pgbouncer; do
-  for kind in md5 scram; do
+declare -A WARMUP_NOTED=()
+# Both poolers, freshly started, with their pools for this user filled (1 s of select-only with
+# 30 clients). A fresh process per scenario keeps one scenario's memory (allocators rarely give
+# memory back) out of the next one's peak RSS.
+fresh_poolers() { # user_kind
+  local kind=$1 t rc
+  for t in pgsluice pgbouncer; do
+    stop_pid "${POOLER_PID[$t]:-}" 10 TERM
+    start_pooler "$t" || true
+  done
+  for t in pgsluice pgbouncer; do
     rc=0
     pgbench_run "$t" 30 "$kind" 1 "" "$WORK/warmup-$t-$kind.out" "$WORK/warmup-$t-$kind.err" -S || rc=$?
-    [[ $rc -eq 0 ]] || note "warm-up through $t as the $kind user failed (rc $rc): $(oneline "$WORK/warmup-$t-$kind.err" 2)"
-  done
-done
-
-# ----------------------------------------------------------------------------------- idle RSS
-if [[ $IDLE_N -gt 0 ]]; then
-  idle_n=$IDLE_N
-  if [[ $((idle_n + 200)) -gt $NOFILE ]]; then
-    idle_n=$((NOFILE - 200))
-    note "ulimit -n is $NOFILE: idle-client test reduced to $idle_n connections"
-  fi
-  for t in pgsluice pgbouncer; do
-    ensure_pooler "$t"
-    pid=${POOLER_PID[$t]}
-    status=$WORK/idle-$t.json
-    rss0=$(status_kb "$pid" VmRSS)
-    say "idle clients: opening $idle_n idle connections to $t"
-    PGPASSWORD=$MD5_PW python3 "$BENCHES/idle_clients.py" --port "${PORT[$t]}" --user "$MD5_USER" \
-      --database "$DB" --count "$idle_n" --connect-timeout 90 --hold 150 --status "$status" \
-      >"$WORK/idle-$t.log" 2>&1 &
-    HELPER_PID=$!
-    for ((i = 0; i < 1000; i++)); do
-      [[ -s $status ]] && break
-      kill -0 "$HELPER_PID" 2>/dev/null || break
-      sleep 0.1
-    done
-    if [[ -s $status ]]; then
-      sleep 1 # let the pooler finish its per-login work
-      rss1=$(status_kb "$pid" VmRSS)
-      python3 - "$status" "$t" "$rss0" "$rss1" >>"$IDLE_JSONL" <<'EOF'
-import json, sys
-status, target, rss0, rss1 = sys.argv[1], sys.argv[2], int(sys.argv[3] or 0), int(sys.argv[4] or 0)
-row = json.load(open(status))
-row.update(target=target, rss_before_kb=rss0, rss_after_kb=rss1)
-n = row.get("connected") or 0
-row["rss_per_client_bytes"] = round((rss1 - rss0) * 1024 / n) if n else None
-if n == 0:
-    row["error"] = "no connection succeeded: " + "; ".join(row.get("errors", []))[:200]
-print(json.dumps(row, sort_keys=True))
-EOF
-      say "idle clients on $t: $(tail -1 "$IDLE_JSONL")"
-    else
-      note "idle-client helper for $t wrote no status: $(oneline "$WORK/idle-$t.log" 3)"
-      printf '{"target": "%s", "error": "helper failed"}\n' "$t" >>"$IDLE_JSONL"
+    if [[ $rc -ne 0 && -z ${WARMUP_NOTED[$t-$kind]:-} ]]; then
+      WARMUP_NOTED[$t-$kind]=1
+      note "warm-up through $t as the $kind user failed (rc $rc): $(oneline "$WORK/warmup-$t-$kind.err" 2)"
     fi
-    stop_pid "$HELPER_PID" 10 TERM
-    HELPER_PID=
-    sleep 1 # let the pooler tear the sessions down before anything else is measured
   done
-fi
+}
 
 # ----------------------------------------------------------------------------------- scenarios
 # Which runs are skipped, decided up front so the progress counter is right.
@@ -542,6 +506,8 @@ say "running ${#SCENARIOS[@]} scenario(s): $REPS run(s) x ${DURATION}s per poole
 index=0
 for s in "${SCENARIOS[@]}"; do
   IFS='|' read -r sc clients kind opts _ <<<"$s"
+  say "$sc: fresh poolers, warm-up"
+  fresh_poolers "$kind"
   why=$(fd_skip_reason "$clients")
   if [[ -n $why ]]; then
     note "$sc skipped: $why"
@@ -561,6 +527,56 @@ for s in "${SCENARIOS[@]}"; do
   done
   index=$((index + 1))
 done
+
+# ----------------------------------------------------------------------------------- idle RSS
+idle_test() {
+  local idle_n=$IDLE_N t pid status rss0 rss1 i
+  say "idle clients: fresh poolers, then $idle_n idle logged-in connections to each in turn"
+  fresh_poolers md5
+  if [[ $((idle_n + 200)) -gt $NOFILE ]]; then
+    idle_n=$((NOFILE - 200))
+    note "ulimit -n is $NOFILE: idle-client test reduced to $idle_n connections"
+  fi
+  for t in pgsluice pgbouncer; do
+    ensure_pooler "$t"
+    pid=${POOLER_PID[$t]}
+    status=$WORK/idle-$t.json
+    rss0=$(status_kb "$pid" VmRSS)
+    PGPASSWORD=$MD5_PW python3 "$BENCHES/idle_clients.py" --port "${PORT[$t]}" --user "$MD5_USER" \
+      --database "$DB" --count "$idle_n" --connect-timeout 90 --hold 150 --status "$status" \
+      >"$WORK/idle-$t.log" 2>&1 &
+    HELPER_PID=$!
+    for ((i = 0; i < 1000; i++)); do
+      [[ -s $status ]] && break
+      kill -0 "$HELPER_PID" 2>/dev/null || break
+      sleep 0.1
+    done
+    if [[ -s $status ]]; then
+      sleep 1 # let the pooler finish its per-login work
+      rss1=$(status_kb "$pid" VmRSS)
+      python3 - "$status" "$t" "$rss0" "$rss1" >>"$IDLE_JSONL" <<'EOF'
+import json, sys
+status, target, rss0, rss1 = sys.argv[1], sys.argv[2], int(sys.argv[3] or 0), int(sys.argv[4] or 0)
+row = json.load(open(status))
+row.update(target=target, rss_before_kb=rss0, rss_after_kb=rss1)
+n = row.get("connected") or 0
+row["rss_per_client_bytes"] = round((rss1 - rss0) * 1024 / n) if n else None
+if n == 0:
+    row["error"] = "no connection succeeded: " + "; ".join(row.get("errors", []))[:200]
+print(json.dumps(row, sort_keys=True))
+EOF
+      say "idle clients on $t: $(tail -1 "$IDLE_JSONL")"
+    else
+      note "idle-client helper for $t wrote no status: $(oneline "$WORK/idle-$t.log" 3)"
+      printf '{"target": "%s", "error": "helper failed"}\n' "$t" >>"$IDLE_JSONL"
+    fi
+    stop_pid "$HELPER_PID" 10 TERM
+    HELPER_PID=
+    sleep 1 # let the pooler tear the sessions down
+  done
+}
+
+if [[ $IDLE_N -gt 0 ]]; then idle_test; fi
 
 # ----------------------------------------------------------------------------------- report
 for t in pgsluice pgbouncer; do
