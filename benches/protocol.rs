@@ -12,7 +12,10 @@
 //! Run: `cargo bench --bench protocol` (add `-- --quick` for a fast pass). Throughput is reported
 //! in bytes, so MiB/s figures can be compared across message mixes.
 
-#![allow(missing_docs, reason = "criterion_group! generates undocumented public items")]
+#![allow(
+    missing_docs,
+    reason = "criterion_group! generates undocumented public items"
+)]
 #![allow(
     clippy::expect_used,
     reason = "benchmark set-up: a failure is a bug in the bench itself"
@@ -49,7 +52,10 @@ fn cstr(s: &str) -> Vec<u8> {
 fn simple_queries(n: usize) -> BytesMut {
     let mut buf = BytesMut::new();
     for i in 0..n {
-        let sql = format!("SELECT abalance FROM pgbench_accounts WHERE aid = {};", 1 + i * 7919);
+        let sql = format!(
+            "SELECT abalance FROM pgbench_accounts WHERE aid = {};",
+            1 + i * 7919
+        );
         put_msg(&mut buf, b'Q', &cstr(&sql));
     }
     buf
@@ -86,10 +92,22 @@ fn extended_queries(n: usize) -> BytesMut {
 }
 
 const ACCOUNT_COLUMNS: [Column; 4] = [
-    Column { name: "aid", type_oid: 23 },
-    Column { name: "bid", type_oid: 23 },
-    Column { name: "abalance", type_oid: 23 },
-    Column { name: "filler", type_oid: 25 },
+    Column {
+        name: "aid",
+        type_oid: 23,
+    },
+    Column {
+        name: "bid",
+        type_oid: 23,
+    },
+    Column {
+        name: "abalance",
+        type_oid: 23,
+    },
+    Column {
+        name: "filler",
+        type_oid: 25,
+    },
 ];
 
 /// One result set of `rows` pgbench_accounts rows, then CommandComplete and ReadyForQuery.
@@ -102,7 +120,12 @@ fn result_set(buf: &mut BytesMut, rows: usize) {
         let balance = ((i * 37) % 5000).to_string();
         backend::data_row(
             buf,
-            [Some(aid.as_str()), Some(bid.as_str()), Some(balance.as_str()), Some(filler.as_str())],
+            [
+                Some(aid.as_str()),
+                Some(bid.as_str()),
+                Some(balance.as_str()),
+                Some(filler.as_str()),
+            ],
         );
     }
     backend::command_complete(buf, &format!("SELECT {rows}"));
@@ -122,7 +145,13 @@ fn large_replies(sets: usize) -> BytesMut {
 fn small_replies(n: usize) -> BytesMut {
     let mut buf = BytesMut::new();
     for i in 0..n {
-        backend::row_description(&mut buf, &[Column { name: "abalance", type_oid: 23 }]);
+        backend::row_description(
+            &mut buf,
+            &[Column {
+                name: "abalance",
+                type_oid: 23,
+            }],
+        );
         let balance = ((i * 37) % 5000).to_string();
         backend::data_row(&mut buf, [Some(balance.as_str())]);
         backend::command_complete(&mut buf, "SELECT 1");
