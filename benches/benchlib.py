@@ -239,7 +239,7 @@ def render_markdown(report):
     lines.append(f"- command: `{meta.get('command', '?')}`")
     lines.append(f"- machine: {meta.get('cpu_model', '?')}, {meta.get('cores', '?')} cores, "
                  f"kernel {meta.get('kernel', '?')}, {meta.get('mem_total', '?')}")
-    lines.append(f"- pgsluice {meta.get('pgsluice_version', '?')} ({meta.get('pgsluice_commit', '?')}), "
+    lines.append(f"- {meta.get('pgsluice_version', 'pgsluice ?')} ({meta.get('pgsluice_commit', '?')}), "
                  f"{meta.get('pgbouncer_version', '?')}, {meta.get('postgres_version', '?')}, "
                  f"{meta.get('pgbench_version', '?')}")
     lines.append(f"- {meta.get('reps', '?')} run(s) of {meta.get('duration_s', '?')} s per scenario "

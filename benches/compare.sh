@@ -2,7 +2,8 @@
 # Side-by-side benchmark: pgsluice vs PgBouncer vs direct Postgres, one command.
 #
 #   benches/compare.sh [--quick] [--reps N] [--duration S] [--scenarios a,b,...]
-#                      [--idle-clients N] [--pgsluice-bin PATH] [--keep] [--out DIR]
+#                      [--idle-clients N] [--pgsluice-bin PATH] [--pgbouncer-bin PATH]
+#                      [--keep] [--out DIR]
 #
 # What it does (docs/benchmarks.md explains every number):
 #   1. installs pgbouncer if missing (apt-get as root; otherwise says how) and builds pgsluice in
@@ -39,11 +40,12 @@ DURATION=
 ONLY=
 IDLE_N=10000
 PGSLUICE_BIN=
+PGBOUNCER_BIN=
 KEEP=0
 OUT_DIR=$BENCHES/results
 SCALE=10
 
-usage() { sed -n '2,4p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,6p' "$BENCHES/compare.sh" | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
   case $1 in
     --quick) QUICK=1 ;;
@@ -52,6 +54,7 @@ while [[ $# -gt 0 ]]; do
     --scenarios) ONLY=${2:?}; shift ;;
     --idle-clients) IDLE_N=${2:?}; shift ;;
     --pgsluice-bin) PGSLUICE_BIN=${2:?}; shift ;;
+    --pgbouncer-bin) PGBOUNCER_BIN=${2:?}; shift ;;
     --keep) KEEP=1 ;;
     --out) OUT_DIR=${2:?}; shift ;;
     -h | --help) usage; exit 0 ;;
@@ -102,7 +105,7 @@ command -v timeout >/dev/null || die "timeout (coreutils) not found"
 IS_ROOT=0
 [[ $(id -u) -eq 0 ]] && IS_ROOT=1
 
-PGBOUNCER_BIN=$(command -v pgbouncer || true)
+[[ -n $PGBOUNCER_BIN ]] || PGBOUNCER_BIN=$(command -v pgbouncer || true)
 [[ -z $PGBOUNCER_BIN && -x /usr/sbin/pgbouncer ]] && PGBOUNCER_BIN=/usr/sbin/pgbouncer
 if [[ -z $PGBOUNCER_BIN ]]; then
   if [[ $IS_ROOT -eq 1 ]] && command -v apt-get >/dev/null; then
