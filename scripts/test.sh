@@ -9,67 +9,45 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-say() { printf '==> %s\n' "$*" >&2; }
-die() { say "ERROR: $*"; exit 1; }
-
-pg_complete() {
-  local dir=$1 bin
-  for bin in initdb postgres pg_isready psql pgbench; do
-    [[ -x $dir/$bin ]] || return 1
-  done
-}
-
-# Runs a command as root: directly, or through passwordless sudo.
-as_root() {
-  if [[ $(id -u) -eq 0 ]]; then
-    env DEBIAN_FRONTEND=noninteractive "$@"
-  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-    sudo env DEBIAN_FRONTEND=noninteractive "$@"
-  else
-    return 1
-  fi
-}
-
-install_postgres() {
-  command -v apt-get >/dev/null 2>&1 ||
-    die "PostgreSQL 15 server binaries not found and no apt-get; install them and set PGSLUICE_PG_BINDIR"
-  as_root true ||
-    die "PostgreSQL 15 server binaries not found; run as root or: sudo apt-get install postgresql-15 postgresql-client-15"
-  say "installing PostgreSQL (server binaries only; no cluster is created or started)"
-  as_root apt-get update -qq
-  # A packaged "main" cluster would be a stray service on port 5432; the tests never use it.
-  as_root apt-get install -y -qq --no-install-recommends postgresql-common >/dev/null
-  as_root sed -i -E 's/^#?[[:space:]]*create_main_cluster[[:space:]]*=.*/create_main_cluster = false/' \
-    /etc/postgresql-common/createcluster.conf
-  if apt-cache show postgresql-15 >/dev/null 2>&1; then
-    as_root apt-get install -y -qq --no-install-recommends postgresql-15 postgresql-client-15 >/dev/null
-  else
-    say "postgresql-15 is not packaged here; installing the distribution's default major"
-    as_root apt-get install -y -qq --no-install-recommends postgresql postgresql-client >/dev/null
-  fi
-}
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 command -v cargo >/dev/null 2>&1 || die "cargo not found; install Rust (rustup reads rust-toolchain.toml)"
+ensure_postgres
 
-# The harness uses PGSLUICE_PG_BINDIR, else /usr/lib/postgresql/15/bin.
-if [[ -n ${PGSLUICE_PG_BINDIR:-} ]]; then
-  pg_complete "$PGSLUICE_PG_BINDIR" || die "PGSLUICE_PG_BINDIR=$PGSLUICE_PG_BINDIR lacks initdb/postgres/pg_isready/psql/pgbench"
-else
-  default_bindir=/usr/lib/postgresql/15/bin
-  pg_complete "$default_bindir" || install_postgres
-  if ! pg_complete "$default_bindir"; then
-    # Fall back to the newest installed major (the harness works with 15 and later).
-    newest=$(find /usr/lib/postgresql -mindepth 1 -maxdepth 1 -type d 2>/dev/null | sort -V | tail -n 1)
-    [[ -n $newest ]] && pg_complete "$newest/bin" || die "no usable PostgreSQL server binaries after install"
-    say "PostgreSQL 15 unavailable; using $newest/bin"
-    export PGSLUICE_PG_BINDIR=$newest/bin
+# promtool (Debian package `prometheus`) checks the /metrics page and the alert rules file. The
+# package is only unpacked under target/, never installed, so no Prometheus service is set up.
+# Best effort: without it those checks are skipped with a message.
+if ! command -v promtool >/dev/null 2>&1; then
+  promdir=target/promtool
+  if [[ ! -x $promdir/usr/bin/promtool ]] && command -v apt-get >/dev/null 2>&1; then
+    mkdir -p "$promdir"
+    (cd "$promdir" && apt-get download -qq prometheus >/dev/null 2>&1 && dpkg-deb -x prometheus_*.deb . && rm -f prometheus_*.deb) ||
+      say "promtool unavailable; the promtool checks will be skipped"
   fi
+  if [[ -x $promdir/usr/bin/promtool ]]; then export PATH="$PWD/$promdir/usr/bin:$PATH"; fi
 fi
 
-if [[ $(id -u) -eq 0 ]]; then
-  # Postgres refuses to run as root; the harness runs it as this system user.
-  id postgres >/dev/null 2>&1 || die "running as root needs the 'postgres' system user (created by the postgresql package)"
-fi
+# Optional, for the admin console tests (they skip with a message without them): the real
+# PgBouncer to compare result sets with, and Debian's exporter to scrape the console. Their
+# services must not start, so a temporary policy-rc.d forbids it while they install.
+install_optional() {
+  local pkg=$1 bin=$2 policy=/usr/sbin/policy-rc.d
+  [[ -x $bin ]] && return 0
+  command -v apt-get >/dev/null 2>&1 && as_root true || return 0
+  say "installing $pkg (optional, for the admin console tests)"
+  local made_policy=0
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null && as_root chmod +x "$policy" && made_policy=1
+  fi
+  as_root apt-get install -y -qq --no-install-recommends "$pkg" >/dev/null 2>&1 ||
+    { as_root apt-get update -qq >/dev/null 2>&1 && as_root apt-get install -y -qq --no-install-recommends "$pkg" >/dev/null 2>&1; } ||
+    say "could not install $pkg; its tests will be skipped"
+  [[ $made_policy -eq 1 ]] && as_root rm -f "$policy"
+  return 0
+}
+install_optional pgbouncer /usr/sbin/pgbouncer
+install_optional prometheus-pgbouncer-exporter /usr/bin/prometheus-pgbouncer-exporter
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

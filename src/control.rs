@@ -1,6 +1,14 @@
 //! The control vocabulary shared by signals, the admin console and the app: how the process is
-//! asked to stop.
+//! asked to stop, reload, pause, resume, kill or reconfigure.
+//!
+//! Owns: the shutdown tokens ([`Shutdown`]), the requests the console and signals can make
+//! ([`Request`]) and the handle that carries them to the app's control loop with a reply channel
+//! ([`ControlHandle`]).
+//! Does not: execute anything; the app's control loop does, using pool-level operations.
+//! Invariants: every request gets exactly one reply (a dropped loop answers "pooler is shutting
+//! down"); error replies carry PgBouncer's message text.
 
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 /// Shutdown signals every task can watch. Each stage implies the ones before it.
@@ -37,5 +45,128 @@ impl Shutdown {
     /// Whether any shutdown stage has started.
     pub fn is_started(&self) -> bool {
         self.stop_accepting.is_cancelled()
+    }
+}
+
+/// How SHUTDOWN should proceed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShutdownMode {
+    /// Exit now.
+    Immediate,
+    /// Stop accepting, let running transactions finish, then exit (SIGINT).
+    WaitForServers,
+    /// Stop accepting and exit once every client has left (SIGTERM).
+    WaitForClients,
+}
+
+/// A request to change the running pooler. `None` as a database means "every database".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// Re-read the configuration file and `auth_file`.
+    Reload,
+    /// Change one setting at run time (`SET key = value`).
+    Set {
+        /// Setting name.
+        key: String,
+        /// New value.
+        value: String,
+    },
+    /// Stop handing out servers and close them as they are released; replies once none is open.
+    Pause(Option<String>),
+    /// Undo PAUSE (or KILL for a database).
+    Resume(Option<String>),
+    /// Refuse new client logins to a database.
+    Disable(String),
+    /// Accept new client logins to a database again.
+    Enable(String),
+    /// Close servers as soon as they are released.
+    Reconnect(Option<String>),
+    /// Disconnect every client and server of a database now, and pause it.
+    Kill(Option<String>),
+    /// Disconnect one client (and the server it holds).
+    KillClient(u64),
+    /// Reply once no server marked for closing (RECONNECT, reload) is left.
+    WaitClose(Option<String>),
+    /// Shut down.
+    Shutdown(ShutdownMode),
+}
+
+/// A failed request: PgBouncer's error text, and a SQLSTATE when it is not the default 08P01.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ControlError {
+    /// Message text.
+    pub message: String,
+    /// SQLSTATE, if not 08P01.
+    pub sqlstate: Option<&'static str>,
+}
+
+impl ControlError {
+    /// An error with the default SQLSTATE.
+    pub fn new(message: impl Into<String>) -> ControlError {
+        ControlError {
+            message: message.into(),
+            sqlstate: None,
+        }
+    }
+}
+
+/// The reply to a request.
+pub type Reply = Result<(), ControlError>;
+
+/// A request in flight with its reply channel.
+pub type Envelope = (Request, oneshot::Sender<Reply>);
+
+/// Sends requests to the app's control loop. Cloneable.
+#[derive(Debug, Clone)]
+pub struct ControlHandle {
+    tx: mpsc::Sender<Envelope>,
+}
+
+impl ControlHandle {
+    /// A handle and the receiving end the control loop reads.
+    pub fn channel() -> (ControlHandle, mpsc::Receiver<Envelope>) {
+        let (tx, rx) = mpsc::channel(64);
+        (ControlHandle { tx }, rx)
+    }
+
+    /// Sends a request and waits for its reply.
+    pub async fn request(&self, request: Request) -> Reply {
+        let (tx, rx) = oneshot::channel();
+        let gone = || ControlError::new("pooler is shutting down");
+        self.tx.send((request, tx)).await.map_err(|_| gone())?;
+        rx.await.unwrap_or_else(|_| Err(gone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn requests_get_replies() {
+        let (handle, mut rx) = ControlHandle::channel();
+        tokio::spawn(async move {
+            while let Some((request, reply)) = rx.recv().await {
+                let answer = match request {
+                    Request::Reload => Ok(()),
+                    _ => Err(ControlError::new("nope")),
+                };
+                let _ = reply.send(answer);
+            }
+        });
+        assert_eq!(handle.request(Request::Reload).await, Ok(()));
+        assert_eq!(
+            handle.request(Request::KillClient(1)).await,
+            Err(ControlError::new("nope"))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dropped_loop_answers_shutting_down() {
+        let (handle, rx) = ControlHandle::channel();
+        drop(rx);
+        let err = handle.request(Request::Reload).await.unwrap_err();
+        assert_eq!(err.message, "pooler is shutting down");
     }
 }

@@ -1,16 +1,15 @@
-//! The `pgsluice` binary: PgBouncer's command line, logging set-up, the tokio runtime, and the
-//! process-level duties (pidfile, daemon mode, switching user).
+//! The `pgsluice` binary: PgBouncer's command line, the tokio runtime, and the process-level
+//! duties (pidfile, daemon mode, switching user). Log output lives in `app::logging`.
 
-use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use pgsluice::app::{self, signals};
+use pgsluice::app::logging::{self, LogSettings};
+use pgsluice::app::{self, StartOptions, check, signals};
 use pgsluice::config::Config;
-use tracing_subscriber::EnvFilter;
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
 
 const USAGE: &str =
     "pgsluice - a multi-threaded PostgreSQL connection pooler, drop-in compatible with PgBouncer
@@ -23,12 +22,21 @@ Options:
   -v, --verbose             increase verbosity (repeat for more)
   -u, --user USER           switch to USER after start-up
       --extra-config FILE   read the [pgsluice] section from FILE as well
-      --check               load and validate CONFIG_FILE, then exit
+      --check               load and validate CONFIG_FILE, print the effective
+                            configuration, then exit (non-zero on error)
+      --probe               exit 0 if a pooler answers on the address CONFIG_FILE
+                            configures (for health checks; needs no password)
   -R, --reboot              accepted for compatibility; online restart was removed from
                             PgBouncer in 1.26: use so_reuseport and a rolling restart
   -V, --version             print the version and exit
   -h, --help                print this help and exit
 ";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Once {
+    Check,
+    Probe,
+}
 
 #[derive(Debug, Default)]
 struct Args {
@@ -37,7 +45,10 @@ struct Args {
     verbose: u8,
     user: Option<String>,
     extra_config: Option<PathBuf>,
-    check: bool,
+    /// `--check` or `--probe`: a one-shot mode instead of running.
+    once: Option<Once>,
+    /// Set in the process `-d` starts: it detaches from the terminal's session.
+    daemon_child: bool,
     config: Option<PathBuf>,
 }
 
@@ -58,10 +69,14 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Parsed> {
                 args.extra_config =
                     Some(argv.next().context("--extra-config needs a file")?.into());
             }
-            "--check" => args.check = true,
+            "--check" => args.once = Some(Once::Check),
+            "--probe" => args.once = Some(Once::Probe),
+            "--daemon-child" => args.daemon_child = true,
             "-R" | "--reboot" => {
-                tracing::warn!(
-                    "-R (online restart) was removed in PgBouncer 1.26 and is not implemented; starting normally"
+                // Logging is not set up yet: say it on stderr directly.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "pgsluice: -R (online restart) was removed in PgBouncer 1.26 and is not implemented; starting normally (see docs/operations.md)"
                 );
             }
             "-V" | "--version" => {
@@ -97,69 +112,9 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Parsed> {
     Ok(Parsed::Run(args))
 }
 
-fn init_logging(args: &Args, config: Option<&Config>) -> Result<()> {
-    let verbose = args.verbose.max(config.map_or(0, |c| c.general.verbose));
-    let default = match verbose {
-        0 => "info",
-        1 => "debug",
-        _ => "trace",
-    };
-    let filter =
-        || EnvFilter::try_from_env("PGSLUICE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let stderr = (!args.quiet).then(|| {
-        tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
-            .with_filter_boxed(filter())
-    });
-    let file = match config.and_then(|c| c.general.logfile.as_ref()) {
-        Some(path) => {
-            let f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .with_context(|| format!("cannot open logfile {}", path.display()))?;
-            Some(
-                tracing_subscriber::fmt::layer()
-                    .with_ansi(false)
-                    .with_writer(std::sync::Mutex::new(f))
-                    .with_filter_boxed(filter()),
-            )
-        }
-        None => None,
-    };
-    tracing_subscriber::registry()
-        .with(stderr)
-        .with(file)
-        .try_init()
-        .ok();
-    Ok(())
-}
-
-trait BoxedFilter<S> {
-    fn with_filter_boxed(
-        self,
-        filter: EnvFilter,
-    ) -> Box<dyn tracing_subscriber::Layer<S> + Send + Sync>;
-}
-
-impl<S, L> BoxedFilter<S> for L
-where
-    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
-    L: tracing_subscriber::Layer<S> + Send + Sync + 'static,
-{
-    fn with_filter_boxed(
-        self,
-        filter: EnvFilter,
-    ) -> Box<dyn tracing_subscriber::Layer<S> + Send + Sync> {
-        Box::new(self.with_filter(filter))
-    }
-}
-
-/// Re-runs this program without `-d`, detached, and returns in the parent.
-fn daemonize(config: &Config) -> Result<()> {
-    if config.general.pidfile.is_none() {
-        bail!("daemon mode needs pidfile to be set");
-    }
+/// Re-runs this program without `-d`, detached, and returns once it has written its pidfile
+/// (so the caller knows it is listening) or reports why it stopped.
+fn daemonize(pidfile: &Path) -> Result<()> {
     let exe = std::env::current_exe().context("cannot find own executable")?;
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -173,24 +128,36 @@ fn daemonize(config: &Config) -> Result<()> {
         })
         .filter(|a| a != "-")
         .collect();
-    std::process::Command::new(exe)
+    let mut child = std::process::Command::new(exe)
         .args(args)
-        .arg("-q")
+        .args(["-q", "--daemon-child"])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .process_group(0)
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .context("cannot start daemon")?;
-    Ok(())
-}
-
-fn switch_user(name: &str) -> Result<()> {
-    let user =
-        nix::unistd::User::from_name(name)?.with_context(|| format!("no such user: {name}"))?;
-    nix::unistd::setgid(user.gid).context("setgid failed")?;
-    nix::unistd::setuid(user.uid).context("setuid failed")?;
-    Ok(())
+    let pid = i32::try_from(child.id()).unwrap_or(0);
+    // Bounded: 30 s for the daemon to bind and write its pidfile.
+    for _ in 0..600 {
+        if let Some(status) = child.try_wait().context("cannot watch the daemon")? {
+            let mut err = String::new();
+            if let Some(mut stderr) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut stderr, &mut err);
+            }
+            bail!(
+                "the daemon exited during start-up ({status}): {}",
+                err.trim()
+            );
+        }
+        if app::process::read_pid(pidfile) == Some(pid) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!(
+        "the daemon (pid {pid}) did not write {} within 30 s",
+        pidfile.display()
+    )
 }
 
 fn worker_threads(config: &Config) -> usize {
@@ -202,6 +169,7 @@ fn worker_threads(config: &Config) -> usize {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, std::num::NonZero::get))
 }
 
+#[allow(clippy::print_stdout)]
 fn run(args: Args) -> Result<()> {
     let path = args
         .config
@@ -209,44 +177,70 @@ fn run(args: Args) -> Result<()> {
         .context(format!("no CONFIG_FILE given\n\n{USAGE}"))?;
     let config = Config::load_with_extra(&path, args.extra_config.as_deref())
         .with_context(|| format!("invalid configuration {}", path.display()))?;
-    if args.check {
-        return Ok(());
-    }
-    if args.daemon {
-        return daemonize(&config);
-    }
-    init_logging(&args, Some(&config))?;
-    if let Some(user) = args.user.as_deref().or(config.general.user.as_deref()) {
-        switch_user(user)?;
+    let log_settings = LogSettings::from_config(&config)
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("invalid configuration {}", path.display()))?;
+    match args.once {
+        Some(Once::Check) => {
+            print!("{}", check::effective_config(&config));
+            return Ok(());
+        }
+        Some(Once::Probe) => {
+            return check::probe(&config, Duration::from_secs(5)).map_err(anyhow::Error::msg);
+        }
+        None => {}
     }
     let pidfile = config.general.pidfile.clone();
-    if let Some(pidfile) = &pidfile {
-        std::fs::write(pidfile, format!("{}\n", std::process::id()))
-            .with_context(|| format!("cannot write pidfile {}", pidfile.display()))?;
+    let taken_over = match &pidfile {
+        Some(pidfile) => app::process::check_pidfile(pidfile, config.general.so_reuseport)
+            .map_err(anyhow::Error::msg)?,
+        None => None,
+    };
+    if args.daemon {
+        let pidfile = pidfile.context("daemon mode needs pidfile to be set")?;
+        return daemonize(&pidfile);
+    }
+    if args.daemon_child {
+        app::process::detach().map_err(anyhow::Error::msg)?;
+    }
+    // Before any file is created, so the logfile, pidfile and socket belong to the new user.
+    if let Some(user) = args.user.as_deref().or(config.general.user.as_deref()) {
+        app::process::switch_user(user).map_err(anyhow::Error::msg)?;
+    }
+    let logging =
+        logging::init(args.quiet, args.verbose, &log_settings).map_err(anyhow::Error::msg)?;
+    if let Some(pid) = taken_over {
+        tracing::warn!(
+            pid,
+            "the pidfile names a running process; taking it over (so_reuseport rolling restart)"
+        );
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(worker_threads(&config))
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
-    let result = runtime.block_on(async {
-        let running = app::start(config)?;
-        let source = signals::ReloadSource {
-            config: path,
-            extra: args.extra_config,
+    runtime.block_on(async {
+        let options = StartOptions {
+            extra_config: args.extra_config,
+            logging: Some(logging),
         };
+        let running = app::start_with(config, options)?;
+        // Written once listening, so its presence means the pooler is up (daemon mode waits
+        // for it).
+        let _pidfile = pidfile
+            .as_deref()
+            .map(app::process::Pidfile::create)
+            .transpose()
+            .map_err(anyhow::Error::msg)?;
         signals::spawn(
             running.shutdown().clone(),
             std::sync::Arc::clone(running.registry()),
-            Some(source),
+            running.control().clone(),
         )?;
         running.wait().await;
         anyhow::Ok(())
-    });
-    if let Some(pidfile) = &pidfile {
-        let _ = std::fs::remove_file(pidfile);
-    }
-    result
+    })
 }
 
 #[allow(clippy::print_stdout, clippy::print_stderr)]
@@ -259,7 +253,9 @@ fn main() -> ExitCode {
         Ok(Parsed::Run(args)) => match run(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("pgsluice: {e:#}");
+                tracing::error!("{e:#}");
+                // The daemon's stderr may be a pipe nobody reads any more: never panic on it.
+                let _ = writeln!(std::io::stderr(), "pgsluice: {e:#}");
                 ExitCode::FAILURE
             }
         },

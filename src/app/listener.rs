@@ -1,21 +1,25 @@
 //! Listening sockets (TCP on each `listen_addr`, and the unix socket) and the accept loops:
 //! `max_client_conn`, `client_login_timeout`, and routing of each new connection to the client
 //! path, the cancel path or the admin console. Nothing slow happens in an accept loop.
+//!
+//! When shutdown stops accepting, each loop first takes every connection the kernel has
+//! already queued on its socket, then closes it: a queued connection would otherwise be reset
+//! by the close, which is what a rolling restart with `so_reuseport` must avoid.
 
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::BytesMut;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, UnixListener};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
 use super::AppError;
+use super::unix_socket::{self, UnixBound};
+use crate::admin::{self, AdminContext};
 use crate::client::errors::ClientError;
 use crate::client::startup::{FirstContact, handshake};
 use crate::client::{self, ClientContext};
@@ -26,11 +30,14 @@ use crate::pool::registry::keepalive_settings;
 /// The bound sockets, before their accept loops start.
 pub(super) struct Bound {
     tcp: Vec<TcpListener>,
-    unix: Option<UnixListener>,
-    pub(super) unix_path: Option<PathBuf>,
+    pub(super) unix: Option<UnixBound>,
 }
 
 impl Bound {
+    pub(super) fn into_parts(self) -> (Vec<TcpListener>, Option<UnixBound>) {
+        (self.tcp, self.unix)
+    }
+
     pub(super) fn tcp_addrs(&self) -> Vec<SocketAddr> {
         self.tcp
             .iter()
@@ -67,102 +74,151 @@ fn bind_tcp(addr: SocketAddr, config: &Config) -> std::io::Result<TcpListener> {
     TcpListener::from_std(socket.into())
 }
 
-fn bind_unix(config: &Config, port: u16) -> Result<(UnixListener, PathBuf), AppError> {
-    let dir = &config.general.unix_socket_dir;
-    let path = PathBuf::from(format!("{dir}/.s.PGSQL.{port}"));
-    let wrap = |source| AppError::Bind {
-        addr: path.display().to_string(),
-        source,
-    };
-    // A socket file left by a process that is gone would block the bind; a live one answers.
-    if path.exists() && std::os::unix::net::UnixStream::connect(&path).is_err() {
-        let _ = std::fs::remove_file(&path);
-    }
-    let listener = UnixListener::bind(&path).map_err(wrap)?;
-    std::fs::set_permissions(
-        &path,
-        std::fs::Permissions::from_mode(config.general.unix_socket_mode),
-    )
-    .map_err(wrap)?;
-    Ok((listener, path))
-}
-
 /// Binds every configured listener.
 pub(super) fn bind_all(config: &Config) -> Result<Bound, AppError> {
     let g = &config.general;
     let mut tcp = Vec::new();
     let mut port = g.listen_port;
-    let addrs: Vec<SocketAddr> = g
-        .listen_addr
-        .iter()
-        .flat_map(|a| resolve(a, port))
-        .collect();
-    for addr in addrs {
-        // With listen_port = 0 (tests), every address shares the port the first one got.
-        let addr = SocketAddr::new(addr.ip(), port);
-        let listener = bind_tcp(addr, config).map_err(|source| AppError::Bind {
-            addr: addr.to_string(),
-            source,
-        })?;
-        if port == 0 {
-            port = listener.local_addr().map_or(0, |a| a.port());
+    for listen_addr in &g.listen_addr {
+        let wildcard = listen_addr == "*";
+        let addrs = resolve(listen_addr, port);
+        if addrs.is_empty() {
+            return Err(AppError::Bind {
+                addr: listen_addr.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "listen_addr does not resolve",
+                ),
+            });
         }
-        tcp.push(listener);
+        for addr in addrs {
+            // With listen_port = 0 (tests), every address shares the port the first one got.
+            let addr = SocketAddr::new(addr.ip(), port);
+            let listener = match bind_tcp(addr, config) {
+                Ok(listener) => listener,
+                // `*` on a host without IPv6 still listens on IPv4, as PgBouncer does.
+                Err(e) if wildcard && addr.is_ipv6() => {
+                    tracing::warn!(%addr, "cannot listen on IPv6, skipping it: {e}");
+                    continue;
+                }
+                Err(source) => {
+                    return Err(AppError::Bind {
+                        addr: addr.to_string(),
+                        source,
+                    });
+                }
+            };
+            if port == 0 {
+                port = listener.local_addr().map_or(0, |a| a.port());
+            }
+            tcp.push(listener);
+        }
     }
-    let (unix, unix_path) = if g.unix_socket_dir.is_empty() {
-        (None, None)
+    let unix = if g.unix_socket_dir.is_empty() {
+        None
     } else {
-        let (l, p) = bind_unix(config, port)?;
-        (Some(l), Some(p))
+        Some(unix_socket::bind(config, port)?)
     };
     if tcp.is_empty() && unix.is_none() {
         return Err(AppError::NothingToListenOn);
     }
-    Ok(Bound {
-        tcp,
-        unix,
-        unix_path,
-    })
+    Ok(Bound { tcp, unix })
 }
 
 /// Runs every accept loop until shutdown stops accepting.
-pub(super) async fn accept_loops(bound: Bound, ctx: Arc<ClientContext>, tracker: TaskTracker) {
-    let clients = Arc::new(AtomicUsize::new(0));
+pub(super) async fn accept_loops(
+    tcp: Vec<TcpListener>,
+    unix: Option<UnixListener>,
+    ctx: Arc<ClientContext>,
+    admin: Arc<AdminContext>,
+    tracker: TaskTracker,
+) {
+    let clients = Arc::clone(&admin.connections);
     let mut loops = tokio::task::JoinSet::new();
-    for listener in bound.tcp {
+    for listener in tcp {
         let (ctx, tracker, clients) = (Arc::clone(&ctx), tracker.clone(), Arc::clone(&clients));
+        let admin = Arc::clone(&admin);
         loops.spawn(async move {
+            let admit_tcp = |stream: TcpStream| {
+                apply_tcp_options(&stream, &keepalive_settings(&ctx.registry.config()));
+                admit(Stream::Tcp(stream), (&ctx, &admin), &tracker, &clients);
+            };
             loop {
                 let accepted = tokio::select! {
                     r = listener.accept() => r,
-                    () = ctx.shutdown.stop_accepting.cancelled() => return,
+                    () = ctx.shutdown.stop_accepting.cancelled() => break,
                 };
                 match accepted {
-                    Ok((stream, _)) => {
-                        apply_tcp_options(&stream, &keepalive_settings(&ctx.registry.config()));
-                        admit(Stream::Tcp(stream), &ctx, &tracker, &clients);
-                    }
+                    Ok((stream, _)) => admit_tcp(stream),
                     Err(e) => accept_failed(&e).await,
+                }
+            }
+            if let Ok(listener) = listener.into_std() {
+                for stream in drain(|| listener.accept().map(|(s, _)| s)) {
+                    match stream
+                        .set_nonblocking(true)
+                        .and_then(|()| TcpStream::from_std(stream))
+                    {
+                        Ok(stream) => admit_tcp(stream),
+                        Err(e) => tracing::warn!("queued connection lost at shutdown: {e}"),
+                    }
                 }
             }
         });
     }
-    if let Some(listener) = bound.unix {
+    if let Some(listener) = unix {
         let (ctx, tracker, clients) = (Arc::clone(&ctx), tracker.clone(), Arc::clone(&clients));
+        let admin = Arc::clone(&admin);
         loops.spawn(async move {
             loop {
                 let accepted = tokio::select! {
                     r = listener.accept() => r,
-                    () = ctx.shutdown.stop_accepting.cancelled() => return,
+                    () = ctx.shutdown.stop_accepting.cancelled() => break,
                 };
                 match accepted {
-                    Ok((stream, _)) => admit(Stream::Unix(stream), &ctx, &tracker, &clients),
+                    Ok((stream, _)) => {
+                        admit(Stream::Unix(stream), (&ctx, &admin), &tracker, &clients);
+                    }
                     Err(e) => accept_failed(&e).await,
+                }
+            }
+            if let Ok(listener) = listener.into_std() {
+                for stream in drain(|| listener.accept().map(|(s, _)| s)) {
+                    match stream
+                        .set_nonblocking(true)
+                        .and_then(|()| UnixStream::from_std(stream))
+                    {
+                        Ok(stream) => {
+                            admit(Stream::Unix(stream), (&ctx, &admin), &tracker, &clients);
+                        }
+                        Err(e) => tracing::warn!("queued connection lost at shutdown: {e}"),
+                    }
                 }
             }
         });
     }
     while loops.join_next().await.is_some() {}
+}
+
+/// Accepts what the kernel has queued on a non-blocking listener, up to a bound; the caller
+/// closes the listener right after.
+fn drain<S>(mut accept: impl FnMut() -> std::io::Result<S>) -> Vec<S> {
+    let mut queued = Vec::new();
+    // Bounded by the largest backlog Linux allows by default (somaxconn).
+    for _ in 0..4096 {
+        match accept() {
+            Ok(stream) => queued.push(stream),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    if !queued.is_empty() {
+        tracing::info!(
+            connections = queued.len(),
+            "accepted connections queued before the listener closed"
+        );
+    }
+    queued
 }
 
 /// Out of file descriptors or similar: back off instead of spinning (PgBouncer pauses accept too).
@@ -174,7 +230,7 @@ async fn accept_failed(e: &std::io::Error) {
 /// Counts a client against `max_client_conn` and starts its task.
 fn admit(
     mut stream: Stream,
-    ctx: &Arc<ClientContext>,
+    (ctx, admin): (&Arc<ClientContext>, &Arc<AdminContext>),
     tracker: &TaskTracker,
     clients: &Arc<AtomicUsize>,
 ) {
@@ -192,9 +248,9 @@ fn admit(
         });
         return;
     }
-    let ctx = Arc::clone(ctx);
+    let (ctx, admin) = (Arc::clone(ctx), Arc::clone(admin));
     tracker.spawn(async move {
-        handle_connection(ctx, stream).await;
+        handle_connection(ctx, admin, stream).await;
         drop(guard);
     });
 }
@@ -207,27 +263,43 @@ impl Drop for CountGuard {
     }
 }
 
-async fn handle_connection(ctx: Arc<ClientContext>, mut stream: Stream) {
+async fn handle_connection(ctx: Arc<ClientContext>, admin: Arc<AdminContext>, stream: Stream) {
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        let (addr, port) = stream.peer();
+        tracing::debug!(addr = %addr, port, "new connection");
+    }
     let config = ctx.registry.config();
     let login_timeout = config.general.client_login_timeout;
     let deadline = (!login_timeout.is_zero()).then(|| Instant::now() + login_timeout);
     let max = usize::try_from(config.general.max_packet_size).unwrap_or(usize::MAX);
     let mut reader = MessageReader::new(1024, max);
-    let first = match deadline {
-        Some(d) => tokio::time::timeout_at(d, handshake(&config, &mut stream, &mut reader))
-            .await
-            .unwrap_or(Err(ClientError::LoginTimeout)),
-        None => handshake(&config, &mut stream, &mut reader).await,
+    let tls = ctx.registry.policy().tls;
+    let (stream, first) = handshake(&config, &tls.client, stream, &mut reader, deadline).await;
+    // A TLS handshake that failed half-way leaves nothing to answer on.
+    let Some(mut stream) = stream else {
+        if let Err(error) = first {
+            tracing::info!("connection refused during startup: {error}");
+        }
+        return;
     };
     match first {
-        Ok(FirstContact::Cancel { pid, key }) => client::handle_cancel(&ctx, pid, key).await,
-        Ok(FirstContact::Login(login)) if login.database == "pgbouncer" => {
-            let mut out = BytesMut::new();
-            let error = ClientError::Protocol(
-                "the admin console is not available in this build".to_owned(),
-            );
-            error.write_fatal(&mut out);
-            let _ = stream.write_all(&out).await;
+        Ok(FirstContact::Cancel { pid, key }) => {
+            if !admin::cancel(&admin, pid, key).await {
+                client::handle_cancel(&ctx, pid, key).await;
+            }
+        }
+        Ok(FirstContact::Login(login)) if login.database == admin::ADMIN_DB => {
+            let application_name = login
+                .params
+                .iter()
+                .find(|(name, _)| *name == "application_name")
+                .map(|(_, value)| value.clone())
+                .unwrap_or_default();
+            let console_login = admin::Login {
+                user: login.user,
+                application_name,
+            };
+            admin::serve(admin, stream, reader, console_login, deadline).await;
         }
         Ok(FirstContact::Login(login)) => client::serve(ctx, stream, reader, login, deadline).await,
         Err(error) => {

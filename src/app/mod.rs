@@ -3,20 +3,34 @@
 //!
 //! This is the only module that knows all the others.
 
+pub mod check;
+mod console;
+pub mod control;
 mod listener;
+pub mod logging;
+pub mod process;
+pub mod reload;
 pub mod signals;
+mod syslog;
+mod unix_socket;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
 use tokio_util::task::TaskTracker;
 
+use crate::admin::{self, AdminContext};
 use crate::client::ClientContext;
 use crate::client::cancel::CancelMap;
 use crate::config::Config;
-use crate::control::Shutdown;
-use crate::pool::{Registry, janitor};
+use crate::control::{ControlHandle, Shutdown};
+use crate::pool::{LoginPolicy, PolicyError, Registry, janitor};
+use crate::stats::PoolStats;
+use crate::stats::alert_board::AlertBoard;
+use crate::stats::period::StatsPeriods;
+use reload::Reloader;
 
 /// Why the pooler could not start.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +47,12 @@ pub enum AppError {
     /// No listen address is configured.
     #[error("no listen_addr and no unix_socket_dir: nothing to listen on")]
     NothingToListenOn,
+    /// TLS or HBA files could not be loaded.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// A `[pgsluice]` (metrics or alert) setting is invalid.
+    #[error("[pgsluice] {0}")]
+    Pgsluice(String),
 }
 
 /// A started pooler.
@@ -42,32 +62,93 @@ pub struct Running {
     pub tcp_addrs: Vec<SocketAddr>,
     /// The unix socket file, if any.
     pub unix_socket: Option<PathBuf>,
+    /// The bound `metrics_listen` address, if metrics are on.
+    pub metrics_addr: Option<SocketAddr>,
+    unix_file: Option<unix_socket::SocketFile>,
+    alerts: Arc<AlertBoard>,
     ctx: Arc<ClientContext>,
+    admin: Arc<AdminContext>,
+    reloader: Reloader,
     tracker: TaskTracker,
     janitor_stop: tokio_util::sync::CancellationToken,
 }
 
+/// How the binary starts the app beyond the config itself.
+#[derive(Debug, Default)]
+pub struct StartOptions {
+    /// `--extra-config FILE`, read again on reload.
+    pub extra_config: Option<PathBuf>,
+    /// The installed log output, changed on reload.
+    pub logging: Option<logging::LogHandle>,
+}
+
 /// Binds the listeners and starts serving in the background on the current tokio runtime.
 pub fn start(config: Config) -> Result<Running, AppError> {
+    start_with(config, StartOptions::default())
+}
+
+/// [`start`], with the binary's options.
+pub fn start_with(config: Config, options: StartOptions) -> Result<Running, AppError> {
+    crate::alerts::check(&config).map_err(|e| AppError::Pgsluice(e.to_string()))?;
+    let metrics_listener = match crate::metrics::listen_addr(&config).map_err(AppError::Pgsluice)? {
+        Some(addr) => Some(crate::metrics::bind(addr).map_err(|source| AppError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?),
+        None => None,
+    };
     let config = Arc::new(config);
-    let registry = Arc::new(Registry::new(Arc::clone(&config)));
+    let policy = LoginPolicy::load(&config)?;
+    let registry = Arc::new(Registry::with_policy(Arc::clone(&config), policy));
+    let shutdown = Shutdown::default();
     let ctx = Arc::new(ClientContext {
         registry: Arc::clone(&registry),
         cancels: Arc::new(CancelMap::default()),
-        shutdown: Shutdown::default(),
+        shutdown: shutdown.clone(),
+        statements: Arc::default(),
+    });
+    let bound = listener::bind_all(&config)?;
+    let (control, requests) = ControlHandle::channel();
+    let reloader = Reloader::new(Arc::clone(&registry), options.extra_config, options.logging);
+    tokio::spawn(control::run(
+        control::ControlEnv {
+            registry: Arc::clone(&registry),
+            shutdown: shutdown.clone(),
+            reloader: reloader.clone(),
+        },
+        requests,
+    ));
+    let admin = Arc::new(AdminContext {
+        registry: Arc::clone(&registry),
+        shutdown,
+        control,
+        periods: Arc::new(StatsPeriods::default()),
+        auth: Arc::new(console::ClientAuth(Arc::clone(&registry))),
+        connections: Arc::new(AtomicUsize::new(0)),
+        stats: PoolStats::default(),
+        mem_sizes: console::mem_sizes(),
+        cancel_keys: parking_lot::Mutex::default(),
     });
     let tracker = TaskTracker::new();
-    let bound = listener::bind_all(&config)?;
     let tcp_addrs = bound.tcp_addrs();
-    let unix_socket = bound.unix_path.clone();
+    let (tcp, unix) = bound.into_parts();
+    let unix_socket = unix.as_ref().map(|u| u.display.clone());
+    let unix_file = unix.as_ref().and_then(|u| u.file.clone());
     tracker.spawn(listener::accept_loops(
-        bound,
+        tcp,
+        unix.map(|u| u.listener),
         Arc::clone(&ctx),
+        Arc::clone(&admin),
         tracker.clone(),
     ));
-    // The janitor is not tracked: it must keep pools healthy while clients drain.
+    // The janitor and the stats ticker are not tracked: they must keep running while clients
+    // drain.
     let janitor_stop = tokio_util::sync::CancellationToken::new();
-    tokio::spawn(janitor::run(registry, janitor_stop.clone()));
+    tokio::spawn(janitor::run(Arc::clone(&registry), janitor_stop.clone()));
+    tokio::spawn(admin::ticker::run(Arc::clone(&admin), janitor_stop.clone()));
+    // Metrics and alerts stop with the janitor: they observe pools until those close.
+    let (alerts, metrics_addr) = start_observers(&registry, metrics_listener, &janitor_stop)?;
+    admin::check_compat_version(&config);
     let not_supported = crate::config::not_supported(&config);
     if !not_supported.is_empty() {
         tracing::warn!(
@@ -79,10 +160,46 @@ pub fn start(config: Config) -> Result<Running, AppError> {
     Ok(Running {
         tcp_addrs,
         unix_socket,
+        metrics_addr,
+        unix_file,
+        alerts,
         ctx,
+        admin,
+        reloader,
         tracker,
         janitor_stop,
     })
+}
+
+/// Starts the alert evaluator and, when `metrics_listen` is set, the metrics endpoint.
+fn start_observers(
+    registry: &Arc<Registry>,
+    metrics_listener: Option<std::net::TcpListener>,
+    stop: &tokio_util::sync::CancellationToken,
+) -> Result<(Arc<AlertBoard>, Option<SocketAddr>), AppError> {
+    let board = Arc::new(AlertBoard::default());
+    let source: Arc<dyn crate::alerts::Source> = Arc::clone(registry) as _;
+    crate::alerts::start(source, Arc::clone(&board), stop)
+        .map_err(|e| AppError::Pgsluice(e.to_string()))?;
+    let metrics_addr = match metrics_listener {
+        Some(listener) => {
+            let sources = crate::metrics::Sources {
+                registry: Arc::clone(registry),
+                board: Arc::clone(&board),
+                started: tokio::time::Instant::now(),
+                started_wall: std::time::SystemTime::now(),
+            };
+            let bound = crate::metrics::start(listener, sources, stop).map_err(|source| {
+                AppError::Bind {
+                    addr: "metrics_listen".to_owned(),
+                    source,
+                }
+            })?;
+            Some(bound)
+        }
+        None => None,
+    };
+    Ok((board, metrics_addr))
 }
 
 impl Running {
@@ -96,15 +213,36 @@ impl Running {
         &self.ctx.shutdown
     }
 
+    /// The alert table (what `SHOW ALERTS` shows).
+    pub fn alerts(&self) -> &Arc<AlertBoard> {
+        &self.alerts
+    }
+
     /// The pool registry (for inspection and reload).
     pub fn registry(&self) -> &Arc<Registry> {
         &self.ctx.registry
     }
 
-    /// Applies a new configuration without dropping connections.
-    pub fn reload(&self, config: Config) {
-        self.ctx.registry.reload(&Arc::new(config));
-        tracing::info!("configuration reloaded");
+    /// The admin console's shared state (for tests and embedding).
+    pub fn admin(&self) -> &Arc<AdminContext> {
+        &self.admin
+    }
+
+    /// The handle SIGHUP and the console use for RELOAD and the other control requests.
+    pub fn control(&self) -> &ControlHandle {
+        &self.admin.control
+    }
+
+    /// Re-reads the config file and `auth_file` and applies them without dropping a connected
+    /// client or an open transaction; an invalid file changes nothing, and the reason is
+    /// returned (what SIGHUP and RELOAD do).
+    pub fn reload(&self) -> Result<(), String> {
+        self.reloader.reload()
+    }
+
+    /// Applies an already loaded config, as a reload would.
+    pub fn reload_with(&self, config: Config) -> Result<(), String> {
+        self.reloader.apply(config)
     }
 
     /// Waits until shutdown has been requested and every client is gone, then closes the pools.
@@ -122,8 +260,8 @@ impl Running {
         self.ctx.registry.close_all();
         // Let the background Terminate messages go out.
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        if let Some(path) = &self.unix_socket {
-            let _ = std::fs::remove_file(path);
+        if let Some(file) = &self.unix_file {
+            file.remove_if_ours();
         }
         tracing::info!("shutdown complete");
     }

@@ -1,55 +1,36 @@
 //! Unix signals, with PgBouncer's meanings: SIGHUP reload; SIGTERM wait for clients; SIGINT wait
-//! for servers (running transactions finish); a second SIGINT/SIGTERM, or SIGQUIT, immediate.
+//! for servers (running transactions finish); a second SIGINT/SIGTERM, or SIGQUIT, immediate;
+//! SIGUSR1 PAUSE and SIGUSR2 RESUME of every database, as the console's commands.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::config::Config;
-use crate::control::Shutdown;
+use crate::control::{ControlHandle, Request, Shutdown};
 use crate::pool::Registry;
-
-/// Where a reload reads the configuration from.
-#[derive(Debug, Clone)]
-pub struct ReloadSource {
-    /// The main config file.
-    pub config: PathBuf,
-    /// An extra file with the `[pgsluice]` section, if given on the command line.
-    pub extra: Option<PathBuf>,
-}
-
-impl ReloadSource {
-    /// Loads the config again; an invalid file is reported and the running config kept.
-    pub fn load(&self) -> Option<Config> {
-        match Config::load_with_extra(&self.config, self.extra.as_deref()) {
-            Ok(config) => Some(config),
-            Err(e) => {
-                tracing::error!("reload failed, keeping the running configuration: {e}");
-                None
-            }
-        }
-    }
-}
 
 /// Installs the handlers; returns once they are registered, and keeps handling in a task.
 pub fn spawn(
     shutdown: Shutdown,
     registry: Arc<Registry>,
-    source: Option<ReloadSource>,
+    control: ControlHandle,
 ) -> std::io::Result<()> {
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut quit = signal(SignalKind::quit())?;
+    let mut usr1 = signal(SignalKind::user_defined1())?;
+    let mut usr2 = signal(SignalKind::user_defined2())?;
     tokio::spawn(async move {
         loop {
             tokio::select! {
                 _ = hup.recv() => {
                     tracing::info!("got SIGHUP, reloading configuration");
-                    if let Some(config) = source.as_ref().and_then(ReloadSource::load) {
-                        registry.reload(&Arc::new(config));
-                    }
+                    // Through the control loop, as the console's RELOAD: one reload at a time.
+                    let control = control.clone();
+                    tokio::spawn(async move {
+                        let _ = control.request(Request::Reload).await;
+                    });
                 }
                 _ = term.recv() => {
                     if shutdown.is_started() {
@@ -67,6 +48,18 @@ pub fn spawn(
                     } else {
                         tracing::info!("got SIGINT, finishing running transactions (SHUTDOWN WAIT_FOR_SERVERS)");
                         shutdown.wait_for_servers();
+                    }
+                }
+                _ = usr1.recv() => {
+                    tracing::info!("got SIGUSR1, pausing all activity");
+                    if let Err(e) = registry.pause(None) {
+                        tracing::info!("PAUSE: {e}");
+                    }
+                }
+                _ = usr2.recv() => {
+                    tracing::info!("got SIGUSR2, continuing");
+                    if let Err(e) = registry.resume(None) {
+                        tracing::info!("RESUME: {e}");
                     }
                 }
                 _ = quit.recv() => {

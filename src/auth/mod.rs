@@ -2,8 +2,8 @@
 //!
 //! Owns: pure functions over authentication messages and secrets — md5 responses
 //! (`md5.rs`), both sides of SCRAM (`scram.rs`), choosing the method a client login uses
-//! ([`method_for`]), checking a cleartext password ([`verify_cleartext`]), and constant-time
-//! comparison.
+//! ([`method_for`]), checking a cleartext password ([`verify_cleartext`]), the HBA file subset
+//! PgBouncer supports ([`hba`]), and constant-time comparison.
 //!
 //! Does not: touch sockets, run async code, frame protocol messages, log, or look users up.
 //! Callers (`client/startup.rs`, `server/login.rs`) move the bytes and map [`AuthError`] to
@@ -14,6 +14,7 @@
 
 mod ct;
 mod error;
+pub mod hba;
 mod md5;
 mod scram;
 

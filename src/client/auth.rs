@@ -1,37 +1,146 @@
-//! Authenticating a client against `auth_file` with PgBouncer's `auth_type` rules: trust, any,
-//! plain (cleartext), md5 (SCRAM when the stored secret is SCRAM) and scram-sha-256.
+//! Authenticating a client with PgBouncer's `auth_type` rules: trust, any, plain (cleartext), md5
+//! (SCRAM when the stored secret is SCRAM), scram-sha-256, cert (the TLS client certificate names
+//! the user), and hba (the first matching `auth_hba_file` rule picks one of those, or reject, or
+//! peer on the unix socket). Secrets come from `auth_file`, else from `auth_query`.
+//!
+//! Does not: send AuthenticationOk, or touch pools beyond the auth_query lookup: what a login
+//! proved (the secret, and a SCRAM ClientKey for pass-through) is returned to the caller.
 
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 
 use super::errors::ClientError;
+use crate::auth::hba::{Connection, HbaMethod};
 use crate::auth::{SCRAM_SHA_256, ScramServer, verify_cleartext, verify_md5};
-use crate::config::{AuthType, Config, Secret};
+use crate::config::{AuthType, DatabaseDef, Secret};
 use crate::net::{MessageReader, Stream};
+use crate::pool::Registry;
 use crate::protocol::{backend, startup};
+use crate::server::Learned;
 
-/// Runs the password exchange for `user`; returns once the client has proven it knows the secret
-/// (AuthenticationOk is not sent here).
+/// How this login is checked, after `auth_type` and any HBA rule are resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Any,
+    Trust,
+    Reject,
+    Cleartext,
+    Md5,
+    Scram,
+    Cert,
+    Peer,
+}
+
+fn flow_of(method: HbaMethod) -> Flow {
+    match method {
+        HbaMethod::Trust => Flow::Trust,
+        HbaMethod::Reject => Flow::Reject,
+        HbaMethod::Md5 => Flow::Md5,
+        HbaMethod::ScramSha256 => Flow::Scram,
+        HbaMethod::Password => Flow::Cleartext,
+        HbaMethod::Cert => Flow::Cert,
+        HbaMethod::Peer => Flow::Peer,
+    }
+}
+
+fn choose_flow(
+    registry: &Registry,
+    database: &str,
+    user: &str,
+    stream: &Stream,
+) -> Result<Flow, ClientError> {
+    let config = registry.config();
+    Ok(match config.general.auth_type {
+        AuthType::Any => Flow::Any,
+        AuthType::Trust => Flow::Trust,
+        AuthType::Plain => Flow::Cleartext,
+        AuthType::Md5 => Flow::Md5,
+        AuthType::ScramSha256 => Flow::Scram,
+        AuthType::Cert => Flow::Cert,
+        AuthType::Hba => {
+            let policy = registry.policy();
+            let hba = policy.hba.as_ref().ok_or(ClientError::NoHbaRule)?;
+            let conn = Connection {
+                addr: stream.peer_ip(),
+                tls: stream.is_tls(),
+                database,
+                user,
+            };
+            let rule = hba.find(&conn).ok_or(ClientError::NoHbaRule)?;
+            tracing::debug!(line = rule.line, "HBA rule matched");
+            if rule.map.is_some() {
+                tracing::warn!(
+                    line = rule.line,
+                    "HBA map= (auth_ident_file) is not supported"
+                );
+                return Ok(Flow::Reject);
+            }
+            flow_of(rule.method)
+        }
+        other @ (AuthType::Pam | AuthType::Ldap) => {
+            return Err(ClientError::AuthUnsupported(other.as_str()));
+        }
+    })
+}
+
+/// Runs the login exchange for `user` of `database`; returns once the client has proven who it
+/// is, with what the proof teaches the pool's server logins (AuthenticationOk is not sent here).
+/// `db` is the `[databases]` entry, whose `auth_user` settings allow an `auth_query` lookup;
+/// the admin console passes `None`.
 pub async fn authenticate(
-    config: &Config,
+    registry: &Registry,
+    database: &str,
+    db: Option<&DatabaseDef>,
     user: &str,
     stream: &mut Stream,
     reader: &mut MessageReader,
-) -> Result<(), ClientError> {
-    let secret = config.auth_users.get(user);
+) -> Result<Option<Learned>, ClientError> {
+    let flow = choose_flow(registry, database, user, stream)?;
+    match flow {
+        Flow::Any => return Ok(None),
+        Flow::Reject => return Err(ClientError::LoginRejected),
+        _ => {}
+    }
+    let config = registry.config();
+    let secret = match (config.auth_users.get(user), db) {
+        (Some(secret), _) => Some(secret.clone()),
+        (None, Some(db)) => super::auth_query::lookup(registry, db, user).await?,
+        (None, None) => None,
+    };
+    let learned = |client_key| secret.clone().map(|secret| Learned { secret, client_key });
     let failed = || ClientError::AuthFailed(user.to_owned());
-    match config.general.auth_type {
-        AuthType::Any => Ok(()),
-        AuthType::Trust => secret.map(|_| ()).ok_or_else(failed),
-        AuthType::Plain => cleartext(user, secret, stream, reader).await,
-        AuthType::Md5 => match secret {
-            Some(s @ Secret::Scram(_)) => scram(user, Some(s), stream, reader).await,
-            other => md5(user, other, stream, reader).await,
+    match flow {
+        Flow::Trust => secret.as_ref().map(|_| learned(None)).ok_or_else(failed),
+        Flow::Cleartext => {
+            cleartext(user, secret.as_ref(), stream, reader).await?;
+            Ok(learned(None))
+        }
+        Flow::Md5 => match &secret {
+            Some(s @ Secret::Scram(_)) => Ok(learned(scram(user, Some(s), stream, reader).await?)),
+            other => {
+                md5(user, other.as_ref(), stream, reader).await?;
+                Ok(learned(None))
+            }
         },
-        AuthType::ScramSha256 => scram(user, secret, stream, reader).await,
-        AuthType::Cert | AuthType::Hba | AuthType::Pam | AuthType::Ldap => Err(
-            ClientError::AuthUnsupported(config.general.auth_type.as_str()),
-        ),
+        Flow::Scram => Ok(learned(scram(user, secret.as_ref(), stream, reader).await?)),
+        Flow::Cert => {
+            let named = stream
+                .client_certificate()
+                .is_some_and(|cert| crate::tls::peer::cert_names_user(cert, user));
+            if named && secret.is_some() {
+                Ok(learned(None))
+            } else {
+                Err(ClientError::CertAuthFailed)
+            }
+        }
+        Flow::Peer => {
+            if secret.is_some() && stream.peer_user_name().as_deref() == Some(user) {
+                Ok(learned(None))
+            } else {
+                Err(ClientError::PeerAuthFailed)
+            }
+        }
+        Flow::Any | Flow::Reject => Ok(None),
     }
 }
 
@@ -94,12 +203,14 @@ async fn md5(
     }
 }
 
+/// The SCRAM exchange; returns the ClientKey when the stored secret is a SCRAM secret (the key
+/// then opens pass-through logins to servers holding the same secret).
 async fn scram(
     user: &str,
     secret: Option<&Secret>,
     stream: &mut Stream,
     reader: &mut MessageReader,
-) -> Result<(), ClientError> {
+) -> Result<Option<[u8; 32]>, ClientError> {
     let failed = || ClientError::AuthFailed(user.to_owned());
     let mut out = BytesMut::new();
     backend::auth_sasl(&mut out, &[SCRAM_SHA_256]);
@@ -132,5 +243,8 @@ async fn scram(
     out.clear();
     backend::auth_sasl_final(&mut out, &server_final);
     send(stream, &out).await?;
-    Ok(())
+    Ok(match usable {
+        Secret::Scram(_) => server.client_key(),
+        _ => None,
+    })
 }

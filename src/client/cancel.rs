@@ -12,7 +12,7 @@ use tokio::net::{TcpStream, UnixStream};
 use crate::protocol::frontend;
 use crate::server::{CancelTarget, ServerAddr};
 
-type Slot = Arc<Mutex<Option<CancelTarget>>>;
+type Slot = Arc<Mutex<Option<Arc<CancelTarget>>>>;
 
 /// Registered clients by their pooler-issued key.
 #[derive(Debug, Default)]
@@ -53,7 +53,7 @@ impl CancelMap {
     }
 
     /// The server a cancel with these keys should reach, if that client holds one now.
-    pub fn target(&self, pid: i32, key: i32) -> Option<CancelTarget> {
+    pub fn target(&self, pid: i32, key: i32) -> Option<Arc<CancelTarget>> {
         let slot = self.clients.lock().get(&(pid, key)).cloned()?;
         slot.lock().clone()
     }
@@ -71,7 +71,7 @@ impl CancelMap {
 
 impl CancelRegistration {
     /// Points the client's cancel at a server (or at nothing when it releases one).
-    pub fn set_target(&self, target: Option<CancelTarget>) {
+    pub fn set_target(&self, target: Option<Arc<CancelTarget>>) {
         *self.slot.lock() = target;
     }
 }
@@ -108,11 +108,11 @@ mod tests {
     fn only_registered_keys_resolve() {
         let map = Arc::new(CancelMap::default());
         let reg = map.register();
-        let target = CancelTarget {
+        let target = Arc::new(CancelTarget {
             addr: ServerAddr::Tcp("127.0.0.1".into(), 5432),
             pid: 1,
             key: 2,
-        };
+        });
         assert_eq!(map.target(reg.pid, reg.key), None);
         reg.set_target(Some(target.clone()));
         assert_eq!(map.target(reg.pid, reg.key), Some(target));

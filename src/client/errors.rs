@@ -55,6 +55,27 @@ pub enum ClientError {
     /// The pooler is shutting down.
     #[error("pooler is shutting down")]
     Shutdown,
+    /// A plain-text login under `client_tls_sslmode` `require` or stricter.
+    #[error("SSL required")]
+    SslRequired,
+    /// `auth_type = hba` and no rule matches the connection.
+    #[error("no authentication method is found")]
+    NoHbaRule,
+    /// An HBA `reject` rule matched.
+    #[error("login rejected")]
+    LoginRejected,
+    /// `cert` authentication failed (no TLS, no certificate, or a name mismatch).
+    #[error("certificate authentication failed")]
+    CertAuthFailed,
+    /// HBA `peer` failed (not a unix socket, or the OS user is not the requested user).
+    #[error("unix socket login rejected")]
+    PeerAuthFailed,
+    /// `auth_query` returned no row for the user.
+    #[error("no such user")]
+    NoSuchUser,
+    /// `auth_query` could not be run.
+    #[error("auth_query failed")]
+    AuthQueryFailed,
 }
 
 impl ClientError {

@@ -5,10 +5,14 @@
 //! Does not: accept sockets (the app's listener does) or own servers (the pool does).
 
 pub mod auth;
+mod auth_query;
 pub mod cancel;
 pub mod errors;
+pub mod prepared;
 mod relay;
+mod rewrite;
 pub mod session;
+mod splice;
 pub mod startup;
 
 use std::sync::Arc;
@@ -23,6 +27,7 @@ use crate::net::{MessageReader, Stream};
 use crate::pool::{Pool, Registry, ServerState};
 use crate::protocol::backend;
 use crate::server::ParamSet;
+use crate::stats::conns::{ConnInfo, ConnState, Endpoints, Side};
 
 use cancel::CancelMap;
 use errors::ClientError;
@@ -38,6 +43,8 @@ pub struct ClientContext {
     pub cancels: Arc<CancelMap>,
     /// Shutdown signals.
     pub shutdown: Shutdown,
+    /// Prepared statements by text, shared by all clients.
+    pub statements: Arc<prepared::StatementRegistry>,
 }
 
 /// Logs in a client that asked for a pooled database, then serves it until it leaves.
@@ -70,7 +77,7 @@ pub async fn serve(
     let config = ctx.registry.config();
     let id = ctx.registry.ids().fetch_add(1, Ordering::Relaxed);
     if config.general.log_connections {
-        tracing::info!(client = id, db = %login.database, user = %login.user, addr = %addr, port, "login ok");
+        tracing::info!(client = id, db = %login.database, user = %login.user, addr = %addr, port, tls = login.tls.as_deref().unwrap_or("no"), "login ok");
     }
     let cancel = ctx.cancels.register();
     let mut out = BytesMut::with_capacity(512);
@@ -86,7 +93,17 @@ pub async fn serve(
     }
     slot.pool().stats.client_login();
     let buf = reader.into_buffer();
-    let mut session = Session::new(Arc::clone(&ctx), stream, buf, params, slot, cancel, id);
+    let conn = register(&ctx, &stream, &login, &slot, &params, id);
+    let mut session = Session::new(
+        Arc::clone(&ctx),
+        stream,
+        buf,
+        params,
+        slot,
+        cancel,
+        id,
+        conn,
+    );
     let result = session.run().await;
     if let Err(error) = &result {
         if config.general.log_pooler_errors {
@@ -97,6 +114,36 @@ pub async fn serve(
     if config.general.log_disconnections {
         tracing::info!(client = id, db = %login.database, user = %login.user, addr = %addr, port, "client disconnected");
     }
+}
+
+/// Adds the client to the connection directory (SHOW CLIENTS); it leaves when the entry drops.
+fn register(
+    ctx: &ClientContext,
+    stream: &Stream,
+    login: &LoginRequest,
+    slot: &crate::pool::ClientSlot,
+    params: &ParamSet,
+    id: u64,
+) -> crate::stats::conns::ConnEntry {
+    let info = ConnInfo::new(
+        id,
+        Side::Client,
+        &login.database,
+        &login.user,
+        &slot.pool().user,
+        ConnState::ClientIdle,
+    )
+    .with_application_name(params.get("application_name").unwrap_or_default());
+    let ((addr, port), (local_addr, local_port)) = (stream.peer(), stream.local());
+    info.set_endpoints(Endpoints {
+        addr,
+        port,
+        local_addr,
+        local_port,
+    });
+    info.set_remote_pid(stream.peer_pid());
+    info.set_tls(login.tls.as_deref().unwrap_or_default());
+    ctx.registry.conns().register(info)
 }
 
 fn slot_welcome(pool: &Pool) -> Arc<Vec<(String, String)>> {
@@ -117,8 +164,39 @@ async fn log_in(
         .registry
         .database(&login.database)
         .ok_or_else(|| ClientError::NoSuchDatabase(login.database.clone()))?;
-    auth::authenticate(&config, &login.user, stream, reader).await?;
+    let authenticated = auth::authenticate(
+        &ctx.registry,
+        &login.database,
+        Some(&db),
+        &login.user,
+        stream,
+        reader,
+    )
+    .await;
+    let learned = match authenticated {
+        Ok(learned) => learned,
+        Err(error) => {
+            // Counted per pool for metrics. Only users that can have a pool get one (as PgBouncer
+            // assigns the pool before the password check), so unknown names cannot grow the map.
+            let known = db.user.is_some() || config.auth_users.contains_key(&login.user);
+            if matches!(error, ClientError::AuthFailed(_)) && known {
+                let pool = ctx.registry.pool_for(&db, &login.user);
+                crate::stats::ErrorCounters::bump(&pool.stats.errors().auth_failures);
+            }
+            return Err(error);
+        }
+    };
+    if ctx.registry.db_flags(&db.name).disabled() {
+        return Err(ClientError::Protocol(format!(
+            "database \"{}\" is disabled",
+            db.name
+        )));
+    }
     let pool = ctx.registry.pool_for(&db, &login.user);
+    // A forced user logs in with its own secret, never with what this client proved.
+    if let (Some(learned), None) = (learned, &db.user) {
+        pool.spec().learned.set(learned);
+    }
     let slot = pool.attach_client();
     if pool.welcome_params().is_none() {
         // The welcome message repeats what a real server reports, so the first client of a pool

@@ -15,6 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
 use super::errors::ClientError;
+use super::rewrite::{ClientSide, client_wants_body, server_wants_body};
 use super::session::Session;
 use crate::config::PoolMode;
 use crate::pool::{PooledServer, ServerState};
@@ -104,9 +105,17 @@ fn deadline_after(start: Option<Instant>, limit: Duration) -> Option<Instant> {
 /// Relays until the server can be released or either side leaves.
 pub async fn run(session: &mut Session, server: &mut PooledServer) -> RelayEnd {
     let mut t = Tracker::new();
-    let settings = server.pool().settings().clone();
-    let stats_pool = std::sync::Arc::clone(server.pool());
-    let stats = &stats_pool.stats;
+    session.ps.pipeline.reset();
+    let pool = std::sync::Arc::clone(server.pool());
+    let (settings, stats) = (pool.settings(), &pool.stats);
+    // Futures that live for the whole relay, so a loop turn registers no new waiters or timers.
+    let shutdown = session.ctx.shutdown.kill.clone();
+    let killed = session.conn.kill_token().clone();
+    let shutdown = shutdown.cancelled();
+    let killed = killed.cancelled();
+    let timer = tokio::time::sleep_until(Instant::now());
+    tokio::pin!(shutdown, killed, timer);
+    let mut armed: Option<Instant> = None;
     loop {
         if let Err(end) = forward_client(session, server, &mut t).await {
             return end;
@@ -130,7 +139,14 @@ pub async fn run(session: &mut Session, server: &mut PooledServer) -> RelayEnd {
             .into_iter()
             .flatten()
             .min();
-        let (sstream, sbuf, _) = server.conn().io();
+        if next != armed {
+            if let Some(at) = next {
+                timer.as_mut().reset(at);
+            }
+            armed = next;
+        }
+        let io = server.conn().io();
+        let (sstream, sbuf) = (io.stream, io.read_buf);
         if sbuf.capacity() - sbuf.len() < 4096 {
             sbuf.reserve(16 * 1024);
         }
@@ -151,7 +167,8 @@ pub async fn run(session: &mut Session, server: &mut PooledServer) -> RelayEnd {
                     }
                 }
             },
-            () = sleep_until(next) => {
+            () = &mut timer, if armed.is_some() => {
+                armed = None;
                 let now = Instant::now();
                 if query_deadline.is_some_and(|d| now >= d) {
                     t.cancel_sent = true;
@@ -164,17 +181,13 @@ pub async fn run(session: &mut Session, server: &mut PooledServer) -> RelayEnd {
                     return RelayEnd::Fatal(ClientError::TransactionTimeout, t.state(session.scanner.at_boundary()));
                 }
             }
-            () = session.ctx.shutdown.kill.cancelled() => {
+            () = &mut shutdown => {
                 return RelayEnd::Fatal(ClientError::Shutdown, ServerState::Unknown);
             }
+            () = &mut killed => {
+                return RelayEnd::Fatal(session.killed(), ServerState::Unknown);
+            }
         }
-    }
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 
@@ -187,29 +200,61 @@ async fn forward_client(
     if session.buf.is_empty() {
         return Ok(());
     }
-    let scanned =
-        match session
-            .scanner
-            .scan(&session.buf, |_| false, |tag, _| t.on_client_message(tag))
-        {
-            Ok(s) => s,
-            Err(e) => {
-                return Err(RelayEnd::Fatal(
-                    ClientError::Protocol(e.to_string()),
-                    ServerState::Unknown,
-                ));
+    let track = session.track_prepared;
+    let pool = std::sync::Arc::clone(server.pool());
+    let capacity = pool.settings().max_prepared_statements;
+    let io = server.conn().io();
+    let ps = &mut session.ps;
+    ps.splice.clear();
+    let mut rewrite_error = None;
+    let mut side = ClientSide {
+        registry: &session.ctx.statements,
+        server: io.prepared,
+        capacity,
+        stats: &pool.stats,
+    };
+    let scanned = session.scanner.scan(
+        &session.buf,
+        |tag| track && client_wants_body(tag),
+        |tag, body, at| {
+            let flow = t.on_client_message(tag);
+            if track && flow == Flow::Continue {
+                if let Err(e) = ps.on_client_message(&mut side, tag, body, at) {
+                    rewrite_error = Some(e);
+                    return Flow::StopBefore;
+                }
             }
-        };
+            flow
+        },
+    );
+    let scanned = match scanned {
+        Ok(s) => s,
+        Err(e) => {
+            return Err(RelayEnd::Fatal(
+                ClientError::Protocol(e.to_string()),
+                ServerState::Unknown,
+            ));
+        }
+    };
     if scanned.consumed > 0 {
-        let (sstream, _, _) = server.conn().io();
-        if sstream
-            .write_all(&session.buf[..scanned.consumed])
-            .await
-            .is_err()
-        {
+        let batch = &session.buf[..scanned.consumed];
+        let written = if ps.splice.is_empty() {
+            io.stream.write_all(batch).await
+        } else {
+            ps.out.clear();
+            ps.splice.apply(batch, batch.len(), &mut ps.out);
+            io.stream.write_all(&ps.out).await
+        };
+        if written.is_err() {
             return Err(RelayEnd::ServerGone);
         }
         bytes::Buf::advance(&mut session.buf, scanned.consumed);
+    }
+    if let Some(error) = rewrite_error {
+        return Err(RelayEnd::Fatal(error, ServerState::Unknown));
+    }
+    if track && ps.take_due_replies() && session.stream.write_all(&ps.out).await.is_err() {
+        return Err(RelayEnd::ClientGone(ServerState::Unknown));
     }
     if scanned.stopped {
         // Terminate: the client is leaving; the server never sees it.
@@ -271,16 +316,21 @@ async fn forward_server(
     t: &mut Tracker,
 ) -> Option<RelayEnd> {
     let mode = session.mode;
+    let track = session.track_prepared;
     let client_at_boundary = session.scanner.at_boundary();
     let pool = std::sync::Arc::clone(server.pool());
-    let conn = server.conn();
+    let io = server.conn().io();
+    let ps = &mut session.ps;
+    ps.splice.clear();
     let mut verdict = ServerVerdict::Continue;
     let mut param_updates: Vec<(String, String)> = Vec::new();
-    let (_, sbuf, scanner) = conn.io();
-    let scanned = scanner.scan(
-        sbuf,
-        |tag| tag == b'Z' || tag == b'S',
-        |tag, body| {
+    let scanned = io.scanner.scan(
+        io.read_buf,
+        |tag| tag == b'Z' || tag == b'S' || (track && server_wants_body(tag)),
+        |tag, body, at| {
+            if track {
+                ps.on_server_message(io.prepared, tag, body, at);
+            }
             match tag {
                 b'Z' => {
                     let status = body.first().copied().unwrap_or(b'E');
@@ -309,20 +359,32 @@ async fn forward_server(
     for (name, value) in &param_updates {
         // The client is told this value, so the server and the client now agree on it.
         session.params.set(name, value);
-        conn.params.set(name, value);
+        io.params.set(name, value);
     }
-    if scanned.consumed > 0 {
-        let (_, sbuf, _) = conn.io();
-        if session
-            .stream
-            .write_all(&sbuf[..scanned.consumed])
-            .await
-            .is_err()
-        {
-            return Some(RelayEnd::ClientGone(ServerState::Unknown));
+    if track && verdict == ServerVerdict::Continue {
+        while let Some(bytes) = ps.pipeline.pop_synthetic() {
+            ps.splice
+                .insert_with(scanned.consumed, |b| b.extend_from_slice(bytes));
         }
-        pool.stats.sent(scanned.consumed);
-        bytes::Buf::advance(sbuf, scanned.consumed);
+    }
+    if scanned.consumed > 0 || !ps.splice.is_empty() {
+        let batch = &io.read_buf[..scanned.consumed];
+        let written = if ps.splice.is_empty() {
+            session.stream.write_all(batch).await.map(|()| batch.len())
+        } else {
+            ps.out.clear();
+            ps.splice.apply(batch, batch.len(), &mut ps.out);
+            session
+                .stream
+                .write_all(&ps.out)
+                .await
+                .map(|()| ps.out.len())
+        };
+        match written {
+            Ok(n) => pool.stats.sent(n),
+            Err(_) => return Some(RelayEnd::ClientGone(ServerState::Unknown)),
+        }
+        bytes::Buf::advance(io.read_buf, scanned.consumed);
     }
     match verdict {
         ServerVerdict::Continue => None,

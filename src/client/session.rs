@@ -12,12 +12,14 @@ use super::ClientContext;
 use super::cancel::CancelRegistration;
 use super::errors::ClientError;
 use super::relay::{self, RelayEnd};
+use super::rewrite::PreparedState;
 use crate::config::PoolMode;
 use crate::net::Stream;
 use crate::pool::{ClientSlot, PoolError, PooledServer, ServerState};
 use crate::protocol::frame::HEADER_LEN;
 use crate::protocol::scan::Scanner;
 use crate::server::ParamSet;
+use crate::stats::conns::{ConnEntry, ConnState};
 
 /// Initial and idle read-buffer size per client: small, because most clients are idle.
 const IDLE_BUFFER: usize = 4096;
@@ -33,8 +35,18 @@ pub struct Session {
     pub(super) params: ParamSet,
     pub(super) mode: PoolMode,
     pub(super) id: u64,
+    /// Whether protocol-level prepared statements are tracked (transaction/statement mode with
+    /// `max_prepared_statements` > 0).
+    pub(super) track_prepared: bool,
+    pub(super) ps: PreparedState,
+    /// This client's record in the connection directory (SHOW CLIENTS, KILL_CLIENT).
+    pub(super) conn: ConnEntry,
     slot: ClientSlot,
     cancel: CancelRegistration,
+}
+
+fn tracks_prepared(settings: &crate::pool::PoolSettings) -> bool {
+    settings.pool_mode != PoolMode::Session && settings.max_prepared_statements > 0
 }
 
 enum Request {
@@ -52,18 +64,22 @@ impl Session {
         slot: ClientSlot,
         cancel: CancelRegistration,
         id: u64,
+        conn: ConnEntry,
     ) -> Self {
         let settings = slot.pool().settings();
         let max =
             usize::try_from(ctx.registry.config().general.max_packet_size).unwrap_or(usize::MAX);
         Self {
             mode: settings.pool_mode,
+            track_prepared: tracks_prepared(&settings),
+            ps: PreparedState::default(),
             ctx,
             stream,
             buf,
             scanner: Scanner::new(max),
             params,
             id,
+            conn,
             slot,
             cancel,
         }
@@ -85,6 +101,7 @@ impl Session {
             let mut server = self.checkout().await?;
             let end = relay::run(self, &mut server).await;
             self.cancel.set_target(None);
+            self.unlink(&mut server);
             match end {
                 RelayEnd::Released => server.release(ServerState::Idle, self.mode),
                 RelayEnd::ClientGone(state) => {
@@ -130,6 +147,7 @@ impl Session {
                     return Err(ClientError::IdleTimeout);
                 }
                 () = shutdown.drain.cancelled() => return Err(ClientError::Shutdown),
+                () = self.conn.kill_token().cancelled() => return Err(self.killed()),
             }
         }
     }
@@ -137,7 +155,13 @@ impl Session {
     /// Checks out a server, following the pool to its replacement after a reload, and aligns
     /// its parameters with this client's.
     async fn checkout(&mut self) -> Result<PooledServer, ClientError> {
-        let mut server = match self.slot.pool().checkout().await {
+        self.conn.set_state(ConnState::ClientWaiting);
+        let pool = Arc::clone(self.slot.pool());
+        let checked_out = tokio::select! {
+            r = pool.checkout() => r,
+            () = self.conn.kill_token().cancelled() => return Err(self.killed()),
+        };
+        let mut server = match checked_out {
             Ok(server) => server,
             Err(PoolError::Closed) if !self.ctx.shutdown.drain.is_cancelled() => {
                 let pool = Arc::clone(self.slot.pool());
@@ -149,6 +173,7 @@ impl Session {
                 let replacement = self.ctx.registry.pool_for(&db, &pool.user);
                 self.slot = replacement.attach_client();
                 self.mode = replacement.settings().pool_mode;
+                self.track_prepared = tracks_prepared(&replacement.settings());
                 replacement.checkout().await?
             }
             Err(e) => return Err(e.into()),
@@ -170,7 +195,35 @@ impl Session {
         }
         self.cancel
             .set_target(Some(server.conn().cancel_target().clone()));
+        self.link(&mut server);
         Ok(server)
+    }
+
+    /// Records the client-server link in the connection directory.
+    fn link(&self, server: &mut PooledServer) {
+        let conn = server.conn();
+        self.conn.set_state(ConnState::ClientActive);
+        self.conn.set_link(conn.id);
+        if let Some(entry) = &conn.entry {
+            entry.set_link(self.id);
+        }
+    }
+
+    /// Records the end of a transaction in the connection directory.
+    fn unlink(&self, server: &mut PooledServer) {
+        self.conn.set_state(ConnState::ClientIdle);
+        self.conn
+            .set_application_name(self.params.get("application_name").unwrap_or_default());
+        self.conn.set_prepared(self.ps.statements.len());
+        let conn = server.conn();
+        if let Some(entry) = &conn.entry {
+            entry.set_prepared(conn.prepared.len());
+        }
+    }
+
+    /// The error a client killed from the console gets (PgBouncer's reason text).
+    pub(super) fn killed(&self) -> ClientError {
+        ClientError::Protocol(self.conn.kill_reason().text().to_owned())
     }
 
     /// Sends a FATAL error and closes the connection, best effort.

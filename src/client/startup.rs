@@ -1,8 +1,12 @@
-//! The first exchange with a new connection: SSLRequest/GSSENCRequest (answered `N`), protocol
-//! version negotiation, CancelRequest, and the startup parameters of a login.
+//! The first exchange with a new connection: SSLRequest (answered `S` and the TLS handshake when
+//! `client_tls_sslmode` is not `disable` and the connection is TCP, else `N`), GSSENCRequest
+//! (`N`), protocol version negotiation, CancelRequest, and the startup parameters of a login.
+//! From `require` up, a plain-text startup over TCP is refused with "SSL required", as PgBouncer
+//! does; unix sockets are exempt.
 
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
+use tokio::time::Instant;
 
 use super::errors::ClientError;
 use crate::config::Config;
@@ -10,6 +14,7 @@ use crate::net::{MessageReader, Stream};
 use crate::protocol::backend;
 use crate::protocol::startup::{self, StartupPacket};
 use crate::server::params;
+use crate::tls::{ClientTls, SslMode};
 
 /// What a new connection wants.
 #[derive(Debug)]
@@ -34,40 +39,118 @@ pub struct LoginRequest {
     pub database: String,
     /// Tracked parameters the client set, with canonical names.
     pub params: Vec<(&'static str, String)>,
+    /// The TLS summary for SHOW CLIENTS (`TLSv1.3/TLS_AES_256_GCM_SHA384/ECDH=X25519`), or
+    /// `None` for a plain connection.
+    pub tls: Option<String>,
 }
 
-/// Reads the first packet(s): answers SSL/GSSENC requests with `N` until a startup or cancel
-/// packet arrives.
+/// How a handshake ended: the connection (gone if TLS failed half-way) and what it wants.
+pub type Handshake = (Option<Stream>, Result<FirstContact, ClientError>);
+
+async fn within<T>(
+    deadline: Option<Instant>,
+    fut: impl Future<Output = Result<T, ClientError>>,
+) -> Result<T, ClientError> {
+    match deadline {
+        Some(d) => tokio::time::timeout_at(d, fut)
+            .await
+            .unwrap_or(Err(ClientError::LoginTimeout)),
+        None => fut.await,
+    }
+}
+
+/// Reads the first packet(s) until a startup or cancel packet arrives, answering SSLRequest per
+/// `client_tls_sslmode` and GSSENCRequest with `N`; every step must finish by `deadline`.
 pub async fn handshake(
     config: &Config,
-    stream: &mut Stream,
+    tls: &ClientTls,
+    mut stream: Stream,
     reader: &mut MessageReader,
-) -> Result<FirstContact, ClientError> {
+    deadline: Option<Instant>,
+) -> Handshake {
     loop {
-        let packet = reader
-            .read_startup(stream)
-            .await
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        match startup::parse(&packet).map_err(|e| ClientError::Protocol(e.to_string()))? {
+        let packet = within(deadline, async {
+            reader
+                .read_startup(&mut stream)
+                .await
+                .map_err(|e| ClientError::Protocol(e.to_string()))
+        })
+        .await;
+        let parsed = packet
+            .and_then(|p| startup::parse(&p).map_err(|e| ClientError::Protocol(e.to_string())));
+        let request = match parsed {
+            Ok(request) => request,
+            Err(e) => return (Some(stream), Err(e)),
+        };
+        match request {
             StartupPacket::SslRequest | StartupPacket::GssEncRequest => {
                 // Nothing may be pipelined behind an SSLRequest before our answer (CVE-2021-23214).
                 if !reader.buffer().is_empty() {
-                    return Err(ClientError::Protocol(
-                        "unexpected data after SSL request".to_owned(),
-                    ));
+                    let e = ClientError::Protocol(
+                        "received unencrypted data after SSL request".to_owned(),
+                    );
+                    return (Some(stream), Err(e));
                 }
-                stream
-                    .write_all(b"N")
-                    .await
-                    .map_err(|e| ClientError::Protocol(e.to_string()))?;
+                if stream.is_tls() {
+                    return (
+                        None,
+                        Err(ClientError::Protocol("SSL req inside SSL".to_owned())),
+                    );
+                }
+                let (StartupPacket::SslRequest, Stream::Tcp(_), Some(acceptor)) =
+                    (&request, &stream, tls.acceptor())
+                else {
+                    if let Err(e) = stream.write_all(b"N").await {
+                        return (None, Err(ClientError::Protocol(e.to_string())));
+                    }
+                    continue;
+                };
+                let acceptor = acceptor.clone();
+                match accept_tls(stream, &acceptor, deadline).await {
+                    Ok(upgraded) => stream = upgraded,
+                    Err(e) => return (None, Err(e)),
+                }
             }
-            StartupPacket::Cancel { pid, key } => return Ok(FirstContact::Cancel { pid, key }),
+            StartupPacket::Cancel { pid, key } => {
+                return (Some(stream), Ok(FirstContact::Cancel { pid, key }));
+            }
             StartupPacket::Startup { minor, params } => {
-                let login = validate(config, params, minor, stream).await?;
-                return Ok(FirstContact::Login(login));
+                if tls.mode() >= SslMode::Require && matches!(stream, Stream::Tcp(_)) {
+                    return (Some(stream), Err(ClientError::SslRequired));
+                }
+                let login = within(deadline, validate(config, params, minor, &mut stream)).await;
+                let login = login.map(|mut login| {
+                    login.tls = stream.tls_summary();
+                    FirstContact::Login(login)
+                });
+                return (Some(stream), login);
             }
         }
     }
+}
+
+/// Answers `S` and runs the server side of the TLS handshake.
+async fn accept_tls(
+    stream: Stream,
+    acceptor: &tokio_rustls::TlsAcceptor,
+    deadline: Option<Instant>,
+) -> Result<Stream, ClientError> {
+    let Stream::Tcp(mut tcp) = stream else {
+        return Err(ClientError::Protocol(
+            "TLS over a non-TCP socket".to_owned(),
+        ));
+    };
+    within(deadline, async {
+        tcp.write_all(b"S")
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let tls = acceptor
+            .accept(tcp)
+            .await
+            .map_err(|e| ClientError::Protocol(format!("failed to accept SSL: {e}")))?;
+        Ok(Stream::TlsFromClient(Box::new(tls)))
+    })
+    .await
 }
 
 async fn validate(
@@ -112,5 +195,6 @@ async fn validate(
         user,
         database,
         params: tracked,
+        tls: None,
     })
 }

@@ -38,18 +38,9 @@ pub const KEYS: &[(&str, &str)] = &[
         "forced user: every client shares one pool logged in as this user",
     ),
     ("password", "password for the forced user"),
-    (
-        "auth_user",
-        "overrides the global auth_user (not yet acted on)",
-    ),
-    (
-        "auth_query",
-        "overrides the global auth_query (not yet acted on)",
-    ),
-    (
-        "auth_dbname",
-        "overrides the global auth_dbname (not yet acted on)",
-    ),
+    ("auth_user", "overrides the global auth_user"),
+    ("auth_query", "overrides the global auth_query"),
+    ("auth_dbname", "overrides the global auth_dbname"),
     ("pool_size", "pool size for this database"),
     ("min_pool_size", "minimum pool size for this database"),
     (

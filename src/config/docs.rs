@@ -180,4 +180,12 @@ file or in a separate file given on the command line (ini or TOML; only `[pgslui
 allowed there, and its values win). PgBouncer itself rejects an unknown section, so keep
 `[pgsluice]` in the separate file if the same `pgbouncer.ini` must also run under PgBouncer.
 The values are kept as text for the modules that own them; see `metrics-and-alerts.md`.
+
+Operations keys (`operations.md`):
+
+| key | default | reload | meaning |
+|---|---|---|---|
+| `log_format` | `text` | yes | `text`, or `json` for one JSON object per line (stderr and `logfile`) |
+| `syslog_socket` | `/dev/log` | yes | the local syslog socket `syslog = 1` writes to |
+| `worker_threads` | one per core | restart | threads of the runtime |
 ";

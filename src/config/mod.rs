@@ -19,6 +19,8 @@ mod error;
 mod general;
 pub mod ini;
 mod load;
+pub mod restart;
+mod set;
 pub mod settings;
 mod show;
 mod toml;
@@ -32,6 +34,7 @@ mod tests;
 
 pub use error::{Error, Loc};
 pub use load::read_auth_file;
+pub use set::set_online;
 pub use show::{ShowRow, show_config};
 pub use types::*;
 
@@ -39,7 +42,7 @@ use settings::Support;
 
 /// The settings in `cfg` that pgsluice accepts but does not act on yet, for the app to log
 /// once at start. Only values set in the file and different from the default count, plus
-/// `auth_type` values not implemented yet, per-database auth overrides and `[peers]`.
+/// `auth_type` values not implemented (pam, ldap) and `[peers]`.
 pub fn not_supported(cfg: &Config) -> Vec<&'static str> {
     let mut out: Vec<&'static str> = settings::all()
         .filter(|s| s.support == Support::NotYet)
@@ -50,18 +53,8 @@ pub fn not_supported(cfg: &Config) -> Vec<&'static str> {
         })
         .map(|s| s.name)
         .collect();
-    if matches!(
-        cfg.general.auth_type,
-        AuthType::Cert | AuthType::Hba | AuthType::Pam | AuthType::Ldap
-    ) {
+    if matches!(cfg.general.auth_type, AuthType::Pam | AuthType::Ldap) {
         out.push("auth_type");
-    }
-    let dbs = cfg.databases.iter().chain(cfg.fallback_database.as_ref());
-    if dbs
-        .clone()
-        .any(|d| d.auth_user.is_some() || d.auth_query.is_some() || d.auth_dbname.is_some())
-    {
-        out.push("[databases] auth_user/auth_query/auth_dbname");
     }
     if !cfg.peers.is_empty() {
         out.push("[peers]");

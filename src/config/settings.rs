@@ -162,7 +162,7 @@ const GENERIC: &[Setting] = &[
     s("unix_socket_dir", "/tmp", false, Supported, Str, "Unix socket directory; empty disables the socket."),
     s("unix_socket_mode", "511", false, Supported, Int, "Permissions of the socket file (0777 = 511)."),
     s("unix_socket_group", "", false, Supported, Str, "Group of the socket file."),
-    s("user", "", false, NotYet, Str, "Unix user to switch to after start."),
+    s("user", "", false, Supported, Str, "Unix user to switch to at start (like -u), before any file is created."),
     s("pool_mode", "session", true, Supported, Choice(POOL_MODES), "When a server goes back to the pool: session, transaction or statement."),
     s("max_client_conn", "100", true, Supported, Int, "Maximum client connections in total."),
     s("default_pool_size", "20", true, Supported, Int, "Servers per (database, user) pool unless overridden; 0 means unlimited."),
@@ -183,7 +183,7 @@ const GENERIC: &[Setting] = &[
     hidden(s("service_name", "pgbouncer", false, WINDOWS, Str, "Windows service name.")),
     hidden(s("job_name", "pgbouncer", false, WINDOWS, Str, "Alias of service_name.")),
     s("stats_period", "60", true, Supported, Int, "Seconds between stats averages and the stats log line."),
-    s("max_prepared_statements", "200", true, NotYet, Int, "Named prepared statements tracked per server in transaction mode; 0 turns it off."),
+    s("max_prepared_statements", "200", true, Supported, Int, "Named protocol-level prepared statements kept per server (LRU) in transaction and statement mode; 0 turns tracking off."),
     s("scram_iterations", "4096", true, NotYet, Int, "Iterations used when computing SCRAM secrets."),
     s("pool_idle_timeout", "0", true, NotYet, Time, "Free a pool with no clients and no servers after this long."),
     s("login_notify_message", "", true, NotYet, Str, "NOTICE sent to clients after login."),
@@ -192,22 +192,22 @@ const GENERIC: &[Setting] = &[
 // One setting per line, so the table reads as a table.
 #[rustfmt::skip]
 const AUTH: &[Setting] = &[
-    s("auth_type", "md5", true, Supported, Choice(AUTH_TYPES), "trust, any, plain, md5, scram-sha-256 are supported; cert, hba, pam, ldap not yet."),
-    s("auth_hba_file", "", true, NotYet, Path, "HBA file used with auth_type = hba."),
+    s("auth_type", "md5", true, Supported, Choice(AUTH_TYPES), "trust, any, plain, md5, scram-sha-256, cert and hba are supported; pam and ldap are not."),
+    s("auth_hba_file", "", true, Supported, Path, "HBA file used with auth_type = hba (local/host/hostssl/hostnossl; trust, reject, md5, scram-sha-256, password, cert, peer); re-read on RELOAD."),
     s("auth_ident_file", "", true, NotYet, Path, "User-name map for cert and peer."),
     s("auth_file", "", true, Supported, Path, "The userlist file; relative paths are relative to the working directory."),
-    s("auth_user", "", true, NotYet, Str, "User that runs auth_query for users missing from auth_file."),
-    s("auth_query", DEFAULT_AUTH_QUERY, true, NotYet, Str, "Query that fetches a user's password hash."),
-    s("auth_dbname", "", true, NotYet, Str, "Database auth_query runs in."),
+    s("auth_user", "", true, Supported, Str, "User that runs auth_query for users missing from auth_file."),
+    s("auth_query", DEFAULT_AUTH_QUERY, true, Supported, Str, "Query that fetches a user's password hash; answers are cached for 30 seconds."),
+    s("auth_dbname", "", true, Supported, Str, "Database auth_query runs in."),
     s("auth_ldap_options", "", true, NotYet, Str, "LDAP options for auth_type = ldap."),
 ];
 
 // One setting per line, so the table reads as a table.
 #[rustfmt::skip]
 const LOGGING: &[Setting] = &[
-    s("syslog", "0", true, NotYet, Bool, "Log to syslog."),
-    s("syslog_ident", "pgbouncer", true, NotYet, Str, "Syslog ident."),
-    s("syslog_facility", "daemon", true, NotYet, Str, "Syslog facility."),
+    s("syslog", "0", true, Supported, Bool, "Log to syslog (RFC 3164 lines to /dev/log, or [pgsluice] syslog_socket)."),
+    s("syslog_ident", "pgbouncer", true, Supported, Str, "Syslog ident."),
+    s("syslog_facility", "daemon", true, Supported, Str, "Syslog facility: auth, authpriv, daemon, user, local0-local7."),
     s("log_connections", "1", true, Supported, Bool, "Log successful logins."),
     s("log_disconnections", "1", true, Supported, Bool, "Log disconnections with their reason."),
     s("log_pooler_errors", "1", true, Supported, Bool, "Log the errors sent to clients."),
@@ -246,22 +246,22 @@ const SANITY: &[Setting] = &[
 // One setting per line, so the table reads as a table.
 #[rustfmt::skip]
 const TLS: &[Setting] = &[
-    s("client_tls_sslmode", "disable", true, NotYet, Choice(SSLMODES), "TLS mode towards clients."),
-    s("client_tls_key_file", "", true, NotYet, Path, "Private key for client TLS."),
-    s("client_tls_cert_file", "", true, NotYet, Path, "Certificate for client TLS."),
-    s("client_tls_ca_file", "", true, NotYet, Path, "CA to verify client certificates."),
-    s("client_tls_protocols", "secure", true, NotYet, Str, "Allowed TLS versions towards clients."),
-    s("client_tls_ciphers", "default", true, NotYet, Str, "Cipher list for TLS <= 1.2 towards clients."),
-    s("client_tls13_ciphers", "", true, NotYet, Str, "TLS 1.3 cipher suites towards clients."),
-    s("client_tls_ecdhcurve", "auto", true, NotYet, Str, "ECDH curve towards clients."),
-    s("client_tls_dheparams", "auto", true, NotYet, Str, "DH parameters towards clients."),
-    s("server_tls_sslmode", "prefer", true, NotYet, Choice(SSLMODES), "TLS mode towards servers."),
-    s("server_tls_ca_file", "", true, NotYet, Path, "CA to verify servers."),
-    s("server_tls_key_file", "", true, NotYet, Path, "Private key for a client certificate towards servers."),
-    s("server_tls_cert_file", "", true, NotYet, Path, "Client certificate towards servers."),
-    s("server_tls_protocols", "secure", true, NotYet, Str, "Allowed TLS versions towards servers."),
-    s("server_tls_ciphers", "default", true, NotYet, Str, "Cipher list for TLS <= 1.2 towards servers."),
-    s("server_tls13_ciphers", "", true, NotYet, Str, "TLS 1.3 cipher suites towards servers."),
+    s("client_tls_sslmode", "disable", true, Supported, Choice(SSLMODES), "TLS mode towards clients; require and above refuse plain-text logins over TCP."),
+    s("client_tls_key_file", "", true, Supported, Path, "Private key for client TLS (PEM); re-read on RELOAD."),
+    s("client_tls_cert_file", "", true, Supported, Path, "Certificate chain for client TLS (PEM); re-read on RELOAD."),
+    s("client_tls_ca_file", "", true, Supported, Path, "CA to verify client certificates (required from verify-ca up)."),
+    s("client_tls_protocols", "secure", true, Supported, Str, "Allowed TLS versions towards clients; only TLS 1.2 and 1.3 exist in rustls."),
+    s("client_tls_ciphers", "default", true, Supported, Str, "Cipher list for TLS <= 1.2 towards clients; names rustls lacks are ignored with a warning."),
+    s("client_tls13_ciphers", "", true, Supported, Str, "TLS 1.3 cipher suites towards clients."),
+    s("client_tls_ecdhcurve", "auto", true, Ignored("rustls negotiates X25519, P-256 or P-384 itself"), Str, "ECDH curve towards clients."),
+    s("client_tls_dheparams", "auto", true, Ignored("rustls offers no finite-field DH suites"), Str, "DH parameters towards clients."),
+    s("server_tls_sslmode", "prefer", true, Supported, Choice(SSLMODES), "TLS mode towards servers, with libpq's meanings (allow behaves as prefer)."),
+    s("server_tls_ca_file", "", true, Supported, Path, "CA to verify servers (required for verify-ca and verify-full; makes require check the chain)."),
+    s("server_tls_key_file", "", true, Supported, Path, "Private key for a client certificate towards servers."),
+    s("server_tls_cert_file", "", true, Supported, Path, "Client certificate towards servers."),
+    s("server_tls_protocols", "secure", true, Supported, Str, "Allowed TLS versions towards servers; only TLS 1.2 and 1.3 exist in rustls."),
+    s("server_tls_ciphers", "default", true, Supported, Str, "Cipher list for TLS <= 1.2 towards servers."),
+    s("server_tls13_ciphers", "", true, Supported, Str, "TLS 1.3 cipher suites towards servers."),
 ];
 
 // One setting per line, so the table reads as a table.
@@ -284,7 +284,7 @@ const NETWORK: &[Setting] = &[
     s("listen_backlog", "128", false, Supported, Int, "listen(2) backlog."),
     s("sbuf_loopcnt", "5", true, Ignored("the multi-threaded runtime schedules connections fairly by itself"), Int, "Rounds one connection is served before moving on."),
     s("so_reuseport", "0", false, Supported, Bool, "Set SO_REUSEPORT so several processes share the port."),
-    s("tcp_defer_accept", "1", true, Supported, Int, "TCP_DEFER_ACCEPT (Linux)."),
+    s("tcp_defer_accept", "1", true, Ignored("no safe binding sets TCP_DEFER_ACCEPT; accepting at once costs one wake-up per connection"), Int, "TCP_DEFER_ACCEPT (Linux)."),
     s("tcp_socket_buffer", "0", true, Supported, Int, "Socket buffer size; 0 keeps the OS default."),
     s("tcp_keepalive", "1", true, Supported, Bool, "SO_KEEPALIVE."),
     s("tcp_keepcnt", "0", true, Supported, Int, "Keepalive probe count; 0 keeps the OS default."),

@@ -427,12 +427,13 @@ fn pgsluice_section_and_extra_file() {
 
 #[test]
 fn rr_keys_warn_and_not_supported_lists() {
-    let text = "[pgbouncer]\nrouting_rules_py_module_file = /x.py\nclient_tls_sslmode = require\nserver_tls_sslmode = disable\nauth_user = pgb\n[peers]\n1 = host=h\n";
+    let text = "[pgbouncer]\nrouting_rules_py_module_file = /x.py\nclient_tls_sslmode = require\nserver_tls_sslmode = disable\nauth_user = pgb\nauth_ident_file = /m\n[peers]\n1 = host=h\n";
     let cfg = Config::from_ini_str(text, "t").unwrap();
     let ns = not_supported(&cfg);
-    assert!(ns.contains(&"client_tls_sslmode"));
+    assert!(!ns.contains(&"client_tls_sslmode"));
     assert!(!ns.contains(&"server_tls_sslmode"));
-    assert!(ns.contains(&"auth_user"));
+    assert!(!ns.contains(&"auth_user"));
+    assert!(ns.contains(&"auth_ident_file"));
     assert!(ns.contains(&"[peers]"));
     for s in settings::all() {
         if let Support::Ignored(why) = s.support {
@@ -506,4 +507,17 @@ fn show_config_rows() {
     assert_eq!(get("server_lifetime"), "3600");
     assert!(rows.windows(2).all(|w| w[0].key < w[1].key));
     assert!(rows.iter().all(|r| r.key != "service_name"));
+}
+
+#[test]
+fn database_debug_hides_the_password() {
+    let cfg = Config::from_ini_str(
+        "[databases]\napp = host=h password=s3cr3t-value user=u\n[pgbouncer]\n",
+        "t",
+    )
+    .unwrap();
+    let text = format!("{:?}", cfg.databases);
+    assert!(!text.contains("s3cr3t-value"), "{text}");
+    assert!(text.contains("password: Some(\"..\")"), "{text}");
+    assert!(!format!("{cfg:?}").contains("s3cr3t-value"));
 }

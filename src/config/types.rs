@@ -127,8 +127,8 @@ pub struct ScramSecret {
     pub server_key: [u8; 32],
 }
 
-/// One entry of `[databases]`.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// One entry of `[databases]`. `Debug` hides `password`.
+#[derive(Clone, Default, PartialEq)]
 pub struct DatabaseDef {
     /// The name clients connect to.
     pub name: String,
@@ -180,6 +180,38 @@ pub struct DatabaseDef {
     /// Keys this implementation accepts but does not act on yet, and keys owned by other
     /// modules (per-database alert budgets): name → raw value.
     pub extra: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for DatabaseDef {
+    // The password must never reach a log line or a panic message.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseDef")
+            .field("name", &self.name)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("dbname", &self.dbname)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| ".."))
+            .field("pool_size", &self.pool_size)
+            .field("min_pool_size", &self.min_pool_size)
+            .field("reserve_pool_size", &self.reserve_pool_size)
+            .field("pool_mode", &self.pool_mode)
+            .field("max_db_connections", &self.max_db_connections)
+            .field("max_db_client_connections", &self.max_db_client_connections)
+            .field("server_lifetime", &self.server_lifetime)
+            .field("query_wait_timeout", &self.query_wait_timeout)
+            .field("connect_query", &self.connect_query)
+            .field("client_encoding", &self.client_encoding)
+            .field("datestyle", &self.datestyle)
+            .field("timezone", &self.timezone)
+            .field("application_name", &self.application_name)
+            .field("auth_user", &self.auth_user)
+            .field("auth_query", &self.auth_query)
+            .field("auth_dbname", &self.auth_dbname)
+            .field("load_balance_hosts", &self.load_balance_hosts)
+            .field("extra", &self.extra)
+            .finish()
+    }
 }
 
 /// One entry of `[users]`.

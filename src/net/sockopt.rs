@@ -6,7 +6,7 @@ use socket2::{SockRef, TcpKeepalive};
 use tokio::net::TcpStream;
 
 /// The keepalive and buffer settings, copied out of the config once.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct KeepaliveSettings {
     /// `tcp_keepalive`.
     pub enabled: bool,

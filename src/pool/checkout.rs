@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use super::{Inner, Pool, PoolError, PooledServer, Waiter};
 use crate::server::{self, ServerConn, ServerError};
 use crate::stats::ErrorCounters;
+use crate::stats::conns::{ConnInfo, ConnState, Endpoints, Side};
 
 /// A place in the wait queue. If it is dropped while a server is in flight to it, the server goes
 /// back to the pool instead of being lost.
@@ -58,7 +59,11 @@ impl Pool {
         if inner.closed {
             return Err(PoolError::Closed);
         }
-        let popped = if self.settings.server_round_robin {
+        // PAUSE: queue the client (counted in cl_waiting) until RESUME.
+        let paused = self.control.paused();
+        let popped = if paused {
+            None
+        } else if self.settings().server_round_robin {
             inner.idle.pop_front()
         } else {
             inner.idle.pop_back()
@@ -67,8 +72,8 @@ impl Pool {
             inner.checked_out += 1;
             return Ok(Immediate::Server(Box::new(conn)));
         }
-        if let Some((at, reason)) = &inner.last_failure {
-            if at.elapsed() < self.settings.server_login_retry && inner.open() == 0 {
+        if let Some((at, reason)) = inner.last_failure.as_ref().filter(|_| !paused) {
+            if at.elapsed() < self.settings().server_login_retry && inner.open() == 0 {
                 return Err(PoolError::ServerDown(Arc::clone(reason)));
             }
         }
@@ -93,7 +98,7 @@ impl Pool {
         mut ticket: WaitTicket,
         started: Instant,
     ) -> Result<ServerConn, PoolError> {
-        let settings = &self.settings;
+        let settings = self.settings();
         let deadline =
             (!settings.query_wait_timeout.is_zero()).then(|| started + settings.query_wait_timeout);
         let mut reserve_at =
@@ -131,11 +136,15 @@ impl Pool {
             self.discard(conn);
             return None;
         }
-        let Some(query) = self.settings.server_check_query.as_deref() else {
+        let settings = self.settings();
+        let Some(query) = settings.server_check_query.as_deref() else {
             return Some(conn);
         };
-        if conn.last_used.elapsed() <= self.settings.server_check_delay {
+        if conn.last_used.elapsed() <= settings.server_check_delay {
             return Some(conn);
+        }
+        if let Some(entry) = &conn.entry {
+            entry.set_state(ConnState::ServerTested);
         }
         if let Ok(b'I') = conn.simple_query(query).await {
             Some(conn)
@@ -152,11 +161,14 @@ impl Pool {
     /// Opens servers for waiting clients while the limits allow. `reserve` allows going past
     /// `pool_size` by up to `reserve_pool_size`.
     pub(super) fn launch(self: &Arc<Self>, inner: &mut Inner, reserve: bool) {
-        let size = self.settings.pool_size;
+        if self.control.paused() {
+            return;
+        }
+        let size = self.settings().pool_size;
         let cap = if size == 0 {
             usize::MAX
         } else if reserve {
-            size + self.settings.reserve_pool_size
+            size + self.settings().reserve_pool_size
         } else {
             size
         };
@@ -178,8 +190,29 @@ impl Pool {
     pub(super) fn spawn_connect(self: &Arc<Self>) {
         let pool = Arc::clone(self);
         let id = self.ids.fetch_add(1, Ordering::Relaxed);
+        let entry = self.control.conns.register(ConnInfo::new(
+            id,
+            Side::Server,
+            &self.database,
+            &self.spec().user,
+            &self.user,
+            ConnState::ServerLogin,
+        ));
         tokio::spawn(async move {
-            let result = server::connect(&pool.spec, id).await;
+            let result = server::connect(&pool.spec(), id).await.map(|mut conn| {
+                let (addr, port) = conn.io().stream.peer();
+                let (local_addr, local_port) = conn.local.clone();
+                entry.set_endpoints(Endpoints {
+                    addr,
+                    port,
+                    local_addr,
+                    local_port,
+                });
+                entry.set_remote_pid(conn.cancel_target().pid);
+                entry.set_tls(&conn.tls_summary().unwrap_or_default());
+                conn.entry = Some(entry);
+                conn
+            });
             pool.on_connected(result);
         });
     }
@@ -232,12 +265,14 @@ impl Pool {
         leave_state: impl FnOnce(&mut Inner),
     ) {
         // server_lifetime = 0 means "use once" (PgBouncer), which a fresh server has not been yet.
-        let lifetime = self.settings.server_lifetime;
-        let expired =
-            conn.close_needed || (!fresh && (lifetime.is_zero() || conn.age() > lifetime));
+        let lifetime = self.settings().server_lifetime;
+        let close_needed =
+            conn.close_needed || conn.entry.as_ref().is_some_and(|e| e.close_needed());
+        let expired = close_needed || (!fresh && (lifetime.is_zero() || conn.age() > lifetime));
         let mut inner = self.inner.lock();
         leave_state(&mut inner);
-        if expired || inner.closed {
+        // PAUSE closes servers as they come back.
+        if expired || inner.closed || self.control.paused() {
             drop(inner);
             self.forget(conn);
             return;
@@ -252,6 +287,9 @@ impl Pool {
                 Err(Ok(returned)) => conn = returned,
                 Err(Err(_)) => return,
             }
+        }
+        if let Some(entry) = &conn.entry {
+            entry.set_state(ConnState::ServerIdle);
         }
         inner.idle.push_back(conn);
     }

@@ -29,6 +29,9 @@ pub struct PooledServer {
 impl PooledServer {
     pub(super) fn new(pool: Arc<Pool>, mut conn: ServerConn) -> Self {
         conn.request_time = tokio::time::Instant::now();
+        if let Some(entry) = &conn.entry {
+            entry.set_state(crate::stats::conns::ConnState::ServerActive);
+        }
         Self {
             pool,
             conn: Some(conn),
@@ -69,6 +72,9 @@ impl PooledServer {
         if state == ServerState::Idle && reset.is_none() {
             pool.checkin(conn);
             return;
+        }
+        if let Some(entry) = &conn.entry {
+            entry.set_state(crate::stats::conns::ConnState::ServerTested);
         }
         // Rolling back and resetting take a round trip; the client should not wait for them.
         tokio::spawn(async move {

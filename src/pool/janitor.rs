@@ -1,6 +1,7 @@
 //! Time-based pool duties, run for every pool once a second: close servers past
 //! `server_idle_timeout` or `server_lifetime` (keeping `min_pool_size`), open servers up to
-//! `min_pool_size`, and retry openings that `max_db_connections`/`max_user_connections` held back.
+//! `min_pool_size`, retry openings that `max_db_connections`/`max_user_connections` held back,
+//! and close idle servers above a `pool_size` lowered by a reload.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,11 +19,7 @@ pub async fn run(registry: Arc<Registry>, shutdown: CancellationToken) {
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
-            _ = tick.tick() => {
-                for pool in registry.pools() {
-                    pool.maintain();
-                }
-            }
+            _ = tick.tick() => registry.maintain(),
         }
     }
 }
@@ -30,6 +27,13 @@ pub async fn run(registry: Arc<Registry>, shutdown: CancellationToken) {
 impl Pool {
     /// One round of maintenance.
     pub fn maintain(self: &Arc<Self>) {
+        if self.paused() {
+            // PAUSE: no server stays idle and none is opened until RESUME.
+            self.close_idle();
+            return;
+        }
+        // A pool made smaller by a reload shrinks as its servers come back.
+        self.trim_excess();
         let now = Instant::now();
         let settings = self.settings();
         let mut expired: Vec<ServerConn> = Vec::new();

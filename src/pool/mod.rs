@@ -12,11 +12,15 @@
 //! counted under the one mutex, so SHOW POOLS is true by construction; the mutex is never held
 //! across an `.await`; when clients wait, the idle list is empty.
 
+pub mod auth_cache;
 mod checkout;
+pub mod control;
 mod guard;
 pub mod janitor;
 mod limit;
+pub mod policy;
 pub mod registry;
+mod resize;
 mod settings;
 
 use std::collections::VecDeque;
@@ -24,16 +28,19 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::server::{ServerConn, ServerSpec};
 use crate::stats::PoolStats;
 
+pub use control::{ControlOpError, DbFlags, PoolControl};
 pub use guard::{PooledServer, ServerState};
 pub use limit::ConnLimit;
+pub use policy::{LoginPolicy, PolicyError};
 pub use registry::Registry;
+pub use resize::ReloadSummary;
 pub use settings::PoolSettings;
 
 /// Why a client could not get a server.
@@ -86,11 +93,13 @@ pub struct Pool {
     pub database: String,
     /// User the servers log in as.
     pub user: String,
-    spec: ServerSpec,
-    settings: PoolSettings,
+    // Both swapped whole on reload (`resize.rs`); readers clone the `Arc` and never hold the lock.
+    spec: RwLock<Arc<ServerSpec>>,
+    settings: RwLock<Arc<PoolSettings>>,
     db_limit: Arc<ConnLimit>,
     user_limit: Arc<ConnLimit>,
     ids: Arc<AtomicU64>,
+    control: PoolControl,
     /// Counters for SHOW STATS.
     pub stats: PoolStats,
     inner: Mutex<Inner>,
@@ -138,6 +147,8 @@ pub struct PoolSnapshot {
 
 impl Pool {
     /// A new, empty pool.
+    // One more than clippy's default limit: `control` bundles the admin-facing shared state.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         database: String,
         user: String,
@@ -146,28 +157,35 @@ impl Pool {
         db_limit: Arc<ConnLimit>,
         user_limit: Arc<ConnLimit>,
         ids: Arc<AtomicU64>,
+        control: PoolControl,
     ) -> Self {
         Self {
             database,
             user,
-            spec,
-            settings,
+            spec: RwLock::new(Arc::new(spec)),
+            settings: RwLock::new(Arc::new(settings)),
             db_limit,
             user_limit,
             ids,
+            control,
             stats: PoolStats::default(),
             inner: Mutex::new(Inner::default()),
         }
     }
 
-    /// The settings in effect.
-    pub fn settings(&self) -> &PoolSettings {
-        &self.settings
+    /// The settings in effect (they change on reload).
+    pub fn settings(&self) -> Arc<PoolSettings> {
+        Arc::clone(&self.settings.read())
     }
 
-    /// How servers of this pool are reached.
-    pub fn spec(&self) -> &ServerSpec {
-        &self.spec
+    /// The connection directory servers of this pool register in.
+    pub fn conns(&self) -> &Arc<crate::stats::conns::ConnDirectory> {
+        &self.control.conns
+    }
+
+    /// How servers of this pool are reached (the secret and timeouts change on reload).
+    pub fn spec(&self) -> Arc<ServerSpec> {
+        Arc::clone(&self.spec.read())
     }
 
     /// The ParameterStatus set of the first server that logged in, for client welcome messages.
@@ -185,9 +203,10 @@ impl Pool {
 
     /// A consistent view of the pool's numbers.
     pub fn snapshot(&self) -> PoolSnapshot {
+        let settings = self.settings();
         let inner = self.inner.lock();
         let now = Instant::now();
-        let check_delay = self.settings.server_check_delay;
+        let check_delay = settings.server_check_delay;
         let used = inner
             .idle
             .iter()
@@ -212,9 +231,9 @@ impl Pool {
             sv_tested: inner.testing,
             sv_login: inner.connecting,
             maxwait,
-            pool_mode: self.settings.pool_mode,
-            pool_size: self.settings.pool_size,
-            reserve_pool_size: self.settings.reserve_pool_size,
+            pool_mode: settings.pool_mode,
+            pool_size: settings.pool_size,
+            reserve_pool_size: settings.reserve_pool_size,
         }
     }
 

@@ -1,8 +1,13 @@
 //! The map from (database, user) to [`Pool`], built lazily from the config as clients arrive, and
 //! the shared `max_db_connections` / `max_user_connections` counters.
 //!
-//! On reload, pools whose settings or server changed are closed and replaced; clients of a
-//! replaced pool move to the new one at their next checkout.
+//! On reload (no connected client or open transaction is dropped):
+//! - a pool keeps its servers and takes its new settings, secret and limits live;
+//! - if its server changed (address, database, login user, startup parameters,
+//!   `connect_query`, server TLS), the pool takes the new spec and its servers are marked
+//!   `close_needed` as RECONNECT does: idle ones close at once, busy ones when released;
+//! - a pool whose database is gone (or now forces another user) is retired: its clients keep
+//!   being served until they leave (new logins get `3D000`), then it closes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,19 +15,28 @@ use std::sync::atomic::AtomicU64;
 
 use parking_lot::{Mutex, RwLock};
 
-use super::{ConnLimit, Pool, PoolSettings};
+use super::control::FlagMap;
+use super::resize::{ReloadSummary, same_server, spec_changed};
+use super::{ConnLimit, LoginPolicy, Pool, PoolControl, PoolSettings};
 use crate::config::{Config, DatabaseDef, Secret};
 use crate::net::KeepaliveSettings;
 use crate::server::{ServerAddr, ServerSpec};
+use crate::stats::conns::ConnDirectory;
 
 /// All pools of the process.
 #[derive(Debug)]
 pub struct Registry {
     config: RwLock<Arc<Config>>,
+    policy: RwLock<LoginPolicy>,
+    auth_cache: super::auth_cache::AuthCache,
     pools: Mutex<HashMap<(String, String), Arc<Pool>>>,
     db_limits: Mutex<HashMap<String, Arc<ConnLimit>>>,
     user_limits: Mutex<HashMap<String, Arc<ConnLimit>>>,
+    /// Pools of databases removed by a reload that still have clients.
+    retired: Mutex<Vec<Arc<Pool>>>,
     ids: Arc<AtomicU64>,
+    pub(super) flags: FlagMap,
+    pub(super) conns: Arc<ConnDirectory>,
 }
 
 /// Socket options from the config.
@@ -38,7 +52,7 @@ pub fn keepalive_settings(config: &Config) -> KeepaliveSettings {
     }
 }
 
-fn server_spec(config: &Config, db: &DatabaseDef, user: &str) -> ServerSpec {
+fn server_spec(config: &Config, policy: &LoginPolicy, db: &DatabaseDef, user: &str) -> ServerSpec {
     let secret = match (&db.user, &db.password) {
         (_, Some(password)) => Some(Secret::Plain(password.clone())),
         (Some(forced), None) => config.auth_users.get(forced).cloned(),
@@ -63,6 +77,8 @@ fn server_spec(config: &Config, db: &DatabaseDef, user: &str) -> ServerSpec {
         connect_timeout: config.general.server_connect_timeout,
         keepalive: keepalive_settings(config),
         max_packet_size: usize::try_from(config.general.max_packet_size).unwrap_or(usize::MAX),
+        tls: policy.tls.server.clone(),
+        learned: Arc::default(),
     }
 }
 
@@ -77,20 +93,55 @@ fn limit(map: &Mutex<HashMap<String, Arc<ConnLimit>>>, name: &str, max: u32) -> 
 }
 
 impl Registry {
-    /// A registry for `config`, with no pools yet.
+    /// A registry for `config` without TLS or HBA rules (tests), with no pools yet.
     pub fn new(config: Arc<Config>) -> Self {
+        Self::with_policy(config, LoginPolicy::default())
+    }
+
+    /// A registry for `config` and the TLS/HBA `policy` loaded from it, with no pools yet.
+    pub fn with_policy(config: Arc<Config>, policy: LoginPolicy) -> Self {
         Self {
             config: RwLock::new(config),
+            policy: RwLock::new(policy),
+            auth_cache: super::auth_cache::AuthCache::default(),
             pools: Mutex::new(HashMap::new()),
             db_limits: Mutex::new(HashMap::new()),
             user_limits: Mutex::new(HashMap::new()),
+            retired: Mutex::new(Vec::new()),
             ids: Arc::new(AtomicU64::new(1)),
+            flags: FlagMap::default(),
+            conns: Arc::new(ConnDirectory::default()),
         }
+    }
+
+    /// The directory of logged-in clients and open servers (SHOW CLIENTS / SERVERS).
+    pub fn conns(&self) -> &Arc<ConnDirectory> {
+        &self.conns
+    }
+
+    /// Server connections open for database `db` (SHOW DATABASES `current_connections`).
+    pub fn db_connections(&self, db: &str) -> usize {
+        self.db_limits.lock().get(db).map_or(0, |l| l.current())
+    }
+
+    /// Server connections open for user `user` (SHOW USERS `current_connections`).
+    pub fn user_connections(&self, user: &str) -> usize {
+        self.user_limits.lock().get(user).map_or(0, |l| l.current())
     }
 
     /// The config in effect.
     pub fn config(&self) -> Arc<Config> {
         Arc::clone(&self.config.read())
+    }
+
+    /// The TLS contexts and HBA rules in effect.
+    pub fn policy(&self) -> LoginPolicy {
+        self.policy.read().clone()
+    }
+
+    /// Recent `auth_query` answers.
+    pub fn auth_cache(&self) -> &super::auth_cache::AuthCache {
+        &self.auth_cache
     }
 
     /// The process-wide id counter for connections (SHOW CLIENTS/SERVERS `id`).
@@ -112,30 +163,57 @@ impl Registry {
             return Arc::clone(pool);
         }
         let config = self.config();
-        let pool = Arc::new(self.build_pool(&config, db, user));
+        let policy = self.policy();
+        let pool = Arc::new(self.build_pool(&config, &policy, db, user));
         pools.insert(key, Arc::clone(&pool));
         pool
     }
 
-    fn build_pool(&self, config: &Config, db: &DatabaseDef, user: &str) -> Pool {
+    fn build_pool(
+        &self,
+        config: &Config,
+        policy: &LoginPolicy,
+        db: &DatabaseDef,
+        user: &str,
+    ) -> Pool {
+        let (db_limit, user_limit) = self.limits(config, db, user);
+        Pool::new(
+            db.name.clone(),
+            user.to_owned(),
+            server_spec(config, policy, db, user),
+            PoolSettings::resolve(config, db, user),
+            db_limit,
+            user_limit,
+            Arc::clone(&self.ids),
+            PoolControl {
+                db: self.flags.get(&db.name),
+                global_pause: Arc::clone(&self.flags.global_pause),
+                conns: Arc::clone(&self.conns),
+            },
+        )
+    }
+
+    /// The shared `max_db_connections` and `max_user_connections` counters of a pool, with
+    /// their maximums set from `config`.
+    fn limits(
+        &self,
+        config: &Config,
+        db: &DatabaseDef,
+        user: &str,
+    ) -> (Arc<ConnLimit>, Arc<ConnLimit>) {
         let g = &config.general;
         let user_max = config
             .users
             .get(user)
             .and_then(|u| u.max_user_connections)
             .unwrap_or(g.max_user_connections);
-        Pool::new(
-            db.name.clone(),
-            user.to_owned(),
-            server_spec(config, db, user),
-            PoolSettings::resolve(config, db, user),
+        (
             limit(
                 &self.db_limits,
                 &db.name,
                 db.max_db_connections.unwrap_or(g.max_db_connections),
             ),
             limit(&self.user_limits, user, user_max),
-            Arc::clone(&self.ids),
         )
     }
 
@@ -146,27 +224,78 @@ impl Registry {
         pools
     }
 
-    /// Applies a new config: pools whose database is gone or whose settings changed are closed
-    /// and dropped from the map (their clients get the new pool at the next checkout).
-    pub fn reload(&self, config: &Arc<Config>) {
-        *self.config.write() = Arc::clone(config);
-        let mut pools = self.pools.lock();
-        pools.retain(|(db_name, user), pool| {
-            let keep = self.database(db_name).is_some_and(|db| {
-                let rebuilt = self.build_pool(config, &db, user);
-                rebuilt.settings() == pool.settings()
-                    && format!("{:?}", rebuilt.spec()) == format!("{:?}", pool.spec())
-            });
-            if !keep {
-                pool.close();
-            }
-            keep
+    /// Applies a new config (see the module doc): the TLS and HBA files are re-read (if they
+    /// cannot be loaded, the previous policy stays in force) and every pool is updated in place
+    /// or retired.
+    pub fn reload(&self, config: &Arc<Config>) -> ReloadSummary {
+        let policy = LoginPolicy::load(config).unwrap_or_else(|e| {
+            tracing::error!("{e}; keeping the previous TLS and HBA settings");
+            self.policy()
         });
+        *self.config.write() = Arc::clone(config);
+        *self.policy.write() = policy.clone();
+        self.auth_cache.clear();
+        let mut summary = ReloadSummary::default();
+        let mut retired = Vec::new();
+        self.pools.lock().retain(|(db_name, user), pool| {
+            let db = config
+                .database(db_name)
+                .filter(|db| db.user.as_deref().is_none_or(|forced| forced == user));
+            let Some(db) = db else {
+                summary.retired += 1;
+                retired.push(Arc::clone(pool));
+                return false;
+            };
+            let running = pool.spec();
+            let mut spec = server_spec(config, &policy, &db, user);
+            // What client logins taught the pool stays valid for the same role.
+            spec.learned = Arc::clone(&running.learned);
+            // The counters are shared by name, so this updates every pool that uses them.
+            let _ = self.limits(config, &db, user);
+            let settings = PoolSettings::resolve(config, &db, user);
+            if !same_server(&spec, &running) {
+                summary.reconnected += 1;
+                pool.apply(settings, spec);
+                pool.reconnect_all();
+            } else if settings != *pool.settings() || spec_changed(&spec, &running) {
+                summary.updated += 1;
+                pool.apply(settings, spec);
+            }
+            true
+        });
+        self.retired.lock().extend(retired);
+        summary
+    }
+
+    /// One janitor round: maintains every pool, retired ones included, and closes retired
+    /// pools whose last client has left.
+    pub fn maintain(&self) {
+        for pool in self.pools() {
+            pool.maintain();
+        }
+        let retired: Vec<Arc<Pool>> = {
+            let mut retired = self.retired.lock();
+            retired.retain(|pool| {
+                let keep = pool.client_count() > 0;
+                if !keep {
+                    tracing::info!(db = %pool.database, user = %pool.user, "closing the pool of a removed database: its last client left");
+                    pool.close();
+                }
+                keep
+            });
+            retired.clone()
+        };
+        for pool in retired {
+            pool.maintain();
+        }
     }
 
     /// Closes every pool (shutdown).
     pub fn close_all(&self) {
         for pool in self.pools.lock().values() {
+            pool.close();
+        }
+        for pool in self.retired.lock().drain(..) {
             pool.close();
         }
     }

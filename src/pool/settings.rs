@@ -44,6 +44,8 @@ pub struct PoolSettings {
     pub client_idle_timeout: Duration,
     /// Disconnect clients whose transaction has been open this long.
     pub transaction_timeout: Duration,
+    /// Prepared statements kept per server (0 = no tracking).
+    pub max_prepared_statements: usize,
 }
 
 fn non_empty(s: &str) -> Option<String> {
@@ -104,6 +106,7 @@ impl PoolSettings {
             transaction_timeout: u
                 .and_then(|u| u.transaction_timeout)
                 .unwrap_or(g.transaction_timeout),
+            max_prepared_statements: to_usize(g.max_prepared_statements),
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Writers for what the pooler sends to a PostgreSQL server as a client: the startup packet,
-//! password and SASL messages, simple queries, Terminate and CancelRequest.
+//! password and SASL messages, simple queries, Terminate, SSLRequest and CancelRequest.
 
 use bytes::{BufMut, BytesMut};
 
@@ -29,6 +29,12 @@ pub fn startup_message<'a>(
     buf.put_u8(0);
     let len = i32::try_from(buf.len() - start).unwrap_or(i32::MAX);
     buf[start..start + 4].copy_from_slice(&len.to_be_bytes());
+}
+
+/// SSLRequest: asks the server to start TLS.
+pub fn ssl_request(buf: &mut BytesMut) {
+    buf.put_i32(8);
+    buf.put_i32(SSL_REQUEST_CODE);
 }
 
 /// CancelRequest for a backend's pid and secret key.

@@ -55,12 +55,12 @@ impl Scanner {
     }
 
     /// Scans `buf`; `wants_body(tag)` says which messages must be seen whole, and `visit` is called
-    /// with each new message's tag and, for those, its body.
+    /// with each new message's tag, its body (for those; else empty) and its offset in `buf`.
     pub fn scan(
         &mut self,
         buf: &[u8],
         wants_body: impl Fn(u8) -> bool,
-        mut visit: impl FnMut(u8, &[u8]) -> Flow,
+        mut visit: impl FnMut(u8, &[u8], usize) -> Flow,
     ) -> Result<Scanned, ProtocolError> {
         let mut pos = 0;
         loop {
@@ -95,7 +95,7 @@ impl Scanner {
             } else {
                 &[]
             };
-            match visit(tag, body) {
+            match visit(tag, body, pos) {
                 Flow::StopBefore => {
                     return Ok(Scanned {
                         consumed: pos,
@@ -148,7 +148,7 @@ mod tests {
                 .scan(
                     &pending,
                     |t| t == b'S' || t == b'Z',
-                    |t, b| {
+                    |t, b, _| {
                         seen.push((t, b.to_vec()));
                         Flow::Continue
                     },
@@ -177,7 +177,7 @@ mod tests {
         let r = scanner.scan(
             &data,
             |_| false,
-            |t, _| {
+            |t, _, _| {
                 if t == b'D' {
                     Flow::StopBefore
                 } else {
@@ -195,7 +195,7 @@ mod tests {
         let r = scanner.scan(
             &data,
             |_| false,
-            |t, _| {
+            |t, _, _| {
                 if t == b'C' {
                     Flow::StopAfter
                 } else {
@@ -222,7 +222,7 @@ mod tests {
         #[test]
         fn arbitrary_bytes_never_panic(buf in proptest::collection::vec(any::<u8>(), 0..256)) {
             let mut scanner = Scanner::new(1024);
-            let _ = scanner.scan(&buf, |t| t == b'Z', |_, _| Flow::Continue);
+            let _ = scanner.scan(&buf, |t| t == b'Z', |_, _, _| Flow::Continue);
         }
     }
 }

@@ -22,3 +22,5 @@ pub const IDLE_IN_TRANSACTION_TIMEOUT: &str = "25P03";
 pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
 /// 58000 system_error.
 pub const SYSTEM_ERROR: &str = "58000";
+/// F0000 config_file_error (PgBouncer's failed RELOAD).
+pub const CONFIG_FILE_ERROR: &str = "F0000";

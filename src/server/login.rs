@@ -1,21 +1,25 @@
-//! Opening a server connection: socket, startup packet, authentication (trust, cleartext, md5,
-//! SCRAM-SHA-256), then ParameterStatus/BackendKeyData up to the first ReadyForQuery, then
+//! Opening a server connection: socket, SSLRequest per `server_tls_sslmode` (TCP only, as
+//! PgBouncer), startup packet, authentication (trust, cleartext, md5, SCRAM-SHA-256, SCRAM
+//! pass-through), then ParameterStatus/BackendKeyData up to the first ReadyForQuery, then
 //! `connect_query`.
 
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 use tokio::time::Instant;
 
-use super::{CancelTarget, ParamSet, ServerAddr, ServerConn, ServerError, ServerSpec};
+use super::{
+    CancelTarget, Learned, ParamSet, PreparedSet, ServerAddr, ServerConn, ServerError, ServerSpec,
+};
 use crate::auth::{ScramClient, md5_response, md5_secret};
 use crate::config::Secret;
 use crate::net::{MessageReader, Stream, apply_tcp_options};
 use crate::protocol::frontend;
 use crate::protocol::reply::{self, AuthRequest, ErrorFields};
 use crate::protocol::scan::Scanner;
+use crate::tls::SslMode;
 
 /// Connects and logs in, all within `spec.connect_timeout`.
 pub async fn connect(spec: &ServerSpec, id: u64) -> Result<ServerConn, ServerError> {
@@ -43,8 +47,59 @@ async fn open_socket(spec: &ServerSpec) -> Result<Stream, ServerError> {
     }
 }
 
+/// Asks a TCP server for TLS unless `server_tls_sslmode = disable`; `S` starts the handshake, `N`
+/// continues in plain text below `require` and fails the connection from `require` up.
+async fn negotiate_tls(spec: &ServerSpec, stream: Stream) -> Result<Stream, ServerError> {
+    let Some(connector) = spec.tls.connector() else {
+        return Ok(stream);
+    };
+    let (mut tcp, host) = match (stream, &spec.addr) {
+        (Stream::Tcp(tcp), ServerAddr::Tcp(host, _)) => (tcp, host),
+        (other, _) => return Ok(other),
+    };
+    let mut out = BytesMut::with_capacity(8);
+    frontend::ssl_request(&mut out);
+    tcp.write_all(&out).await?;
+    // One byte, read straight from the socket: anything the server sent after it belongs to the
+    // TLS handshake (or is an attack, which the handshake then rejects).
+    let mut answer = [0u8; 1];
+    tcp.read_exact(&mut answer).await?;
+    match answer[0] {
+        b'S' => {}
+        b'N' if spec.tls.mode() < SslMode::Require => return Ok(Stream::Tcp(tcp)),
+        b'N' => {
+            return Err(ServerError::Tls {
+                reason: "server refused SSL",
+                source: None,
+            });
+        }
+        _ => {
+            return Err(ServerError::Tls {
+                reason: "bad sslreq answer",
+                source: None,
+            });
+        }
+    }
+    // The name is checked only under verify-full; it is also sent as SNI when it is a DNS name.
+    let name = rustls::pki_types::ServerName::try_from(host.clone())
+        .or_else(|_| rustls::pki_types::ServerName::try_from("localhost"))
+        .map_err(|_| ServerError::Tls {
+            reason: "invalid server host name for TLS",
+            source: None,
+        })?;
+    let tls = connector
+        .connect(name, tcp)
+        .await
+        .map_err(|e| ServerError::Tls {
+            reason: "TLS startup failed",
+            source: Some(e),
+        })?;
+    Ok(Stream::TlsToServer(Box::new(tls)))
+}
+
 async fn connect_inner(spec: &ServerSpec, id: u64) -> Result<ServerConn, ServerError> {
-    let mut stream = open_socket(spec).await?;
+    let stream = open_socket(spec).await?;
+    let mut stream = negotiate_tls(spec, stream).await?;
     let local = stream.local();
     let mut out = BytesMut::with_capacity(256);
     let params = [
@@ -89,11 +144,11 @@ async fn connect_inner(spec: &ServerSpec, id: u64) -> Result<ServerConn, ServerE
         stream,
         read_buf: reader.into_buffer(),
         scanner: Scanner::new(spec.max_packet_size),
-        cancel: CancelTarget {
+        cancel: Arc::new(CancelTarget {
             addr: spec.addr.clone(),
             pid: backend_key.0,
             key: backend_key.1,
-        },
+        }),
         params: server_params,
         login_params: Arc::new(login_params),
         created: now,
@@ -101,6 +156,8 @@ async fn connect_inner(spec: &ServerSpec, id: u64) -> Result<ServerConn, ServerE
         request_time: now,
         local,
         close_needed: false,
+        prepared: PreparedSet::default(),
+        entry: None,
     };
     if let Some(sql) = spec.connect_query.as_deref().filter(|q| !q.is_empty()) {
         // PgBouncer only logs connect_query errors; the connection stays usable.
@@ -124,6 +181,38 @@ fn plain_password(secret: Option<&Secret>) -> Option<&str> {
     }
 }
 
+/// The configured secret, else the one a client login proved (auth_query users).
+fn effective_secret(spec: &ServerSpec, learned: Option<&Learned>) -> Option<Secret> {
+    spec.secret
+        .clone()
+        .or_else(|| learned.map(|l| l.secret.clone()))
+}
+
+/// A SCRAM exchange: by password when one is known, else by pass-through of the ClientKey a
+/// client proved against the same SCRAM secret.
+fn scram_client(
+    secret: Option<&Secret>,
+    learned: Option<&Learned>,
+) -> Result<ScramClient, ServerError> {
+    if let Some(password) = plain_password(secret) {
+        return Ok(ScramClient::with_password(password));
+    }
+    match (secret, learned) {
+        (Some(Secret::Scram(stored)), Some(l))
+            if matches!(&l.secret, Secret::Scram(kept) if kept == stored) =>
+        {
+            l.client_key
+                .map(|key| ScramClient::with_keys(key, stored))
+                .ok_or(ServerError::AuthUnsupported(
+                    "server wants SCRAM: no plain-text password, and no client has logged in with SCRAM yet",
+                ))
+        }
+        _ => Err(ServerError::AuthUnsupported(
+            "server wants SCRAM but no plain-text password or SCRAM secret is known",
+        )),
+    }
+}
+
 async fn authenticate(
     spec: &ServerSpec,
     stream: &mut Stream,
@@ -131,6 +220,8 @@ async fn authenticate(
 ) -> Result<(), ServerError> {
     let mut out = BytesMut::with_capacity(256);
     let mut scram: Option<ScramClient> = None;
+    let learned = spec.learned.get();
+    let secret = effective_secret(spec, learned.as_ref());
     loop {
         let (tag, body) = reader.read_message(stream).await?;
         match tag {
@@ -144,13 +235,13 @@ async fn authenticate(
             AuthRequest::Ok => return Ok(()),
             AuthRequest::Cleartext => {
                 let password =
-                    plain_password(spec.secret.as_ref()).ok_or(ServerError::AuthUnsupported(
+                    plain_password(secret.as_ref()).ok_or(ServerError::AuthUnsupported(
                         "server wants a cleartext password but only a hash is known",
                     ))?;
                 frontend::password_message(&mut out, password.as_bytes());
             }
             AuthRequest::Md5(salt) => {
-                let secret_hex = match spec.secret.as_ref() {
+                let secret_hex = match secret.as_ref() {
                     Some(Secret::Plain(p)) => md5_secret(&spec.user, p),
                     Some(Secret::Md5(hex)) => hex.clone(),
                     _ => {
@@ -167,11 +258,7 @@ async fn authenticate(
                         "server offers no supported SASL mechanism",
                     ));
                 }
-                let password =
-                    plain_password(spec.secret.as_ref()).ok_or(ServerError::AuthUnsupported(
-                        "server wants SCRAM but no plain-text password is known",
-                    ))?;
-                let mut client = ScramClient::with_password(password);
+                let mut client = scram_client(secret.as_ref(), learned.as_ref())?;
                 frontend::sasl_initial_response(&mut out, "SCRAM-SHA-256", &client.client_first());
                 scram = Some(client);
             }

@@ -8,8 +8,11 @@
 //! Invariant: `idle` is true only after a ReadyForQuery `I` with nothing outstanding; anything
 //! else is a dirty server that must be reset or closed, never handed on.
 
+mod auth_query;
+pub mod credentials;
 mod login;
 pub mod params;
+pub mod prepared;
 mod query;
 
 use std::sync::Arc;
@@ -23,8 +26,11 @@ use crate::net::{KeepaliveSettings, Stream};
 use crate::protocol::reply::ErrorFields;
 use crate::protocol::scan::Scanner;
 
+pub use auth_query::Rows;
+pub use credentials::{Learned, LearnedCredentials};
 pub use login::connect;
 pub use params::ParamSet;
+pub use prepared::PreparedSet;
 
 /// Where a server listens.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -80,6 +86,11 @@ pub struct ServerSpec {
     pub keepalive: KeepaliveSettings,
     /// `max_packet_size`.
     pub max_packet_size: usize,
+    /// `server_tls_sslmode` and the connector (TCP servers only).
+    pub tls: crate::tls::ServerTls,
+    /// What client logins proved (auth_query secrets, SCRAM keys), used when `secret` cannot
+    /// answer the server.
+    pub learned: Arc<LearnedCredentials>,
 }
 
 /// What a cancel request needs to reach the backend running a query.
@@ -123,12 +134,37 @@ pub enum ServerError {
     /// The server sent something that makes no sense here.
     #[error("unexpected message {0:?} from server")]
     Unexpected(char),
+    /// TLS could not be set up as `server_tls_sslmode` demands (PgBouncer's reasons: "server
+    /// refused SSL", "bad sslreq answer", "TLS startup failed").
+    #[error("{reason}")]
+    Tls {
+        /// PgBouncer's wording.
+        reason: &'static str,
+        /// The handshake error, if any.
+        #[source]
+        source: Option<std::io::Error>,
+    },
 }
 
 impl From<std::io::Error> for ServerError {
     fn from(e: std::io::Error) -> Self {
         ServerError::Io(crate::net::ReadError::Io(e))
     }
+}
+
+/// Mutable views of a server connection's parts, for the relay.
+#[derive(Debug)]
+pub struct ServerIo<'a> {
+    /// The socket.
+    pub stream: &'a mut Stream,
+    /// Bytes read and not yet relayed.
+    pub read_buf: &'a mut BytesMut,
+    /// Where the current message ends.
+    pub scanner: &'a mut Scanner,
+    /// Pooler-named prepared statements on the server.
+    pub prepared: &'a mut PreparedSet,
+    /// Reported parameters.
+    pub params: &'a mut ParamSet,
 }
 
 /// An open, logged-in server connection.
@@ -139,7 +175,7 @@ pub struct ServerConn {
     stream: Stream,
     read_buf: BytesMut,
     scanner: Scanner,
-    cancel: CancelTarget,
+    cancel: Arc<CancelTarget>,
     /// Values the server reported with ParameterStatus.
     pub params: ParamSet,
     /// All ParameterStatus values from login (for the pool's welcome message).
@@ -154,16 +190,27 @@ pub struct ServerConn {
     pub local: (String, u16),
     /// Set when the server must be closed instead of reused (RECONNECT, reload).
     pub close_needed: bool,
+    /// Pooler-named prepared statements that exist on this server.
+    pub prepared: PreparedSet,
+    /// This server's record in the connection directory (SHOW SERVERS); the pool registers it
+    /// and reports state changes through it; dropping the connection removes the record.
+    pub entry: Option<crate::stats::conns::ConnEntry>,
 }
 
 impl ServerConn {
-    /// The socket, its read buffer and the scanner state for relaying.
-    pub fn io(&mut self) -> (&mut Stream, &mut BytesMut, &mut Scanner) {
-        (&mut self.stream, &mut self.read_buf, &mut self.scanner)
+    /// The parts the relay works with, borrowed separately.
+    pub fn io(&mut self) -> ServerIo<'_> {
+        ServerIo {
+            stream: &mut self.stream,
+            read_buf: &mut self.read_buf,
+            scanner: &mut self.scanner,
+            prepared: &mut self.prepared,
+            params: &mut self.params,
+        }
     }
 
     /// What a cancel request for this server's running query needs.
-    pub fn cancel_target(&self) -> &CancelTarget {
+    pub fn cancel_target(&self) -> &Arc<CancelTarget> {
         &self.cancel
     }
 
@@ -177,11 +224,13 @@ impl ServerConn {
     /// read at checkout catches servers that died while pooled, before a client's query is lost.
     pub fn looks_alive(&self) -> bool {
         let mut probe = [0u8; 1];
-        let result = match &self.stream {
-            Stream::Tcp(s) => s.try_read(&mut probe),
-            Stream::Unix(s) => s.try_read(&mut probe),
-        };
+        let result = self.stream.try_read_raw(&mut probe);
         matches!(result, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    }
+
+    /// The TLS summary for SHOW SERVERS, or `None` for a plain connection.
+    pub fn tls_summary(&self) -> Option<String> {
+        self.stream.tls_summary()
     }
 
     /// How long ago the connection was opened.

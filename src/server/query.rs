@@ -41,7 +41,7 @@ impl ServerConn {
     }
 
     /// Reads one whole message from the server's own buffer.
-    async fn next_message(&mut self) -> Result<(u8, BytesMut), ServerError> {
+    pub(super) async fn next_message(&mut self) -> Result<(u8, BytesMut), ServerError> {
         let max = usize::MAX >> 1;
         loop {
             if let Some((tag, total)) =

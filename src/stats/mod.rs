@@ -4,8 +4,21 @@
 //! query/transaction for the rest) and the arithmetic of averages. Never a lock.
 //!
 //! Does not: decide when a transaction starts or ends (the relay does) or render anything.
+//!
+//! Also here, because every layer above reads them: the connection directory ([`conns`]) behind
+//! SHOW CLIENTS / SHOW SERVERS, the `stats_period` averages ([`period`]), latency
+//! [`histogram`]s (recorded inside `xact_done`, `query_done` and `server_assigned`, so the hot
+//! path makes no extra calls) and the [`alert_board`] the alert evaluator writes and the metrics
+//! endpoint and admin console read.
+
+pub mod alert_board;
+pub mod conns;
+pub mod histogram;
+pub mod period;
 
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use histogram::Histogram;
 
 /// Counters of one pool since process start. Times are microseconds.
 #[derive(Debug, Default)]
@@ -19,7 +32,13 @@ pub struct PoolStats {
     query_time_us: AtomicU64,
     wait_time_us: AtomicU64,
     client_login_count: AtomicU64,
+    client_parse_count: AtomicU64,
+    server_parse_count: AtomicU64,
+    bind_count: AtomicU64,
     errors: ErrorCounters,
+    xact_hist: Histogram,
+    query_hist: Histogram,
+    wait_hist: Histogram,
 }
 
 /// Failures by kind, for metrics and alerts.
@@ -56,6 +75,12 @@ pub struct StatsSnapshot {
     pub wait_time_us: u64,
     /// Successful client logins.
     pub client_login_count: u64,
+    /// Named Parse messages from clients.
+    pub client_parse_count: u64,
+    /// Parse messages the pooler sent to servers.
+    pub server_parse_count: u64,
+    /// Bind messages for named prepared statements.
+    pub bind_count: u64,
 }
 
 fn bump(counter: &AtomicU64, n: u64) {
@@ -71,18 +96,21 @@ impl PoolStats {
     pub fn server_assigned(&self, waited: std::time::Duration) {
         bump(&self.server_assignment_count, 1);
         bump(&self.wait_time_us, micros(waited));
+        self.wait_hist.record(waited);
     }
 
     /// A query (one ReadyForQuery) finished after `elapsed`.
     pub fn query_done(&self, elapsed: std::time::Duration) {
         bump(&self.query_count, 1);
         bump(&self.query_time_us, micros(elapsed));
+        self.query_hist.record(elapsed);
     }
 
     /// A transaction finished after `elapsed`.
     pub fn xact_done(&self, elapsed: std::time::Duration) {
         bump(&self.xact_count, 1);
         bump(&self.xact_time_us, micros(elapsed));
+        self.xact_hist.record(elapsed);
     }
 
     /// Bytes read from a client.
@@ -100,9 +128,39 @@ impl PoolStats {
         bump(&self.client_login_count, 1);
     }
 
+    /// A client prepared a named statement.
+    pub fn client_parse(&self) {
+        bump(&self.client_parse_count, 1);
+    }
+
+    /// The pooler prepared a statement on a server.
+    pub fn server_parse(&self) {
+        bump(&self.server_parse_count, 1);
+    }
+
+    /// A client bound a named prepared statement.
+    pub fn bind(&self) {
+        bump(&self.bind_count, 1);
+    }
+
     /// Failure counters.
     pub fn errors(&self) -> &ErrorCounters {
         &self.errors
+    }
+
+    /// Transaction durations.
+    pub fn xact_histogram(&self) -> &Histogram {
+        &self.xact_hist
+    }
+
+    /// Query durations (one per ReadyForQuery).
+    pub fn query_histogram(&self) -> &Histogram {
+        &self.query_hist
+    }
+
+    /// Client wait times for a server (one per checkout).
+    pub fn wait_histogram(&self) -> &Histogram {
+        &self.wait_hist
     }
 
     /// The counters now.
@@ -118,6 +176,9 @@ impl PoolStats {
             query_time_us: get(&self.query_time_us),
             wait_time_us: get(&self.wait_time_us),
             client_login_count: get(&self.client_login_count),
+            client_parse_count: get(&self.client_parse_count),
+            server_parse_count: get(&self.server_parse_count),
+            bind_count: get(&self.bind_count),
         }
     }
 }
@@ -142,6 +203,9 @@ impl std::ops::Add for StatsSnapshot {
             query_time_us: self.query_time_us + o.query_time_us,
             wait_time_us: self.wait_time_us + o.wait_time_us,
             client_login_count: self.client_login_count + o.client_login_count,
+            client_parse_count: self.client_parse_count + o.client_parse_count,
+            server_parse_count: self.server_parse_count + o.server_parse_count,
+            bind_count: self.bind_count + o.bind_count,
         }
     }
 }

@@ -13,7 +13,11 @@ fn md5_users() -> String {
 }
 
 fn start(db: &str, settings: &str) -> Pooler {
-    Pooler::start(&db_line("app", db, ""), &format!("pool_mode = transaction\n{settings}"), &md5_users())
+    Pooler::start(
+        &db_line("app", db, ""),
+        &format!("pool_mode = transaction\n{settings}"),
+        &md5_users(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -21,11 +25,20 @@ async fn query_timeout_cancels_the_query() {
     let pg = PgCluster::shared();
     let db = pg.create_database("qtimeout");
     let pooler = start(&db, "query_timeout = 0.5");
-    let client = pooler.connect("md5_user", &password("md5_user"), "app").await.unwrap();
-    let err = client.simple_query("select pg_sleep(20)").await.expect_err("canceled");
+    let client = pooler
+        .connect("md5_user", &password("md5_user"), "app")
+        .await
+        .unwrap();
+    let err = client
+        .simple_query("select pg_sleep(20)")
+        .await
+        .expect_err("canceled");
     assert_eq!(sqlstate(&err).as_deref(), Some("57014"));
     // The session survives a canceled query.
-    assert_eq!(first_value(&client, "select 1").await.unwrap().as_deref(), Some("1"));
+    assert_eq!(
+        first_value(&client, "select 1").await.unwrap().as_deref(),
+        Some("1")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -37,8 +50,15 @@ async fn query_wait_timeout_disconnects_a_waiting_client() {
     let holder = pooler.connect("md5_user", &pw, "app").await.unwrap();
     holder.batch_execute("begin").await.unwrap();
     let waiter = pooler.connect("md5_user", &pw, "app").await.unwrap();
-    let err = waiter.simple_query("select 1").await.expect_err("no server within query_wait_timeout");
-    assert_eq!(err.as_db_error().map(tokio_postgres::error::DbError::message), Some("query_wait_timeout"));
+    let err = waiter
+        .simple_query("select 1")
+        .await
+        .expect_err("no server within query_wait_timeout");
+    assert_eq!(
+        err.as_db_error()
+            .map(tokio_postgres::error::DbError::message),
+        Some("query_wait_timeout")
+    );
     holder.batch_execute("commit").await.unwrap();
 }
 
@@ -47,7 +67,10 @@ async fn client_idle_timeout_closes_idle_clients() {
     let pg = PgCluster::shared();
     let db = pg.create_database("cidle");
     let pooler = start(&db, "client_idle_timeout = 0.5");
-    let client = pooler.connect("md5_user", &password("md5_user"), "app").await.unwrap();
+    let client = pooler
+        .connect("md5_user", &password("md5_user"), "app")
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(client.simple_query("select 1").await.is_err());
     assert!(client.is_closed());
@@ -60,14 +83,31 @@ async fn idle_transaction_timeout_ends_the_transaction() {
     let pooler = start(&db, "idle_transaction_timeout = 0.5\ndefault_pool_size = 1");
     let pw = password("md5_user");
     let client = pooler.connect("md5_user", &pw, "app").await.unwrap();
-    client.batch_execute("create table t (x int)").await.unwrap();
-    client.batch_execute("begin; insert into t values (1)").await.unwrap();
+    client
+        .batch_execute("create table t (x int)")
+        .await
+        .unwrap();
+    client
+        .batch_execute("begin; insert into t values (1)")
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(client.simple_query("commit").await.is_err());
     let superuser = pg.superuser_client().await;
-    assert!(eventually(10, || async { backends(&superuser, &db, Some("idle in transaction")).await == 0 }).await);
+    assert!(
+        eventually(10, || async {
+            backends(&superuser, &db, Some("idle in transaction")).await == 0
+        })
+        .await
+    );
     let next = pooler.connect("md5_user", &pw, "app").await.unwrap();
-    assert_eq!(first_value(&next, "select count(*) from t").await.unwrap().as_deref(), Some("0"));
+    assert_eq!(
+        first_value(&next, "select count(*) from t")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("0")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -75,12 +115,17 @@ async fn client_login_timeout_drops_silent_connections() {
     let pg = PgCluster::shared();
     let db = pg.create_database("login");
     let pooler = start(&db, "client_login_timeout = 0.5");
-    let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", pooler.port)).await.unwrap();
+    let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", pooler.port))
+        .await
+        .unwrap();
     // Half a startup packet, then silence (a slowloris client).
     sock.write_all(&[0, 0, 0, 40, 0, 3]).await.unwrap();
     let mut buf = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(10), sock.read_to_end(&mut buf)).await;
-    assert!(read.is_ok(), "the pooler kept a silent client past client_login_timeout");
+    assert!(
+        read.is_ok(),
+        "the pooler kept a silent client past client_login_timeout"
+    );
     assert!(String::from_utf8_lossy(&buf).contains("client_login_timeout"));
 }
 
@@ -88,10 +133,16 @@ async fn client_login_timeout_drops_silent_connections() {
 async fn server_idle_timeout_and_lifetime_close_servers() {
     let pg = PgCluster::shared();
     let superuser = pg.superuser_client().await;
-    for (prefix, setting) in [("sidle", "server_idle_timeout = 1"), ("slife", "server_lifetime = 1")] {
+    for (prefix, setting) in [
+        ("sidle", "server_idle_timeout = 1"),
+        ("slife", "server_lifetime = 1"),
+    ] {
         let db = pg.create_database(prefix);
         let pooler = start(&db, setting);
-        let client = pooler.connect("md5_user", &password("md5_user"), "app").await.unwrap();
+        let client = pooler
+            .connect("md5_user", &password("md5_user"), "app")
+            .await
+            .unwrap();
         first_value(&client, "select 1").await.unwrap();
         assert_eq!(backends(&superuser, &db, None).await, 1);
         assert!(
@@ -99,7 +150,10 @@ async fn server_idle_timeout_and_lifetime_close_servers() {
             "{setting}: server not closed"
         );
         // The client is unaffected: the next transaction opens a new server.
-        assert_eq!(first_value(&client, "select 2").await.unwrap().as_deref(), Some("2"));
+        assert_eq!(
+            first_value(&client, "select 2").await.unwrap().as_deref(),
+            Some("2")
+        );
     }
 }
 
@@ -117,14 +171,30 @@ async fn server_connect_timeout_and_login_retry() {
         }
     });
     let dbs = format!("app = host=127.0.0.1 port={port} dbname=x\n");
-    let pooler = Pooler::start(&dbs, "server_connect_timeout = 0.5\nserver_login_retry = 30\nauth_type = trust", &md5_users());
+    let pooler = Pooler::start(
+        &dbs,
+        "server_connect_timeout = 0.5\nserver_login_retry = 30\nauth_type = trust",
+        &md5_users(),
+    );
     let started = tokio::time::Instant::now();
-    let err = pooler.connect("md5_user", "", "app").await.expect_err("server never answers");
+    let err = pooler
+        .connect("md5_user", "", "app")
+        .await
+        .expect_err("server never answers");
     assert!(started.elapsed() < Duration::from_secs(10), "{err:?}");
     let again = tokio::time::Instant::now();
-    let err2 = pooler.connect("md5_user", "", "app").await.expect_err("still failing");
-    assert!(again.elapsed() < Duration::from_millis(400), "server_login_retry should fail fast: {err2:?}");
-    let message = err2.as_db_error().map(|e| e.message().to_owned()).unwrap_or_default();
+    let err2 = pooler
+        .connect("md5_user", "", "app")
+        .await
+        .expect_err("still failing");
+    assert!(
+        again.elapsed() < Duration::from_millis(400),
+        "server_login_retry should fail fast: {err2:?}"
+    );
+    let message = err2
+        .as_db_error()
+        .map(|e| e.message().to_owned())
+        .unwrap_or_default();
     assert!(message.contains("server_login_retry"), "{message}");
     hold.abort();
 }

@@ -1,4 +1,10 @@
 //! pgsluice integration tests: ONE test binary (`cargo test --test it`), one module per area.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "integration tests report failure by panicking"
+)]
 //!
 //! Every test starts from `harness::postgres::PgCluster::shared()` (a real PostgreSQL started
 //! on first use and stopped when this process ends) and takes its own database from
@@ -13,9 +19,25 @@ mod harness;
 // `mod admin_console;`). Pooler start/stop helpers belong in `harness/pooler.rs`, declared in
 // `harness/mod.rs`, next to `postgres`, `files` and `tools`.
 // ---------------------------------------------------------------------------------------------
+mod admin_console;
+mod admin_docs;
+mod admin_exporter;
+mod admin_pgbouncer_compat;
 mod core_auth;
 mod core_binary;
 mod core_pooling;
 mod core_smoke;
 mod core_timeouts;
+mod docker_entrypoint;
+mod faults;
 mod harness_selftest;
+mod hostile;
+mod isolation;
+mod metrics_alerts;
+mod ops_listen;
+mod ops_logging;
+mod ops_reload;
+mod ops_restart;
+mod prepared;
+mod tls_auth;
+mod soak;

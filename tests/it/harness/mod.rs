@@ -16,7 +16,9 @@
     reason = "test harness: a panic is how a helper reports a failed test"
 )]
 
+pub mod certs;
 pub mod files;
 pub mod pooler;
 pub mod postgres;
+pub mod raw;
 pub mod tools;

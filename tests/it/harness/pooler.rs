@@ -55,6 +55,24 @@ impl Pooler {
         self.dir.join("pgbouncer.ini")
     }
 
+    /// Rewrites pgbouncer.ini as [`Pooler::start`] wrote it, with new `databases` and
+    /// `settings` (for reload tests); `userlist`, if given, replaces the auth_file.
+    pub fn rewrite(&self, databases: &str, settings: &str, userlist: Option<&str>) {
+        if let Some(text) = userlist {
+            self.dir.write("userlist.txt", text);
+        }
+        let ini = format!(
+            "[databases]\n{databases}\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = 0\nunix_socket_dir =\nauth_file = {}\n{settings}\n",
+            self.dir.join("userlist.txt").display()
+        );
+        self.dir.write("pgbouncer.ini", &ini);
+    }
+
+    /// The running app.
+    pub fn app(&self) -> &Running {
+        self.running.as_ref().expect("pooler running")
+    }
+
     /// A libpq-style connection string through the pooler.
     pub fn conn_string(&self, user: &str, password: &str, db: &str) -> String {
         format!(

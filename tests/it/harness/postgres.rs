@@ -98,6 +98,15 @@ impl RunAs {
     }
 }
 
+/// How a private cluster differs from the shared one.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterOptions {
+    /// `ssl = on` with this server certificate and key (PEM text).
+    pub ssl: Option<(String, String)>,
+    /// The harness roles may log in over TCP only with TLS (`hostssl` lines).
+    pub hostssl_only: bool,
+}
+
 /// A running throwaway cluster.
 #[derive(Debug)]
 pub struct PgCluster {
@@ -117,7 +126,7 @@ impl PgCluster {
     /// is remembered, so every test reports the same log tail instead of retrying `initdb`.
     pub fn shared() -> &'static PgCluster {
         static SHARED: OnceLock<Result<PgCluster, String>> = OnceLock::new();
-        match SHARED.get_or_init(PgCluster::try_start) {
+        match SHARED.get_or_init(|| PgCluster::try_start(&ClusterOptions::default())) {
             Ok(cluster) => cluster,
             Err(msg) => panic!("{msg}"),
         }
@@ -126,10 +135,15 @@ impl PgCluster {
     /// Starts a private cluster, stopped when the value is dropped. For tests that stop or
     /// restart the server; everything else should use `shared()`.
     pub fn start() -> PgCluster {
-        PgCluster::try_start().unwrap_or_else(|msg| panic!("{msg}"))
+        PgCluster::start_with(&ClusterOptions::default())
     }
 
-    fn try_start() -> Result<PgCluster, String> {
+    /// Starts a private cluster with `options` (TLS, hostssl), stopped when dropped.
+    pub fn start_with(options: &ClusterOptions) -> PgCluster {
+        PgCluster::try_start(options).unwrap_or_else(|msg| panic!("{msg}"))
+    }
+
+    fn try_start(options: &ClusterOptions) -> Result<PgCluster, String> {
         for name in ["initdb", "postgres", "pg_isready", "psql"] {
             if !bin(name).is_file() {
                 return Err(format!(
@@ -140,7 +154,8 @@ impl PgCluster {
         }
         let run_as = run_as()?;
         let dir = make_temp_dir(run_as)?;
-        let attempt = initdb(&dir, run_as).and_then(|()| start_postgres(dir.clone(), run_as));
+        let attempt =
+            initdb(&dir, run_as, options).and_then(|()| start_postgres(dir.clone(), run_as));
         if attempt.is_err() {
             // Nothing is running; the log tail is already in the error.
             let _ = fs::remove_dir_all(&dir);
@@ -167,9 +182,44 @@ impl PgCluster {
         &self.dir
     }
 
-    /// The postmaster PID.
+    /// The postmaster PID at start-up (a `restart` starts a new postmaster with another PID).
     pub fn pid(&self) -> u32 {
         self.pid
+    }
+
+    /// Stops the server like `pg_ctl stop -m fast` (SIGINT by PID, escalating), keeping the data
+    /// dir, so that `start_again` can bring it back on the same port. Private clusters only.
+    pub fn stop_server(&self) {
+        let server = self
+            .server
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(server) = server {
+            server.stop();
+        }
+    }
+
+    /// Starts a server stopped by `stop_server` again on the same port and waits until it
+    /// accepts connections. Panics with the log tail if it does not come up.
+    pub fn start_again(&self) {
+        let mut guard = self.server.lock().unwrap_or_else(PoisonError::into_inner);
+        assert!(guard.is_none(), "start_again on a running cluster");
+        let run_as = run_as().unwrap_or_else(|e| panic!("{e}"));
+        let mut server =
+            Server::spawn(&self.dir, self.port, run_as).unwrap_or_else(|e| panic!("{e}"));
+        if let Err(e) = wait_ready(&mut server, &self.dir, self.port) {
+            server.stop();
+            panic!("restart failed: {e}");
+        }
+        *guard = Some(server);
+    }
+
+    /// `pg_ctl restart -m fast`: fast shutdown (every backend terminated), then start-up on the
+    /// same port and data dir. Blocking; call it from `spawn_blocking` in async tests.
+    pub fn restart(&self) {
+        self.stop_server();
+        self.start_again();
     }
 
     /// Path of a PostgreSQL binary of the same installation.
@@ -376,7 +426,7 @@ fn make_temp_dir(run_as: Option<RunAs>) -> Result<PathBuf, String> {
     Ok(dir)
 }
 
-fn initdb(dir: &Path, run_as: Option<RunAs>) -> Result<(), String> {
+fn initdb(dir: &Path, run_as: Option<RunAs>, options: &ClusterOptions) -> Result<(), String> {
     let log_path = dir.join("initdb.log");
     let log = fs::File::create(&log_path).map_err(|e| format!("initdb log: {e}"))?;
     let log2 = log.try_clone().map_err(|e| format!("initdb log: {e}"))?;
@@ -409,11 +459,37 @@ fn initdb(dir: &Path, run_as: Option<RunAs>) -> Result<(), String> {
             return Err(format!("initdb timed out:\n{}", log_tail(&log_path)));
         }
     }
-    write_config(dir)
+    write_config(dir, run_as, options)
 }
 
-fn write_config(dir: &Path) -> Result<(), String> {
+/// Writes the server certificate and key where postgres can read them (the key private to it).
+fn write_ssl_files(
+    data: &Path,
+    run_as: Option<RunAs>,
+    cert: &str,
+    key: &str,
+) -> Result<(), String> {
+    for (name, text, mode) in [("server.crt", cert, 0o644), ("server.key", key, 0o600)] {
+        let path = data.join(name);
+        fs::write(&path, text).map_err(|e| format!("writing {name}: {e}"))?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode))
+            .map_err(|e| format!("chmod {name}: {e}"))?;
+        if let Some(ids) = run_as {
+            std::os::unix::fs::chown(&path, Some(ids.uid), Some(ids.gid))
+                .map_err(|e| format!("chown {name}: {e}"))?;
+        }
+    }
+    append(
+        &data.join("postgresql.conf"),
+        "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n",
+    )
+}
+
+fn write_config(dir: &Path, run_as: Option<RunAs>, options: &ClusterOptions) -> Result<(), String> {
     let data = dir.join("data");
+    if let Some((cert, key)) = &options.ssl {
+        write_ssl_files(&data, run_as, cert, key)?;
+    }
     let conf = format!(
         "\n# pgsluice test harness\n\
          listen_addresses = '{HOST}'\n\
@@ -438,9 +514,14 @@ fn write_config(dir: &Path) -> Result<(), String> {
          local all postgres trust\n\
          host  all postgres 127.0.0.1/32 trust\n",
     );
+    let host = if options.hostssl_only {
+        "hostssl"
+    } else {
+        "host "
+    };
     for (role, method) in AUTH_ROLES {
         let _ = writeln!(hba, "local all {role} {method}");
-        let _ = writeln!(hba, "host  all {role} 127.0.0.1/32 {method}");
+        let _ = writeln!(hba, "{host} all {role} 127.0.0.1/32 {method}");
     }
     fs::write(data.join("pg_hba.conf"), hba).map_err(|e| format!("writing pg_hba.conf: {e}"))
 }

@@ -1,0 +1,361 @@
+//! Protocol-level prepared statements under transaction pooling (`max_prepared_statements`).
+//!
+//! Owns: the process-wide registry that gives every distinct statement (query text + parameter
+//! types) one pooler name, each client's own names for them, and the [`Pipeline`] of responses
+//! the server owes — so that a Parse the server does not need is answered by the pooler, a
+//! Parse the server needs but the client did not send is swallowed, and Close of a client name
+//! never reaches the server.
+//!
+//! Invariants: a server's [`PreparedSet`] lists only statements the server really has (entries
+//! for Parses that fail or that the server skips after an error are removed); memory is bounded by
+//! `MAX_PER_CLIENT` names per client, and registry entries die with the last client using them.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use parking_lot::Mutex;
+
+use crate::protocol::backend::{message, put_cstr};
+
+/// Names one client may keep prepared at once; beyond it, Parse is refused.
+pub const MAX_PER_CLIENT: usize = 10_000;
+
+/// A statement as the servers know it.
+#[derive(Debug)]
+pub struct Statement {
+    /// Process-unique id (the server-side name is derived from it).
+    pub id: u64,
+    /// The whole Parse message with the pooler's name, ready to send.
+    parse_message: Bytes,
+    key: Bytes,
+}
+
+impl Statement {
+    /// The server-side name.
+    pub fn server_name(id: u64) -> String {
+        format!("pgsluice_{id}")
+    }
+}
+
+/// Statements by text, shared by every client.
+#[derive(Debug, Default)]
+pub struct StatementRegistry {
+    map: Mutex<HashMap<Bytes, Weak<Statement>>>,
+    next_id: AtomicU64,
+}
+
+impl StatementRegistry {
+    /// The statement for a Parse body's text and parameter types (everything after the name).
+    pub fn intern(&self, key: &[u8]) -> Arc<Statement> {
+        let mut map = self.map.lock();
+        if let Some(existing) = map.get(key).and_then(Weak::upgrade) {
+            return existing;
+        }
+        if map.len() > 1024 && map.len().is_power_of_two() {
+            // Amortised clean-up of statements no client uses any more.
+            map.retain(|_, w| w.strong_count() > 0);
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let key = Bytes::copy_from_slice(key);
+        let mut parse = BytesMut::with_capacity(key.len() + 32);
+        message(&mut parse, b'P', |b| {
+            put_cstr(b, &Statement::server_name(id));
+            b.put_slice(&key);
+        });
+        let statement = Arc::new(Statement {
+            id,
+            parse_message: parse.freeze(),
+            key: key.clone(),
+        });
+        map.insert(key, Arc::downgrade(&statement));
+        statement
+    }
+
+    /// Statements alive.
+    pub fn len(&self) -> usize {
+        self.map
+            .lock()
+            .values()
+            .filter(|w| w.strong_count() > 0)
+            .count()
+    }
+
+    /// Whether none are.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What the server owes for a message sent to it, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// A client Parse (with the statement id if it is a pooler-named one).
+    Parse(Option<u64>),
+    /// A Parse the pooler added: its ParseComplete is not the client's.
+    InjectedParse(u64),
+    /// A Close the pooler added (eviction).
+    InjectedClose,
+    /// Bind.
+    Bind,
+    /// Describe of a statement: ParameterDescription then RowDescription/NoData.
+    DescribeStatement,
+    /// Describe of a portal.
+    DescribePortal,
+    /// Execute.
+    Execute,
+    /// A client Close.
+    Close,
+    /// Sync.
+    Sync,
+    /// Query or FunctionCall: everything up to ReadyForQuery.
+    Query,
+    /// ParseComplete the pooler owes the client (the server already had the statement).
+    SyntheticParseComplete,
+    /// CloseComplete the pooler owes the client (Close of a client name).
+    SyntheticCloseComplete,
+}
+
+impl Expect {
+    fn completed_by(self, tag: u8) -> bool {
+        match self {
+            Expect::Parse(_) | Expect::InjectedParse(_) => tag == b'1',
+            Expect::Bind => tag == b'2',
+            Expect::DescribeStatement | Expect::DescribePortal => tag == b'T' || tag == b'n',
+            Expect::Execute => matches!(tag, b'C' | b'I' | b's'),
+            Expect::Close | Expect::InjectedClose => tag == b'3',
+            Expect::Sync | Expect::Query => tag == b'Z',
+            Expect::SyntheticParseComplete | Expect::SyntheticCloseComplete => false,
+        }
+    }
+
+    /// The bytes of a pooler-made response.
+    pub fn synthetic_bytes(self) -> Option<&'static [u8]> {
+        match self {
+            Expect::SyntheticParseComplete => Some(b"1\0\0\0\x04"),
+            Expect::SyntheticCloseComplete => Some(b"3\0\0\0\x04"),
+            _ => None,
+        }
+    }
+}
+
+/// What to do with one server message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerAction {
+    /// Relay it.
+    Forward,
+    /// Swallow it (the reply to a pooler-added message).
+    Drop,
+}
+
+/// The responses owed by the server, and the server's error-skip state.
+#[derive(Debug, Default)]
+pub struct Pipeline {
+    queue: VecDeque<Expect>,
+    /// After an ErrorResponse the server ignores everything up to the next Sync.
+    skipping: bool,
+}
+
+impl Pipeline {
+    /// Whether the server is discarding messages until a Sync.
+    pub fn skipping(&self) -> bool {
+        self.skipping
+    }
+
+    /// Records a message sent to the server (or a synthetic reply owed to the client).
+    pub fn push(&mut self, expect: Expect) {
+        if expect == Expect::Sync {
+            self.skipping = false;
+        }
+        self.queue.push_back(expect);
+    }
+
+    /// Pops pooler-made replies that are due now, i.e. at the head of the queue.
+    pub fn pop_synthetic(&mut self) -> Option<&'static [u8]> {
+        let bytes = self.queue.front().and_then(|e| e.synthetic_bytes())?;
+        self.queue.pop_front();
+        Some(bytes)
+    }
+
+    /// Accounts for one server message; `forget` is called with the ids of pooler-named
+    /// statements whose Parse the server did not carry out.
+    pub fn on_server_message(&mut self, tag: u8, mut forget: impl FnMut(u64)) -> ServerAction {
+        let Some(&head) = self.queue.front() else {
+            return ServerAction::Forward;
+        };
+        if tag == b'E' && head != Expect::Query {
+            self.skip_to_sync(&mut forget);
+            return ServerAction::Forward;
+        }
+        if !head.completed_by(tag) {
+            return ServerAction::Forward;
+        }
+        self.queue.pop_front();
+        match head {
+            Expect::InjectedParse(_) | Expect::InjectedClose => ServerAction::Drop,
+            _ => ServerAction::Forward,
+        }
+    }
+
+    fn skip_to_sync(&mut self, forget: &mut impl FnMut(u64)) {
+        while let Some(&head) = self.queue.front() {
+            if head == Expect::Sync {
+                return;
+            }
+            if let Expect::Parse(Some(id)) | Expect::InjectedParse(id) = head {
+                forget(id);
+            }
+            self.queue.pop_front();
+        }
+        self.skipping = true;
+    }
+
+    /// Whether nothing is owed.
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Drops all state (the server was released or replaced).
+    pub fn reset(&mut self) {
+        self.queue.clear();
+        self.skipping = false;
+    }
+}
+
+/// One client's statement names.
+#[derive(Debug, Default)]
+pub struct ClientStatements {
+    map: HashMap<String, Arc<Statement>>,
+}
+
+impl ClientStatements {
+    /// The statement behind a client name.
+    pub fn get(&self, name: &str) -> Option<&Arc<Statement>> {
+        self.map.get(name)
+    }
+
+    /// Binds a client name to a statement; `false` if the client is at its limit.
+    pub fn insert(&mut self, name: &str, statement: Arc<Statement>) -> bool {
+        if self.map.len() >= MAX_PER_CLIENT && !self.map.contains_key(name) {
+            return false;
+        }
+        self.map.insert(name.to_owned(), statement);
+        true
+    }
+
+    /// Forgets a client name.
+    pub fn remove(&mut self, name: &str) {
+        self.map.remove(name);
+    }
+
+    /// Forgets all names (DISCARD ALL / DEALLOCATE ALL).
+    pub fn clear(&mut self) {
+        self.map.clear();
+    }
+
+    /// Names held.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether none are held.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+/// Splits a NUL-terminated byte string off `bytes`.
+pub fn split_cstr(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let nul = bytes.iter().position(|&b| b == 0)?;
+    Some((bytes.get(..nul)?, bytes.get(nul + 1..)?))
+}
+
+/// The whole Parse message for `statement`.
+pub fn parse_message(statement: &Statement) -> &[u8] {
+    &statement.parse_message
+}
+
+/// The text key of `statement` (query and parameter types).
+pub fn statement_key(statement: &Statement) -> &[u8] {
+    &statement.key
+}
+
+/// Writes a Bind/Describe/Close whose statement name is replaced: `prefix` (portal name for Bind,
+/// kind byte for Describe/Close), the pooler name, then `rest`.
+pub fn write_renamed(out: &mut BytesMut, tag: u8, prefix: &[u8], id: u64, rest: &[u8]) {
+    message(out, tag, |b| {
+        b.put_slice(prefix);
+        put_cstr(b, &Statement::server_name(id));
+        b.put_slice(rest);
+    });
+}
+
+/// Writes Close of a pooler-named statement.
+pub fn write_close(out: &mut BytesMut, id: u64) {
+    message(out, b'C', |b| {
+        b.put_u8(b'S');
+        put_cstr(b, &Statement::server_name(id));
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_shares_and_frees() {
+        let registry = StatementRegistry::default();
+        let a = registry.intern(b"select 1\0\0\0");
+        let b = registry.intern(b"select 1\0\0\0");
+        let c = registry.intern(b"select 2\0\0\0");
+        assert_eq!(a.id, b.id);
+        assert_ne!(a.id, c.id);
+        assert!(parse_message(&a).starts_with(b"P"));
+        drop((a, b, c));
+        assert!(registry.is_empty());
+    }
+
+    #[test]
+    fn pipeline_swallows_injected_and_emits_synthetic_in_order() {
+        let mut p = Pipeline::default();
+        p.push(Expect::SyntheticParseComplete);
+        p.push(Expect::InjectedParse(7));
+        p.push(Expect::Bind);
+        p.push(Expect::Execute);
+        p.push(Expect::Sync);
+        assert_eq!(p.pop_synthetic(), Some(&b"1\0\0\0\x04"[..]));
+        assert_eq!(p.pop_synthetic(), None);
+        assert_eq!(p.on_server_message(b'1', |_| {}), ServerAction::Drop);
+        assert_eq!(p.on_server_message(b'2', |_| {}), ServerAction::Forward);
+        assert_eq!(p.on_server_message(b'D', |_| {}), ServerAction::Forward);
+        assert_eq!(p.on_server_message(b'C', |_| {}), ServerAction::Forward);
+        assert_eq!(p.on_server_message(b'Z', |_| {}), ServerAction::Forward);
+        assert!(p.is_empty());
+    }
+
+    #[test]
+    fn error_skips_to_sync_and_forgets_unexecuted_parses() {
+        let mut p = Pipeline::default();
+        p.push(Expect::Parse(Some(1)));
+        p.push(Expect::Bind);
+        p.push(Expect::InjectedParse(2));
+        p.push(Expect::SyntheticParseComplete);
+        p.push(Expect::Sync);
+        let mut forgotten = Vec::new();
+        assert_eq!(
+            p.on_server_message(b'E', |id| forgotten.push(id)),
+            ServerAction::Forward
+        );
+        assert_eq!(forgotten, vec![1, 2]);
+        assert_eq!(p.pop_synthetic(), None);
+        assert_eq!(p.on_server_message(b'Z', |_| {}), ServerAction::Forward);
+        assert!(p.is_empty() && !p.skipping());
+        // An error before the Sync is sent: the server skips until it arrives.
+        p.push(Expect::Bind);
+        p.on_server_message(b'E', |_| {});
+        assert!(p.skipping());
+        p.push(Expect::Sync);
+        assert!(!p.skipping());
+    }
+}

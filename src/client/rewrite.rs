@@ -1,0 +1,225 @@
+//! The per-client side of prepared-statement tracking in the relay: renaming client statement
+//! names to pooler names on the way to the server, adding the Parse (and eviction Close) a server
+//! is missing, and on the way back swallowing replies to what the pooler added and inserting the
+//! replies the pooler owes (see [`super::prepared`] for the bookkeeping).
+//!
+//! Only Parse, Bind, Describe and Close from the client, and ParseComplete, CloseComplete and
+//! CommandComplete from the server, are read whole; everything else keeps the header-only path.
+
+use bytes::BytesMut;
+
+use super::errors::ClientError;
+use super::prepared::{
+    ClientStatements, Expect, Pipeline, ServerAction, Statement, StatementRegistry, parse_message,
+    split_cstr, write_close, write_renamed,
+};
+use super::splice::Splice;
+use crate::server::PreparedSet;
+use crate::stats::PoolStats;
+
+/// A client's prepared-statement state and the buffers its rewrites use.
+#[derive(Debug, Default)]
+pub struct PreparedState {
+    /// The client's statement names.
+    pub statements: ClientStatements,
+    /// Replies the current server owes.
+    pub pipeline: Pipeline,
+    /// Edits to the batch being relayed.
+    pub splice: Splice,
+    /// The rewritten batch.
+    pub out: BytesMut,
+}
+
+/// What the client-side visitor needs besides the state.
+pub struct ClientSide<'a> {
+    /// Process-wide statements.
+    pub registry: &'a StatementRegistry,
+    /// Statements on the server the client holds.
+    pub server: &'a mut PreparedSet,
+    /// `max_prepared_statements`.
+    pub capacity: usize,
+    /// Counters.
+    pub stats: &'a PoolStats,
+}
+
+/// Client messages whose bodies the rewrite needs.
+pub fn client_wants_body(tag: u8) -> bool {
+    matches!(tag, b'P' | b'B' | b'D' | b'C')
+}
+
+/// Server messages whose bodies the rewrite needs (besides ReadyForQuery and ParameterStatus).
+pub fn server_wants_body(tag: u8) -> bool {
+    matches!(tag, b'1' | b'3' | b'C')
+}
+
+impl PreparedState {
+    /// Makes sure the server has `statement`, adding Close (eviction) and Parse before `at`.
+    fn ensure(&mut self, side: &mut ClientSide<'_>, statement: &Statement, at: usize) {
+        if side.server.touch(statement.id) {
+            return;
+        }
+        self.prepare_on_server(side, statement, at);
+        self.pipeline.push(Expect::InjectedParse(statement.id));
+    }
+
+    fn prepare_on_server(&mut self, side: &mut ClientSide<'_>, statement: &Statement, at: usize) {
+        if let Some(evicted) = side.server.insert(statement.id, side.capacity) {
+            self.splice.insert_with(at, |b| write_close(b, evicted));
+            self.pipeline.push(Expect::InjectedClose);
+        }
+        self.splice
+            .insert_with(at, |b| b.extend_from_slice(parse_message(statement)));
+        side.stats.server_parse();
+    }
+
+    /// Accounts for (and maybe rewrites) one client message at offset `at` of the batch.
+    pub fn on_client_message(
+        &mut self,
+        side: &mut ClientSide<'_>,
+        tag: u8,
+        body: &[u8],
+        at: usize,
+    ) -> Result<(), ClientError> {
+        if self.pipeline.skipping() && tag != b'S' {
+            // The server discards everything up to Sync after an error, and answers nothing.
+            return Ok(());
+        }
+        let whole = body.len() + 5;
+        match tag {
+            b'P' => self.on_parse(side, body, at, whole)?,
+            b'B' => {
+                if let Some((portal, rest)) = split_cstr(body) {
+                    if let Some((name, rest)) = split_cstr(rest) {
+                        if let Some(statement) = self.lookup(name) {
+                            self.ensure(side, &statement, at);
+                            self.splice.insert_with(at, |b| {
+                                let mut prefix = portal.to_vec();
+                                prefix.push(0);
+                                write_renamed(b, b'B', &prefix, statement.id, rest);
+                            });
+                            self.splice.drop_range(at, whole);
+                            side.stats.bind();
+                        }
+                    }
+                }
+                self.pipeline.push(Expect::Bind);
+            }
+            b'D' => {
+                let expect = match body.split_first() {
+                    Some((b'S', rest)) => {
+                        if let Some(statement) =
+                            split_cstr(rest).and_then(|(name, _)| self.lookup(name))
+                        {
+                            self.ensure(side, &statement, at);
+                            self.splice.insert_with(at, |b| {
+                                write_renamed(b, b'D', b"S", statement.id, &[]);
+                            });
+                            self.splice.drop_range(at, whole);
+                        }
+                        Expect::DescribeStatement
+                    }
+                    _ => Expect::DescribePortal,
+                };
+                self.pipeline.push(expect);
+            }
+            b'C' => {
+                let client_name = match body.split_first() {
+                    Some((b'S', rest)) => split_cstr(rest)
+                        .map(|(name, _)| name)
+                        .filter(|n| !n.is_empty()),
+                    _ => None,
+                };
+                match client_name
+                    .and_then(|n| std::str::from_utf8(n).ok())
+                    .filter(|n| self.statements.get(n).is_some())
+                {
+                    Some(name) => {
+                        // The server keeps the statement for other clients; only this name goes.
+                        self.statements.remove(name);
+                        self.splice.drop_range(at, whole);
+                        self.pipeline.push(Expect::SyntheticCloseComplete);
+                    }
+                    None => self.pipeline.push(Expect::Close),
+                }
+            }
+            b'E' => self.pipeline.push(Expect::Execute),
+            b'S' => self.pipeline.push(Expect::Sync),
+            b'Q' | b'F' => self.pipeline.push(Expect::Query),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn lookup(&self, name: &[u8]) -> Option<std::sync::Arc<Statement>> {
+        if name.is_empty() {
+            return None;
+        }
+        std::str::from_utf8(name)
+            .ok()
+            .and_then(|n| self.statements.get(n))
+            .cloned()
+    }
+
+    fn on_parse(
+        &mut self,
+        side: &mut ClientSide<'_>,
+        body: &[u8],
+        at: usize,
+        whole: usize,
+    ) -> Result<(), ClientError> {
+        let Some((name, key)) = split_cstr(body) else {
+            self.pipeline.push(Expect::Parse(None));
+            return Ok(());
+        };
+        let Some(name) = std::str::from_utf8(name).ok().filter(|n| !n.is_empty()) else {
+            self.pipeline.push(Expect::Parse(None));
+            return Ok(());
+        };
+        let statement = side.registry.intern(key);
+        if !self
+            .statements
+            .insert(name, std::sync::Arc::clone(&statement))
+        {
+            return Err(ClientError::Protocol(format!(
+                "too many prepared statements (more than {})",
+                super::prepared::MAX_PER_CLIENT
+            )));
+        }
+        side.stats.client_parse();
+        if side.server.touch(statement.id) {
+            self.pipeline.push(Expect::SyntheticParseComplete);
+        } else {
+            self.prepare_on_server(side, &statement, at);
+            self.pipeline.push(Expect::Parse(Some(statement.id)));
+        }
+        self.splice.drop_range(at, whole);
+        Ok(())
+    }
+
+    /// Accounts for one server message at offset `at` of the batch: inserts the replies the
+    /// pooler owes before it, and swallows it if it answers something the pooler added.
+    pub fn on_server_message(&mut self, server: &mut PreparedSet, tag: u8, body: &[u8], at: usize) {
+        while let Some(bytes) = self.pipeline.pop_synthetic() {
+            self.splice.insert_with(at, |b| b.extend_from_slice(bytes));
+        }
+        if self.pipeline.on_server_message(tag, |id| server.remove(id)) == ServerAction::Drop {
+            self.splice.drop_range(at, body.len() + 5);
+        }
+        if tag == b'C' && (body.starts_with(b"DISCARD ALL") || body.starts_with(b"DEALLOCATE ALL"))
+        {
+            // The server dropped every statement, and the client believes its names are gone.
+            server.clear();
+            self.statements.clear();
+        }
+    }
+
+    /// Collects the replies the pooler owes that are due now into `out` (cleared first);
+    /// returns whether there are any.
+    pub fn take_due_replies(&mut self) -> bool {
+        self.out.clear();
+        while let Some(bytes) = self.pipeline.pop_synthetic() {
+            self.out.extend_from_slice(bytes);
+        }
+        !self.out.is_empty()
+    }
+}

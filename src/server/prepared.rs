@@ -1,0 +1,84 @@
+//! Which pooler-named prepared statements exist on one server connection, bounded by
+//! `max_prepared_statements` with least-recently-used eviction.
+
+use std::collections::HashMap;
+
+/// Prepared statements on one server, by statement id.
+#[derive(Debug, Default)]
+pub struct PreparedSet {
+    last_use: HashMap<u64, u64>,
+    tick: u64,
+}
+
+impl PreparedSet {
+    /// Whether the statement exists on the server; marks it used.
+    pub fn touch(&mut self, id: u64) -> bool {
+        self.tick += 1;
+        match self.last_use.get_mut(&id) {
+            Some(t) => {
+                *t = self.tick;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Records that the statement is being prepared. Returns the statement to close first when
+    /// the set is at `capacity` (the least recently used one).
+    pub fn insert(&mut self, id: u64, capacity: usize) -> Option<u64> {
+        self.tick += 1;
+        let evicted = if self.last_use.len() >= capacity.max(1) && !self.last_use.contains_key(&id)
+        {
+            let oldest = self
+                .last_use
+                .iter()
+                .min_by_key(|(_, t)| **t)
+                .map(|(id, _)| *id);
+            if let Some(old) = oldest {
+                self.last_use.remove(&old);
+            }
+            oldest
+        } else {
+            None
+        };
+        self.last_use.insert(id, self.tick);
+        evicted
+    }
+
+    /// Forgets a statement (its Parse failed or was never executed).
+    pub fn remove(&mut self, id: u64) {
+        self.last_use.remove(&id);
+    }
+
+    /// Forgets everything (after DISCARD ALL / DEALLOCATE ALL or a reset).
+    pub fn clear(&mut self) {
+        self.last_use.clear();
+    }
+
+    /// Number of statements prepared on the server.
+    pub fn len(&self) -> usize {
+        self.last_use.len()
+    }
+
+    /// Whether none are.
+    pub fn is_empty(&self) -> bool {
+        self.last_use.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn evicts_least_recently_used() {
+        let mut set = PreparedSet::default();
+        assert_eq!(set.insert(1, 2), None);
+        assert_eq!(set.insert(2, 2), None);
+        assert!(set.touch(1));
+        assert_eq!(set.insert(3, 2), Some(2));
+        assert!(set.touch(1) && set.touch(3) && !set.touch(2));
+        set.remove(3);
+        assert_eq!(set.len(), 1);
+    }
+}

@@ -1,0 +1,182 @@
+//! Protocol-level prepared statements under transaction pooling: drivers that prepare by default
+//! (tokio-postgres here, pgbench -M prepared) work unchanged across shared servers.
+
+use std::sync::Arc;
+
+use crate::harness::files::userlist;
+use crate::harness::pooler::{Pooler, db_line, first_value, sqlstate};
+use crate::harness::postgres::{PgCluster, password};
+use crate::harness::tools::{pgbench_async, pgbench_init};
+
+fn start(db: &str, settings: &str) -> Pooler {
+    Pooler::start(
+        &db_line("app", db, ""),
+        &format!("pool_mode = transaction\n{settings}"),
+        &userlist(&[("md5_user", &password("md5_user"))]),
+    )
+}
+
+fn pool_stats(pooler: &Pooler) -> pgsluice::stats::StatsSnapshot {
+    let running = pooler.running.as_ref().unwrap();
+    running
+        .registry()
+        .pools()
+        .iter()
+        .map(|p| p.stats.snapshot())
+        .fold(pgsluice::stats::StatsSnapshot::default(), |a, b| a + b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extended_protocol_clients_share_servers() {
+    let pg = PgCluster::shared();
+    let db = pg.create_database("prep");
+    let pooler = Arc::new(start(&db, "default_pool_size = 2"));
+    let pw = password("md5_user");
+    let mut tasks = Vec::new();
+    for i in 0..20i32 {
+        let (pooler, pw) = (Arc::clone(&pooler), pw.clone());
+        tasks.push(tokio::spawn(async move {
+            let client = pooler.connect("md5_user", &pw, "app").await.unwrap();
+            let add = client.prepare("select $1::int4 + 1").await.unwrap();
+            let echo = client
+                .prepare("select $1::text || '-' || $2::text")
+                .await
+                .unwrap();
+            for n in 0..25i32 {
+                let row = client.query_one(&add, &[&(i * 100 + n)]).await.unwrap();
+                assert_eq!(row.get::<_, i32>(0), i * 100 + n + 1);
+                let row = client
+                    .query_one(&echo, &[&i.to_string(), &n.to_string()])
+                    .await
+                    .unwrap();
+                assert_eq!(row.get::<_, String>(0), format!("{i}-{n}"));
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let stats = pool_stats(&pooler);
+    assert!(stats.client_parse_count >= 40, "{stats:?}");
+    // Two servers, two statement texts: each server prepares each text at most a few times
+    // (only re-prepared if evicted, which max_prepared_statements = 200 does not do here).
+    assert!(stats.server_parse_count <= 4, "{stats:?}");
+    assert!(stats.bind_count >= 1000, "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eviction_close_and_errors_keep_names_consistent() {
+    let pg = PgCluster::shared();
+    let db = pg.create_database("prepevict");
+    let pooler = start(&db, "default_pool_size = 1\nmax_prepared_statements = 2");
+    let pw = password("md5_user");
+    let client = pooler.connect("md5_user", &pw, "app").await.unwrap();
+    let other = pooler.connect("md5_user", &pw, "app").await.unwrap();
+    let mut statements = Vec::new();
+    for k in 0..5i32 {
+        statements.push((
+            k,
+            client
+                .prepare(&format!("select $1::int4 * {k}"))
+                .await
+                .unwrap(),
+        ));
+    }
+    for round in 0..3i32 {
+        for (k, st) in &statements {
+            let row = client.query_one(st, &[&round]).await.unwrap();
+            assert_eq!(row.get::<_, i32>(0), round * k);
+            // Another client on the same single server in between.
+            assert_eq!(
+                first_value(&other, "select 1").await.unwrap().as_deref(),
+                Some("1")
+            );
+        }
+    }
+    // A statement that fails to parse leaves everything else usable.
+    let err = client
+        .prepare("select * from no_such_table")
+        .await
+        .expect_err("bad statement");
+    assert_eq!(sqlstate(&err).as_deref(), Some("42P01"));
+    let row = client.query_one(&statements[3].1, &[&7]).await.unwrap();
+    assert_eq!(row.get::<_, i32>(0), 21);
+    // Dropping a statement closes the client's name only; the text can be prepared again.
+    let (_, st) = statements.remove(2);
+    drop(st);
+    let again = client.prepare("select $1::int4 * 2").await.unwrap();
+    assert_eq!(
+        client
+            .query_one(&again, &[&4])
+            .await
+            .unwrap()
+            .get::<_, i32>(0),
+        8
+    );
+    // DISCARD ALL from the client forgets names on both sides; preparing again works.
+    client.batch_execute("discard all").await.unwrap();
+    let fresh = client.prepare("select $1::int4 - 1").await.unwrap();
+    assert_eq!(
+        client
+            .query_one(&fresh, &[&4])
+            .await
+            .unwrap()
+            .get::<_, i32>(0),
+        3
+    );
+    // Errors inside a pipeline: the failed execution does not poison the next one.
+    let div = client.prepare("select 10 / $1::int4").await.unwrap();
+    let err = client
+        .query_one(&div, &[&0])
+        .await
+        .expect_err("division by zero");
+    assert_eq!(sqlstate(&err).as_deref(), Some("22012"));
+    assert_eq!(
+        client
+            .query_one(&div, &[&5])
+            .await
+            .unwrap()
+            .get::<_, i32>(0),
+        2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgbench_prepared_mode_through_the_pooler() {
+    let pg = PgCluster::shared();
+    let db = pg.create_database("prepbench");
+    let pw = password("md5_user");
+    let init = pgbench_init(pg.host(), pg.port(), "md5_user", &db, Some(&pw), 1);
+    assert!(init.status.success());
+    let pooler = start(&db, "default_pool_size = 4");
+    let port = pooler.port.to_string();
+    for mode in ["prepared", "extended"] {
+        let run = pgbench_async(
+            // One client per pgbench thread: pgbench prepares with a blocking PQprepare, so a
+            // thread that runs several clients can deadlock itself against any pool smaller than
+            // its client count (PgBouncer behaves the same).
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                "md5_user",
+                "-c",
+                "8",
+                "-j",
+                "8",
+                "-t",
+                "50",
+                "-M",
+                mode,
+                "app",
+            ],
+            &[("PGPASSWORD", &pw)],
+        )
+        .await;
+        assert!(run.success(), "{mode}: {}", run.text());
+        assert_eq!(run.processed, Some(400), "{mode}");
+        assert_eq!(run.failed.unwrap_or(0), 0, "{mode}");
+    }
+}
