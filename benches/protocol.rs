@@ -204,7 +204,7 @@ fn relay_scan(stream: &[u8], pending: &mut Vec<u8>) -> usize {
             .scan(
                 pending,
                 |tag| tag == b'Z' || tag == b'S',
-                |tag, body| {
+                |tag, body, _| {
                     if tag == b'Z' && body.first() == Some(&b'I') {
                         ready += 1;
                     }
