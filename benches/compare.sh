@@ -166,6 +166,7 @@ oneline() {
 PG_PID=
 declare -A POOLER_PID=()
 HELPER_PID=
+WARMUP_PIDS=()
 
 # Stops a PID with the given signals in turn, waiting up to $2 seconds after each.
 stop_pid() {
@@ -184,10 +185,11 @@ stop_pid() {
 }
 
 cleanup() {
-  local rc=$?
+  local rc=$? t
   trap - EXIT INT TERM
   [[ -n $HELPER_PID ]] && stop_pid "$HELPER_PID" 5 TERM
-  local t
+  # Warm-up pgbench jobs (each also bounded by `timeout`).
+  for t in "${WARMUP_PIDS[@]}"; do stop_pid "$t" 5 TERM; done
   for t in "${!POOLER_PID[@]}"; do
     stop_pid "${POOLER_PID[$t]}" 10 TERM
   done
@@ -421,14 +423,23 @@ fresh_poolers() { # user_kind
     stop_pid "${POOLER_PID[$t]:-}" 10 TERM
     start_pooler "$t" || true
   done
+  # Both warm-ups at once: they only fill the pools, and this saves a few seconds per scenario.
+  local -A wpid=()
+  for t in pgsluice pgbouncer; do
+    # `|| exit` keeps the ERR trap quiet in the subshell; the status is reported below.
+    { pgbench_run "$t" 30 "$kind" 1 "" "$WORK/warmup-$t-$kind.out" "$WORK/warmup-$t-$kind.err" -S || exit $?; } &
+    wpid[$t]=$!
+    WARMUP_PIDS+=("${wpid[$t]}")
+  done
   for t in pgsluice pgbouncer; do
     rc=0
-    pgbench_run "$t" 30 "$kind" 1 "" "$WORK/warmup-$t-$kind.out" "$WORK/warmup-$t-$kind.err" -S || rc=$?
+    wait "${wpid[$t]}" || rc=$?
     if [[ $rc -ne 0 && -z ${WARMUP_NOTED[$t-$kind]:-} ]]; then
       WARMUP_NOTED[$t-$kind]=1
       note "warm-up through $t as the $kind user failed (rc $rc): $(oneline "$WORK/warmup-$t-$kind.err" 2)"
     fi
   done
+  WARMUP_PIDS=()
 }
 
 # ----------------------------------------------------------------------------------- scenarios
