@@ -293,28 +293,36 @@ async fn changed_server_reconnects_after_the_transaction() {
     let pooler = Pooler::start(&db_line("app", &db, ""), TX, &md5_users());
     let client = pooler.connect("md5_user", &pw, "app").await.unwrap();
     client.batch_execute("begin").await.unwrap();
-    let old = first_value(&client, "select pg_backend_pid()").await.unwrap();
+    let old = first_value(&client, "select pg_backend_pid()")
+        .await
+        .unwrap();
     let registry = Arc::clone(pooler.app().registry());
     let pool = registry.pools().pop().expect("one pool");
 
-    pooler.rewrite(
-        &db_line("app", &db, "connect_query='select 1'"),
-        TX,
-        None,
-    );
+    pooler.rewrite(&db_line("app", &db, "connect_query='select 1'"), TX, None);
     pooler.app().reload().expect("reload");
-    assert!(Arc::ptr_eq(&registry.pools()[0], &pool), "the pool was rebuilt");
+    assert!(
+        Arc::ptr_eq(&registry.pools()[0], &pool),
+        "the pool was rebuilt"
+    );
     assert_eq!(registry.close_needed_servers(Some("app")), 1);
     assert_eq!(
-        first_value(&client, "select pg_backend_pid()").await.unwrap(),
+        first_value(&client, "select pg_backend_pid()")
+            .await
+            .unwrap(),
         old,
         "the open transaction lost its server"
     );
     client.batch_execute("commit").await.unwrap();
-    let new = first_value(&client, "select pg_backend_pid()").await.unwrap();
+    let new = first_value(&client, "select pg_backend_pid()")
+        .await
+        .unwrap();
     assert_ne!(new, old, "a close_needed server was reused");
     assert!(
-        eventually(10, || async { registry.close_needed_servers(Some("app")) == 0 }).await,
+        eventually(10, || async {
+            registry.close_needed_servers(Some("app")) == 0
+        })
+        .await,
         "the old server was not closed"
     );
 }
