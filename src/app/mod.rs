@@ -99,7 +99,7 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<Running, AppE
     };
     let config = Arc::new(config);
     let policy = LoginPolicy::load(&config)?;
-    let registry = Arc::new(Registry::new(Arc::clone(&config), policy));
+    let registry = Arc::new(Registry::with_policy(Arc::clone(&config), policy));
     let shutdown = Shutdown::default();
     let ctx = Arc::new(ClientContext {
         registry: Arc::clone(&registry),

@@ -1,3 +1,5 @@
+//! Unit tests of the HBA parser and the first-match rule choice.
+
 use std::net::IpAddr;
 
 use super::*;

@@ -93,8 +93,13 @@ fn limit(map: &Mutex<HashMap<String, Arc<ConnLimit>>>, name: &str, max: u32) -> 
 }
 
 impl Registry {
+    /// A registry for `config` without TLS or HBA rules (tests), with no pools yet.
+    pub fn new(config: Arc<Config>) -> Self {
+        Self::with_policy(config, LoginPolicy::default())
+    }
+
     /// A registry for `config` and the TLS/HBA `policy` loaded from it, with no pools yet.
-    pub fn new(config: Arc<Config>, policy: LoginPolicy) -> Self {
+    pub fn with_policy(config: Arc<Config>, policy: LoginPolicy) -> Self {
         Self {
             config: RwLock::new(config),
             policy: RwLock::new(policy),

@@ -198,12 +198,15 @@ fn scram_client(
         return Ok(ScramClient::with_password(password));
     }
     match (secret, learned) {
-        (Some(Secret::Scram(stored)), Some(l)) if l.secret == Secret::Scram(stored.clone()) => l
-            .client_key
-            .map(|key| ScramClient::with_keys(key, &stored.clone()))
-            .ok_or(ServerError::AuthUnsupported(
-                "server wants SCRAM: no plain-text password, and no client has logged in with SCRAM yet",
-            )),
+        (Some(Secret::Scram(stored)), Some(l))
+            if matches!(&l.secret, Secret::Scram(kept) if kept == stored) =>
+        {
+            l.client_key
+                .map(|key| ScramClient::with_keys(key, stored))
+                .ok_or(ServerError::AuthUnsupported(
+                    "server wants SCRAM: no plain-text password, and no client has logged in with SCRAM yet",
+                ))
+        }
         _ => Err(ServerError::AuthUnsupported(
             "server wants SCRAM but no plain-text password or SCRAM secret is known",
         )),

@@ -20,4 +20,5 @@ pub mod certs;
 pub mod files;
 pub mod pooler;
 pub mod postgres;
+pub mod raw;
 pub mod tools;

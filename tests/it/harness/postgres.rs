@@ -182,9 +182,44 @@ impl PgCluster {
         &self.dir
     }
 
-    /// The postmaster PID.
+    /// The postmaster PID at start-up (a `restart` starts a new postmaster with another PID).
     pub fn pid(&self) -> u32 {
         self.pid
+    }
+
+    /// Stops the server like `pg_ctl stop -m fast` (SIGINT by PID, escalating), keeping the data
+    /// dir, so that `start_again` can bring it back on the same port. Private clusters only.
+    pub fn stop_server(&self) {
+        let server = self
+            .server
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(server) = server {
+            server.stop();
+        }
+    }
+
+    /// Starts a server stopped by `stop_server` again on the same port and waits until it
+    /// accepts connections. Panics with the log tail if it does not come up.
+    pub fn start_again(&self) {
+        let mut guard = self.server.lock().unwrap_or_else(PoisonError::into_inner);
+        assert!(guard.is_none(), "start_again on a running cluster");
+        let run_as = run_as().unwrap_or_else(|e| panic!("{e}"));
+        let mut server =
+            Server::spawn(&self.dir, self.port, run_as).unwrap_or_else(|e| panic!("{e}"));
+        if let Err(e) = wait_ready(&mut server, &self.dir, self.port) {
+            server.stop();
+            panic!("restart failed: {e}");
+        }
+        *guard = Some(server);
+    }
+
+    /// `pg_ctl restart -m fast`: fast shutdown (every backend terminated), then start-up on the
+    /// same port and data dir. Blocking; call it from `spawn_blocking` in async tests.
+    pub fn restart(&self) {
+        self.stop_server();
+        self.start_again();
     }
 
     /// Path of a PostgreSQL binary of the same installation.

@@ -1,0 +1,273 @@
+//! Hostile input: oversized and garbage startup packets, absurd message lengths, connection
+//! floods beyond max_client_conn, bad-password floods and guessed cancel keys. The pooler answers
+//! with an error and closes, never allocates what a length field claims, and keeps serving
+//! everyone else. (Slowloris is `core_timeouts::client_login_timeout_drops_silent_connections`;
+//! arbitrary bytes through the parsers are proptests in src/protocol, src/auth and src/config.)
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::harness::files::userlist;
+use crate::harness::pooler::{Pooler, db_line, first_value, sqlstate};
+use crate::harness::postgres::{PgCluster, password};
+use crate::harness::raw;
+
+const USER: &str = "md5_user";
+
+fn start(settings: &str) -> Pooler {
+    let pg = PgCluster::shared();
+    let db = pg.create_database("hostile");
+    Pooler::start(
+        &db_line("app", &db, ""),
+        &format!("pool_mode = transaction\nauth_type = md5\n{settings}"),
+        &userlist(&[(USER, &password(USER))]),
+    )
+}
+
+/// Reads until EOF (bounded); returns the SQLSTATEs of any ErrorResponses seen.
+async fn errors_then_eof(s: &mut TcpStream) -> Vec<String> {
+    let mut codes = Vec::new();
+    for _ in 0..100 {
+        match raw::read_message(s).await {
+            Some((b'E', body)) => codes.extend(raw::error_code(&body)),
+            Some(_) => {}
+            None => break,
+        }
+    }
+    // The connection is closed: a further read yields EOF (or a reset), not a hang.
+    let mut byte = [0u8; 1];
+    let eof = tokio::time::timeout(Duration::from_secs(5), s.read(&mut byte)).await;
+    assert!(
+        matches!(eof, Ok(Ok(0) | Err(_))),
+        "connection still open: {eof:?}"
+    );
+    codes
+}
+
+async fn still_serves(pooler: &Pooler) {
+    let client = pooler
+        .connect(USER, &password(USER), "app")
+        .await
+        .expect("pooler still accepts logins");
+    assert_eq!(
+        first_value(&client, "select 'alive'")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("alive")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_startup_packets_are_refused() {
+    let pooler = start("client_login_timeout = 5");
+    let mut oversized = 20_000_i32.to_be_bytes().to_vec();
+    oversized.extend_from_slice(&196_608_i32.to_be_bytes());
+    oversized.extend(std::iter::repeat_n(b'a', 19_992));
+    let mut absurd = 0x7fff_ffff_i32.to_be_bytes().to_vec();
+    absurd.extend_from_slice(&196_608_i32.to_be_bytes());
+    let mut negative = (-8_i32).to_be_bytes().to_vec();
+    negative.extend_from_slice(&196_608_i32.to_be_bytes());
+    let mut unterminated = 40_i32.to_be_bytes().to_vec();
+    unterminated.extend_from_slice(&196_608_i32.to_be_bytes());
+    unterminated.extend(std::iter::repeat_n(b'u', 32));
+    let cases: [(&str, Vec<u8>); 6] = [
+        ("oversized", oversized),
+        ("absurd length", absurd),
+        ("negative length", negative),
+        ("unterminated parameters", unterminated),
+        ("http", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec()),
+        ("garbage", (0..=255u8).cycle().take(4096).collect()),
+    ];
+    for (name, bytes) in cases {
+        let started = Instant::now();
+        let mut s = TcpStream::connect(("127.0.0.1", pooler.port))
+            .await
+            .unwrap();
+        // The pooler may close before reading everything; a failed write is fine.
+        let _ = s.write_all(&bytes).await;
+        let codes = errors_then_eof(&mut s).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{name}: not refused at once (only after the login timeout?)"
+        );
+        assert!(
+            codes.iter().all(|c| c == "08P01"),
+            "{name}: unexpected errors {codes:?}"
+        );
+    }
+    still_serves(&pooler).await;
+    pooler.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn absurd_message_lengths_after_login() {
+    let pooler = start("");
+    let pw = password(USER);
+    for len in [0x7fff_ffff_i32, -1, i32::MIN, 0, 3] {
+        let (mut s, _) = raw::login(pooler.port, USER, &pw, "app").await;
+        let mut msg = vec![b'Q'];
+        msg.extend_from_slice(&len.to_be_bytes());
+        msg.extend_from_slice(b"select 1\0");
+        let _ = s.write_all(&msg).await;
+        let codes = errors_then_eof(&mut s).await;
+        assert_eq!(codes, ["08P01"], "length {len}");
+    }
+    // Also once a server is attached: a valid query, then a bogus header mid-stream.
+    let (mut s, _) = raw::login(pooler.port, USER, &pw, "app").await;
+    s.write_all(&raw::query("select 1")).await.unwrap();
+    raw::read_until_ready(&mut s).await.unwrap();
+    let mut msg = raw::query("select pg_sleep(0.2)");
+    msg.extend_from_slice(&[b'Q', 0x7f, 0xff, 0xff, 0xff]);
+    let _ = s.write_all(&msg).await;
+    let codes = errors_then_eof(&mut s).await;
+    assert!(codes.contains(&"08P01".to_owned()), "{codes:?}");
+    still_serves(&pooler).await;
+    pooler.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_client_conn_refuses_fast_and_spares_existing_clients() {
+    let pooler = start("max_client_conn = 8\ndefault_pool_size = 2");
+    let pw = password(USER);
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        clients.push(pooler.connect(USER, &pw, "app").await.unwrap());
+    }
+    for _ in 0..20 {
+        let started = Instant::now();
+        let err = pooler
+            .connect(USER, &pw, "app")
+            .await
+            .expect_err("beyond max_client_conn");
+        assert!(started.elapsed() < Duration::from_secs(3));
+        assert_eq!(sqlstate(&err).as_deref(), Some("53300"), "{err:?}");
+    }
+    for (i, c) in clients.iter().enumerate() {
+        assert_eq!(
+            first_value(c, &format!("select {i}"))
+                .await
+                .unwrap()
+                .as_deref(),
+            Some(i.to_string().as_str())
+        );
+    }
+    // A slot freed is a slot usable again.
+    drop(clients.pop());
+    let mut ok = false;
+    for _ in 0..100 {
+        if let Ok(c) = pooler.connect(USER, &pw, "app").await {
+            ok = first_value(&c, "select 1").await.is_ok();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ok, "a freed slot is reusable");
+    pooler.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_password_flood_refuses_all_and_good_user_gets_in() {
+    const TASKS: usize = 20;
+    const PER_TASK: usize = 15;
+    let pooler = Arc::new(start("max_client_conn = 100"));
+    let refused = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let flood: Vec<_> = (0..TASKS)
+        .map(|t| {
+            let (pooler, refused) = (Arc::clone(&pooler), Arc::clone(&refused));
+            tokio::spawn(async move {
+                for i in 0..PER_TASK {
+                    let err = pooler
+                        .connect(USER, &format!("wrong{t}_{i}"), "app")
+                        .await
+                        .expect_err("bad password refused");
+                    assert_eq!(sqlstate(&err).as_deref(), Some("28P01"), "{err:?}");
+                    refused.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    // During the flood, the right password works, every time.
+    for _ in 0..10 {
+        let client = tokio::time::timeout(
+            Duration::from_secs(10),
+            pooler.connect(USER, &password(USER), "app"),
+        )
+        .await
+        .expect("good login not starved")
+        .expect("good login accepted during the flood");
+        assert_eq!(
+            first_value(&client, "select 1").await.unwrap().as_deref(),
+            Some("1")
+        );
+    }
+    for task in flood {
+        tokio::time::timeout(Duration::from_secs(60), task)
+            .await
+            .expect("flood finished")
+            .unwrap();
+    }
+    assert_eq!(refused.load(Ordering::Relaxed), TASKS * PER_TASK);
+    assert!(started.elapsed() < Duration::from_secs(60));
+    let pooler = Arc::into_inner(pooler).unwrap();
+    pooler.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_requests_hit_only_their_own_query() {
+    let pooler = start("default_pool_size = 4");
+    let pw = password(USER);
+    let a = pooler.connect(USER, &pw, "app").await.unwrap();
+    let b = pooler.connect(USER, &pw, "app").await.unwrap();
+    let b_cancel = b.cancel_token();
+    let (_raw_client, real_key) = raw::login(pooler.port, USER, &pw, "app").await;
+
+    // Guessed keys never cancel a's query.
+    let a_sleep = tokio::spawn(async move {
+        let r = a.simple_query("select pg_sleep(2)").await;
+        (a, r)
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for i in 0..200 {
+        let (pid, key): (i32, i32) = if i % 2 == 0 {
+            (rand::random(), rand::random())
+        } else {
+            // Right pid of some client, wrong key.
+            (real_key.0, real_key.1.wrapping_add(i))
+        };
+        raw::send_cancel(pooler.port, pid, key).await;
+    }
+    let (a, r) = tokio::time::timeout(Duration::from_secs(20), a_sleep)
+        .await
+        .unwrap()
+        .unwrap();
+    r.expect("guessed cancel keys cancelled nothing");
+
+    // A real key cancels only its own client's query.
+    let a_sleep = tokio::spawn(async move { a.simple_query("select pg_sleep(2)").await });
+    let b_sleep = tokio::spawn(async move { b.simple_query("select pg_sleep(30)").await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    b_cancel
+        .cancel_query(tokio_postgres::NoTls)
+        .await
+        .expect("cancel sent");
+    let b_result = tokio::time::timeout(Duration::from_secs(10), b_sleep)
+        .await
+        .expect("b canceled promptly")
+        .unwrap();
+    assert_eq!(
+        b_result.err().as_ref().and_then(sqlstate).as_deref(),
+        Some("57014")
+    );
+    tokio::time::timeout(Duration::from_secs(20), a_sleep)
+        .await
+        .unwrap()
+        .unwrap()
+        .expect("a's query was not canceled");
+    pooler.stop().await;
+}
