@@ -39,5 +39,5 @@ mod ops_logging;
 mod ops_reload;
 mod ops_restart;
 mod prepared;
-mod tls_auth;
 mod soak;
+mod tls_auth;
