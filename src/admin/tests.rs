@@ -42,10 +42,7 @@ fn context() -> AdminContext {
         port: 5432,
         ..Default::default()
     });
-    let registry = Arc::new(Registry::new(
-        Arc::new(config),
-        crate::pool::LoginPolicy::default(),
-    ));
+    let registry = Arc::new(Registry::new(Arc::new(config)));
     let (control, _) = ControlHandle::channel();
     AdminContext {
         registry,
