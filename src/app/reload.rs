@@ -79,7 +79,6 @@ impl Reloader {
             tracing::error!("{reason}");
             reason
         })?;
-        crate::admin::check_compat_version(&config);
         let running = self.registry.config();
         for change in keep_restart_only(&running, &mut config) {
             tracing::warn!(
