@@ -162,7 +162,7 @@ async fn one_client(pooler_conn: String, id: u64, seed: u64) -> Result<usize, St
                 let k = id * 100 + step;
                 let v = first_value(
                     &client,
-                    &format!("select sum(x) from generate_series(1, {k}) x"),
+                    &format!("select coalesce(sum(x), 0) from generate_series(1, {k}) x"),
                 )
                 .await;
                 let want = (k * (k + 1) / 2).to_string();
