@@ -19,10 +19,15 @@ struct WaitTicket {
     pool: Arc<Pool>,
     id: u64,
     rx: oneshot::Receiver<Result<ServerConn, PoolError>>,
+    /// Set once an answer arrived: whoever sent it already took the waiter off the queue.
+    answered: bool,
 }
 
 impl Drop for WaitTicket {
     fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
         self.rx.close();
         if let Ok(Ok(conn)) = self.rx.try_recv() {
             self.pool.checkin(conn);
@@ -90,6 +95,7 @@ impl Pool {
             pool: Arc::clone(self),
             id,
             rx,
+            answered: false,
         }))
     }
 
@@ -124,6 +130,7 @@ impl Pool {
                 }
                 None => (&mut ticket.rx).await,
             };
+            ticket.answered = received.is_ok();
             return received.unwrap_or(Err(PoolError::Closed));
         }
     }
