@@ -274,7 +274,16 @@ async fn handle_connection(ctx: Arc<ClientContext>, admin: Arc<AdminContext>, st
     let max = usize::try_from(config.general.max_packet_size).unwrap_or(usize::MAX);
     let mut reader = MessageReader::new(1024, max);
     let tls = ctx.registry.policy().tls;
-    let (stream, first) = handshake(&config, &tls.client, stream, &mut reader, deadline).await;
+    // The handshake, the console and cancel requests are boxed so that their futures do not
+    // size the task of every pooled client.
+    let (stream, first) = Box::pin(handshake(
+        &config,
+        &tls.client,
+        stream,
+        &mut reader,
+        deadline,
+    ))
+    .await;
     // A TLS handshake that failed half-way leaves nothing to answer on.
     let Some(mut stream) = stream else {
         if let Err(error) = first {
@@ -284,8 +293,8 @@ async fn handle_connection(ctx: Arc<ClientContext>, admin: Arc<AdminContext>, st
     };
     match first {
         Ok(FirstContact::Cancel { pid, key }) => {
-            if !admin::cancel(&admin, pid, key).await {
-                client::handle_cancel(&ctx, pid, key).await;
+            if !Box::pin(admin::cancel(&admin, pid, key)).await {
+                Box::pin(client::handle_cancel(&ctx, pid, key)).await;
             }
         }
         Ok(FirstContact::Login(login)) if login.database == admin::ADMIN_DB => {
@@ -299,7 +308,7 @@ async fn handle_connection(ctx: Arc<ClientContext>, admin: Arc<AdminContext>, st
                 user: login.user,
                 application_name,
             };
-            admin::serve(admin, stream, reader, console_login, deadline).await;
+            Box::pin(admin::serve(admin, stream, reader, console_login, deadline)).await;
         }
         Ok(FirstContact::Login(login)) => client::serve(ctx, stream, reader, login, deadline).await,
         Err(error) => {

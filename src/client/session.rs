@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 
 use super::ClientContext;
@@ -21,10 +21,8 @@ use crate::protocol::scan::Scanner;
 use crate::server::ParamSet;
 use crate::stats::conns::{ConnEntry, ConnState};
 
-/// Initial and idle read-buffer size per client: small, because most clients are idle.
+/// Read-buffer size a client gets when it has something to send (none while idle).
 const IDLE_BUFFER: usize = 4096;
-/// A buffer that grew past this is replaced when the client goes idle.
-const SHRINK_ABOVE: usize = 64 * 1024;
 
 /// One client connection after login.
 pub struct Session {
@@ -98,32 +96,41 @@ impl Session {
                 Request::Terminate => return Ok(()),
                 Request::Work => {}
             }
-            let mut server = self.checkout().await?;
-            let end = relay::run(self, &mut server).await;
-            self.cancel.set_target(None);
-            self.unlink(&mut server);
-            match end {
-                RelayEnd::Released => server.release(ServerState::Idle, self.mode),
-                RelayEnd::ClientGone(state) => {
-                    server.release(state, self.mode);
-                    return Ok(());
-                }
-                RelayEnd::ServerGone => {
-                    server.close();
-                    return Err(ClientError::ServerGone);
-                }
-                RelayEnd::Fatal(error, state) => {
-                    server.release(state, self.mode);
-                    return Err(error);
-                }
-            }
-            if self.buf.capacity() > SHRINK_ABOVE && self.buf.is_empty() {
-                self.buf = BytesMut::with_capacity(IDLE_BUFFER);
+            // Boxed: the checkout and relay futures exist only while a transaction runs, so the
+            // task of an idle client stays small.
+            if !Box::pin(self.transaction()).await? {
+                return Ok(());
             }
         }
     }
 
-    /// Waits, without a server, for a message that needs one.
+    /// Checks out a server, relays one transaction (or session) and gives the server back.
+    /// `Ok(false)`: the client left.
+    async fn transaction(&mut self) -> Result<bool, ClientError> {
+        let mut server = self.checkout().await?;
+        let end = relay::run(self, &mut server).await;
+        self.cancel.set_target(None);
+        self.unlink(&mut server);
+        match end {
+            RelayEnd::Released => server.release(ServerState::Idle, self.mode),
+            RelayEnd::ClientGone(state) => {
+                server.release(state, self.mode);
+                return Ok(false);
+            }
+            RelayEnd::ServerGone => {
+                server.close();
+                return Err(ClientError::ServerGone);
+            }
+            RelayEnd::Fatal(error, state) => {
+                server.release(state, self.mode);
+                return Err(error);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Waits, without a server, for a message that needs one. While nothing is buffered the
+    /// read buffer is given back, so an idle client holds no buffer at all.
     async fn wait_for_request(&mut self) -> Result<Request, ClientError> {
         let idle_timeout = self.slot.pool().settings().client_idle_timeout;
         let deadline = (!idle_timeout.is_zero()).then(|| Instant::now() + idle_timeout);
@@ -135,11 +142,12 @@ impl Session {
                 if self.buf.len() >= HEADER_LEN || !self.scanner.at_boundary() {
                     return Ok(Request::Work);
                 }
+            } else if self.buf.capacity() > 0 {
+                self.buf = BytesMut::new();
             }
-            self.reserve_read();
             let shutdown = &self.ctx.shutdown;
             tokio::select! {
-                read = self.stream.read_buf(&mut self.buf) => match read {
+                read = self.stream.read_when_ready(&mut self.buf, IDLE_BUFFER) => match read {
                     Ok(0) | Err(_) => return Ok(Request::Terminate),
                     Ok(n) => self.slot.pool().stats.received(n),
                 },

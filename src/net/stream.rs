@@ -121,6 +121,43 @@ impl Stream {
             .map(|u| u.name)
     }
 
+    /// Reads into `buf`, reserving `reserve` bytes of room only once data is there to read, so an
+    /// idle connection can wait with an empty, unallocated buffer. TLS may hold decrypted bytes
+    /// the socket no longer signals, so it reserves first and reads through the TLS layer.
+    pub async fn read_when_ready(
+        &mut self,
+        buf: &mut bytes::BytesMut,
+        reserve: usize,
+    ) -> io::Result<usize> {
+        let room = |buf: &mut bytes::BytesMut| {
+            if buf.capacity() - buf.len() < reserve / 4 {
+                buf.reserve(reserve);
+            }
+        };
+        loop {
+            let read = match self {
+                Stream::Tcp(s) => {
+                    s.readable().await?;
+                    room(buf);
+                    s.try_read_buf(buf)
+                }
+                Stream::Unix(s) => {
+                    s.readable().await?;
+                    room(buf);
+                    s.try_read_buf(buf)
+                }
+                Stream::TlsFromClient(_) | Stream::TlsToServer(_) => {
+                    room(buf);
+                    return tokio::io::AsyncReadExt::read_buf(self, buf).await;
+                }
+            };
+            match read {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                other => return other,
+            }
+        }
+    }
+
     /// A non-blocking read from the socket itself, below any TLS layer: for liveness probes of
     /// idle connections, where any byte or EOF means the connection is unusable anyway.
     pub fn try_read_raw(&self, buf: &mut [u8]) -> io::Result<usize> {

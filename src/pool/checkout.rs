@@ -18,7 +18,7 @@ use crate::stats::conns::{ConnInfo, ConnState, Endpoints, Side};
 struct WaitTicket {
     pool: Arc<Pool>,
     id: u64,
-    rx: oneshot::Receiver<Result<ServerConn, PoolError>>,
+    rx: oneshot::Receiver<Result<Box<ServerConn>, PoolError>>,
     /// Set once an answer arrived: whoever sent it already took the waiter off the queue.
     answered: bool,
 }
@@ -49,7 +49,7 @@ impl Pool {
         let started = Instant::now();
         loop {
             let conn = match self.try_immediate()? {
-                Immediate::Server(conn) => *conn,
+                Immediate::Server(conn) => conn,
                 Immediate::Wait(ticket) => self.wait(ticket, started).await?,
             };
             if let Some(conn) = self.check_before_use(conn).await {
@@ -75,7 +75,7 @@ impl Pool {
         };
         if let Some(conn) = popped {
             inner.checked_out += 1;
-            return Ok(Immediate::Server(Box::new(conn)));
+            return Ok(Immediate::Server(conn));
         }
         if let Some((at, reason)) = inner.last_failure.as_ref().filter(|_| !paused) {
             if at.elapsed() < self.settings().server_login_retry && inner.open() == 0 {
@@ -103,7 +103,7 @@ impl Pool {
         self: &Arc<Self>,
         mut ticket: WaitTicket,
         started: Instant,
-    ) -> Result<ServerConn, PoolError> {
+    ) -> Result<Box<ServerConn>, PoolError> {
         let settings = self.settings();
         let deadline =
             (!settings.query_wait_timeout.is_zero()).then(|| started + settings.query_wait_timeout);
@@ -137,7 +137,10 @@ impl Pool {
 
     /// Runs `server_check_query` on a server idle longer than `server_check_delay`; `None` if it
     /// failed (the server is then closed).
-    async fn check_before_use(self: &Arc<Self>, mut conn: ServerConn) -> Option<ServerConn> {
+    async fn check_before_use(
+        self: &Arc<Self>,
+        mut conn: Box<ServerConn>,
+    ) -> Option<Box<ServerConn>> {
         if !conn.looks_alive() {
             tracing::info!(server = conn.id, "server closed its connection while idle");
             self.discard(conn);
@@ -179,7 +182,10 @@ impl Pool {
         } else {
             size
         };
-        while inner.live_waiters() > inner.connecting && inner.open() < cap && !inner.closed {
+        // `waiters.len()`, not a scan for live ones: a waiter that gave up leaves the queue in
+        // its own drop, so a dead entry lives only for that moment, and at worst opens one server
+        // the pool may use anyway.
+        while inner.waiters.len() > inner.connecting && inner.open() < cap && !inner.closed {
             if !self.db_limit.try_acquire() {
                 break;
             }
@@ -236,7 +242,7 @@ impl Pool {
                 }
                 inner.testing += 1;
                 drop(inner);
-                self.checkin_from(conn, true, |inner| inner.testing -= 1);
+                self.checkin_from(Box::new(conn), true, |inner| inner.testing -= 1);
             }
             Err(error) => {
                 tracing::warn!(db = %self.database, user = %self.user, "server connection failed: {error}");
@@ -261,13 +267,13 @@ impl Pool {
     }
 
     /// Returns a clean, idle server: to the first live waiter, else to the idle list.
-    pub(super) fn checkin(self: &Arc<Self>, conn: ServerConn) {
+    pub(super) fn checkin(self: &Arc<Self>, conn: Box<ServerConn>) {
         self.checkin_from(conn, false, |inner| inner.checked_out -= 1);
     }
 
     fn checkin_from(
         self: &Arc<Self>,
-        mut conn: ServerConn,
+        mut conn: Box<ServerConn>,
         fresh: bool,
         leave_state: impl FnOnce(&mut Inner),
     ) {
@@ -302,7 +308,7 @@ impl Pool {
     }
 
     /// Closes a checked-out server that cannot be reused.
-    pub(super) fn discard(self: &Arc<Self>, conn: ServerConn) {
+    pub(super) fn discard(self: &Arc<Self>, conn: Box<ServerConn>) {
         self.inner.lock().checked_out -= 1;
         self.forget(conn);
         // Its slot is free now: a waiter may need a new server.

@@ -248,7 +248,7 @@ impl Pool {
     pub(super) fn close_idle_if(&self, pred: impl Fn(&ServerConn) -> bool) {
         let closing = {
             let mut inner = self.inner.lock();
-            let (close, keep): (VecDeque<ServerConn>, VecDeque<ServerConn>) =
+            let (close, keep): (VecDeque<Box<ServerConn>>, VecDeque<Box<ServerConn>>) =
                 inner.idle.drain(..).partition(|c| pred(c));
             inner.idle = keep;
             close

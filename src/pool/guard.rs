@@ -23,11 +23,11 @@ pub enum ServerState {
 #[derive(Debug)]
 pub struct PooledServer {
     pool: Arc<Pool>,
-    conn: Option<ServerConn>,
+    conn: Option<Box<ServerConn>>,
 }
 
 impl PooledServer {
-    pub(super) fn new(pool: Arc<Pool>, mut conn: ServerConn) -> Self {
+    pub(super) fn new(pool: Arc<Pool>, mut conn: Box<ServerConn>) -> Self {
         conn.request_time = tokio::time::Instant::now();
         if let Some(entry) = &conn.entry {
             entry.set_state(crate::stats::conns::ConnState::ServerActive);

@@ -36,7 +36,7 @@ impl Pool {
         self.trim_excess();
         let now = Instant::now();
         let settings = self.settings();
-        let mut expired: Vec<ServerConn> = Vec::new();
+        let mut expired: Vec<Box<ServerConn>> = Vec::new();
         let mut inner = self.inner.lock();
         let min = settings.min_pool_size;
         let mut open = inner.open();

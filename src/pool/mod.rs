@@ -60,12 +60,12 @@ pub enum PoolError {
 struct Waiter {
     id: u64,
     since: Instant,
-    tx: oneshot::Sender<Result<ServerConn, PoolError>>,
+    tx: oneshot::Sender<Result<Box<ServerConn>, PoolError>>,
 }
 
 #[derive(Default)]
 struct Inner {
-    idle: VecDeque<ServerConn>,
+    idle: VecDeque<Box<ServerConn>>,
     waiters: VecDeque<Waiter>,
     checked_out: usize,
     connecting: usize,
@@ -240,7 +240,7 @@ impl Pool {
     /// Closes every idle server and refuses new checkouts; checked-out servers are closed when
     /// they come back.
     pub fn close(&self) {
-        let idle: Vec<ServerConn> = {
+        let idle: Vec<Box<ServerConn>> = {
             let mut inner = self.inner.lock();
             inner.closed = true;
             for waiter in inner.waiters.drain(..) {
@@ -260,7 +260,7 @@ impl Pool {
     }
 
     /// Stops counting a server that is being closed, and closes it politely in the background.
-    fn forget(&self, conn: ServerConn) {
+    fn forget(&self, conn: Box<ServerConn>) {
         self.db_limit.release();
         self.user_limit.release();
         if let Ok(handle) = tokio::runtime::Handle::try_current() {

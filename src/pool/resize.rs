@@ -64,7 +64,7 @@ impl Pool {
             return;
         }
         let cap = (settings.pool_size + settings.reserve_pool_size).max(settings.min_pool_size);
-        let excess: Vec<ServerConn> = {
+        let excess: Vec<Box<ServerConn>> = {
             let mut inner = self.inner.lock();
             let over = inner.open().saturating_sub(cap).min(inner.idle.len());
             // Check-in pushes to the back, so the front holds the least recently used.

@@ -61,9 +61,16 @@ impl ParamSet {
     /// SET statements that make a server with `self` look like `wanted`, or `None` if it already
     /// does. Values are quoted as SQL literals.
     pub fn alignment_sql(&self, wanted: &ParamSet) -> Option<String> {
+        // Slot by slot: both sets index the same TRACKED names, so no name lookups are needed.
+        if self.values == wanted.values {
+            return None;
+        }
         let mut sql = String::new();
-        for (name, value) in wanted.iter() {
-            if self.get(name) != Some(value) {
+        for ((name, have), want) in TRACKED.iter().zip(&self.values).zip(&wanted.values) {
+            let Some(value) = want.as_deref() else {
+                continue;
+            };
+            if have.as_deref() != Some(value) {
                 sql.push_str("SET ");
                 sql.push_str(name);
                 sql.push_str(" = '");
