@@ -74,7 +74,9 @@ DIRECT_REPS=1
 [[ $DURATION =~ ^[1-9][0-9]{0,2}$ ]] || die "--duration must be 1..999 seconds"
 [[ $IDLE_N =~ ^[0-9]+$ && $IDLE_N -le 50000 ]] || die "--idle-clients must be 0..50000"
 
-# Scenarios: name|clients|user|pgbench options|description. The user is md5 or scram.
+# Scenarios: name|clients|user|pgbench options|description. The user is md5, scram, or md5tls (the
+# md5 user with sslmode=require: TLS between pgbench and the pooler; every other scenario runs
+# with sslmode=disable).
 SCENARIOS=(
   "select_1|1|md5|-S|select-only, simple protocol, 1 client"
   "select_50|50|md5|-S|select-only, simple protocol, 50 clients"
@@ -84,6 +86,8 @@ SCENARIOS=(
   "connect_md5_50|50|md5|-S -C|select-only, new connection per transaction (--connect), md5 user, 50 clients"
   "connect_scram_50|50|scram|-S -C|select-only, new connection per transaction (--connect), SCRAM user, 50 clients"
   "extended_100|100|md5|-S -M extended|select-only, extended protocol (-M extended), 100 clients"
+  "tls_100|100|md5tls|-S|select-only over TLS (client to pooler), 100 clients"
+  "connect_tls_50|50|md5tls|-S -C|select-only, new TLS connection per transaction (full handshake each time), 50 clients"
 )
 if [[ -n $ONLY ]]; then
   kept=()
@@ -101,6 +105,7 @@ for b in initdb postgres pg_isready psql pgbench; do
 done
 command -v python3 >/dev/null || die "python3 not found (apt-get install python3)"
 command -v timeout >/dev/null || die "timeout (coreutils) not found"
+command -v openssl >/dev/null || die "openssl not found (apt-get install openssl); the TLS scenarios need a test certificate"
 
 IS_ROOT=0
 [[ $(id -u) -eq 0 ]] && IS_ROOT=1
@@ -302,6 +307,14 @@ declare -A PORT=([direct]=$PG_PORT [pgsluice]=$(free_port) [pgbouncer]=$(free_po
 while [[ ${PORT[pgsluice]} == "${PORT[pgbouncer]}" ]]; do PORT[pgbouncer]=$(free_port); done
 MAX_CLIENT_CONN=$((IDLE_N > 5000 ? IDLE_N + 1000 : 6000))
 
+# A self-signed RSA 2048 certificate (the common deployment) for the client leg of the TLS scenarios.
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=127.0.0.1" \
+  -keyout "$WORK/server.key" -out "$WORK/server.crt" >"$WORK/openssl.log" 2>&1 ||
+  { tail -5 "$WORK/openssl.log" >&2; die "openssl could not make a test certificate"; }
+chmod 644 "$WORK/server.crt"
+chmod 600 "$WORK/server.key"
+[[ $IS_ROOT -eq 1 ]] && chown postgres "$WORK/server.key"
+
 cat >"$WORK/userlist.txt" <<EOF
 "$MD5_USER" "$MD5_SECRET"
 "$SCRAM_USER" "$SCRAM_SECRET"
@@ -324,6 +337,10 @@ max_client_conn = $MAX_CLIENT_CONN
 ; One log line per login would be measured too; both poolers get the same setting.
 log_connections = 0
 log_disconnections = 0
+; TLS towards clients that ask for it (only the tls scenarios do; the rest use sslmode=disable).
+client_tls_sslmode = allow
+client_tls_key_file = $WORK/server.key
+client_tls_cert_file = $WORK/server.crt
 EOF
 sed "s/^listen_port = .*/listen_port = ${PORT[pgsluice]}/" "$WORK/pgbouncer.ini" >"$WORK/pgsluice.ini"
 chmod 644 "$WORK/pgbouncer.ini" "$WORK/pgsluice.ini" "$WORK/userlist.txt"
@@ -390,6 +407,7 @@ if echo 5 2>/dev/null >"/proc/${POOLER_PID[pgbouncer]}/clear_refs"; then HWM_RES
 
 # ----------------------------------------------------------------------------------- pgbench
 user_of() { [[ $1 == scram ]] && echo "$SCRAM_USER" || echo "$MD5_USER"; }
+sslmode_of() { [[ $1 == *tls ]] && echo require || echo disable; }
 pw_of() { [[ $1 == scram ]] && echo "$SCRAM_PW" || echo "$MD5_PW"; }
 
 ALLOWANCE_MULT=1
@@ -408,7 +426,7 @@ pgbench_run() { # target clients user_kind duration log_prefix stdout stderr opt
   local log_args=()
   [[ -n $prefix ]] && log_args=(-l "--log-prefix=$prefix")
   # shellcheck disable=SC2068
-  PGPASSWORD=$(pw_of "$kind") timeout -k 10 "$budget" "$PG_BINDIR/pgbench" -n \
+  PGSSLMODE=$(sslmode_of "$kind") PGPASSWORD=$(pw_of "$kind") timeout -k 10 "$budget" "$PG_BINDIR/pgbench" -n \
     -h 127.0.0.1 -p "${PORT[$target]}" -U "$(user_of "$kind")" \
     -T "$dur" -c "$clients" -j "$jobs" "${log_args[@]}" $@ "$DB" >"$out" 2>"$err"
 }
@@ -444,8 +462,10 @@ fresh_poolers() { # user_kind
 
 # ----------------------------------------------------------------------------------- scenarios
 # Which runs are skipped, decided up front so the progress counter is right.
-direct_skip_reason() { # clients
-  if [[ $1 -ge $((MAX_CONNECTIONS - 150)) ]]; then
+direct_skip_reason() { # clients user_kind
+  if [[ ${2:-} == *tls ]]; then
+    echo "TLS is measured between pgbench and the pooler; this Postgres has no TLS set up"
+  elif [[ $1 -ge $((MAX_CONNECTIONS - 150)) ]]; then
     echo "needs $1 Postgres backends (max_connections = $MAX_CONNECTIONS; 5000 backends are no meaningful ceiling on this machine)"
   fi
 }
@@ -456,10 +476,10 @@ fd_skip_reason() { # clients
 }
 total=0
 for s in "${SCENARIOS[@]}"; do
-  IFS='|' read -r _ clients _ <<<"$s"
+  IFS='|' read -r _ clients kind _ <<<"$s"
   [[ -n $(fd_skip_reason "$clients") ]] && continue
   total=$((total + 2 * REPS))
-  [[ -z $(direct_skip_reason "$clients") ]] && total=$((total + DIRECT_REPS))
+  [[ -z $(direct_skip_reason "$clients" "$kind") ]] && total=$((total + DIRECT_REPS))
 done
 done_runs=0
 
@@ -529,7 +549,7 @@ for s in "${SCENARIOS[@]}"; do
     index=$((index + 1))
     continue
   fi
-  why=$(direct_skip_reason "$clients")
+  why=$(direct_skip_reason "$clients" "$kind")
   if [[ -n $why ]]; then
     skip_record "$sc" direct "$why"
   else
