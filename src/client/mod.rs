@@ -151,7 +151,8 @@ fn register(
         &slot.pool().user,
         ConnState::ClientIdle,
     )
-    .with_application_name(params.get("application_name").unwrap_or_default());
+    .with_application_name(params.get("application_name").unwrap_or_default())
+    .with_shutdown(&ctx.shutdown.kill, &ctx.shutdown.drain);
     let ((addr, port), (local_addr, local_port)) = (stream.peer(), stream.local());
     info.set_endpoints(Endpoints {
         addr,

@@ -109,12 +109,11 @@ pub async fn run(session: &mut Session, server: &mut PooledServer) -> RelayEnd {
     let pool = std::sync::Arc::clone(server.pool());
     let (settings, stats) = (pool.settings(), &pool.stats);
     // Futures that live for the whole relay, so a loop turn registers no new waiters or timers.
-    let shutdown = session.ctx.shutdown.kill.clone();
+    // The client's own kill token also fires on an immediate shutdown (`with_shutdown`).
     let killed = session.conn.kill_token().clone();
-    let shutdown = shutdown.cancelled();
     let killed = killed.cancelled();
     let timer = tokio::time::sleep_until(Instant::now());
-    tokio::pin!(shutdown, killed, timer);
+    tokio::pin!(killed, timer);
     let mut armed: Option<Instant> = None;
     loop {
         if let Err(end) = forward_client(session, server, &mut t).await {
@@ -181,11 +180,8 @@ pub async fn run(session: &mut Session, server: &mut PooledServer) -> RelayEnd {
                     return RelayEnd::Fatal(ClientError::TransactionTimeout, t.state(session.scanner.at_boundary()));
                 }
             }
-            () = &mut shutdown => {
-                return RelayEnd::Fatal(ClientError::Shutdown, ServerState::Unknown);
-            }
             () = &mut killed => {
-                return RelayEnd::Fatal(session.killed(), ServerState::Unknown);
+                return RelayEnd::Fatal(session.stopped(), ServerState::Unknown);
             }
         }
     }

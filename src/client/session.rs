@@ -19,7 +19,7 @@ use crate::pool::{ClientSlot, PoolError, PooledServer, ServerState};
 use crate::protocol::frame::HEADER_LEN;
 use crate::protocol::scan::Scanner;
 use crate::server::ParamSet;
-use crate::stats::conns::{ConnEntry, ConnState};
+use crate::stats::conns::{ConnEntry, ConnState, KillReason};
 
 /// Read-buffer size a client gets when it has something to send (none while idle).
 const IDLE_BUFFER: usize = 4096;
@@ -145,7 +145,6 @@ impl Session {
             } else if self.buf.capacity() > 0 {
                 self.buf = BytesMut::new();
             }
-            let shutdown = &self.ctx.shutdown;
             tokio::select! {
                 read = self.stream.read_when_ready(&mut self.buf, IDLE_BUFFER) => match read {
                     Ok(0) | Err(_) => return Ok(Request::Terminate),
@@ -154,8 +153,8 @@ impl Session {
                 () = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
                     return Err(ClientError::IdleTimeout);
                 }
-                () = shutdown.drain.cancelled() => return Err(ClientError::Shutdown),
-                () = self.conn.kill_token().cancelled() => return Err(self.killed()),
+                // A drain (SIGINT, SHUTDOWN WAIT_FOR_SERVERS) or a kill from the console.
+                () = self.conn.idle_stop_token().cancelled() => return Err(self.stopped()),
             }
         }
     }
@@ -167,7 +166,7 @@ impl Session {
         let pool = Arc::clone(self.slot.pool());
         let checked_out = tokio::select! {
             r = pool.checkout() => r,
-            () = self.conn.kill_token().cancelled() => return Err(self.killed()),
+            () = self.conn.kill_token().cancelled() => return Err(self.stopped()),
         };
         let mut server = match checked_out {
             Ok(server) => server,
@@ -229,9 +228,13 @@ impl Session {
         }
     }
 
-    /// The error a client killed from the console gets (PgBouncer's reason text).
-    pub(super) fn killed(&self) -> ClientError {
-        ClientError::Protocol(self.conn.kill_reason().text().to_owned())
+    /// The error a client stopped by its kill tokens gets: PgBouncer's reason text for a kill
+    /// from the console, else the shutdown notice.
+    pub(super) fn stopped(&self) -> ClientError {
+        match self.conn.kill_reason() {
+            KillReason::None => ClientError::Shutdown,
+            reason => ClientError::Protocol(reason.text().to_owned()),
+        }
     }
 
     /// Sends a FATAL error and closes the connection, best effort.

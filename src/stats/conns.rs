@@ -141,6 +141,7 @@ pub struct ConnInfo {
     prepared: AtomicU32,
     kill_reason: AtomicU8,
     kill: CancellationToken,
+    stop_when_idle: CancellationToken,
 }
 
 impl ConnInfo {
@@ -174,7 +175,24 @@ impl ConnInfo {
             prepared: AtomicU32::new(0),
             kill_reason: AtomicU8::new(KillReason::None as u8),
             kill: CancellationToken::new(),
+            stop_when_idle: CancellationToken::new(),
         }
+    }
+
+    /// Ties a client's kill signals to the pooler's shutdown stages: its kill token also fires
+    /// when everything must close (`immediate`), its idle-stop token also when clients are to
+    /// leave at their next idle moment (`drain`). A client task then waits on one token of its
+    /// own instead of also on the global ones, whose shared wait lists every client would lock
+    /// on every wake-up.
+    #[must_use]
+    pub fn with_shutdown(
+        mut self,
+        immediate: &CancellationToken,
+        drain: &CancellationToken,
+    ) -> ConnInfo {
+        self.kill = immediate.child_token();
+        self.stop_when_idle = drain.child_token();
+        self
     }
 
     /// Sets `application_name` (before registration).
@@ -316,6 +334,7 @@ impl ConnInfo {
     pub fn kill(&self, reason: KillReason) {
         self.kill_reason.store(reason as u8, Ordering::Relaxed);
         self.kill.cancel();
+        self.stop_when_idle.cancel();
     }
 
     /// Why the connection was killed.
@@ -327,9 +346,15 @@ impl ConnInfo {
         }
     }
 
-    /// The token a client task selects on to notice a kill.
+    /// The token a client task selects on to notice a kill (and, for clients registered
+    /// `with_shutdown`, an immediate shutdown).
     pub fn kill_token(&self) -> &CancellationToken {
         &self.kill
+    }
+
+    /// The token an idle client waits on: a kill, or (`with_shutdown`) a drain.
+    pub fn idle_stop_token(&self) -> &CancellationToken {
+        &self.stop_when_idle
     }
 }
 
