@@ -10,8 +10,8 @@ use bytes::BytesMut;
 
 use super::errors::ClientError;
 use super::prepared::{
-    ClientStatements, Expect, Pipeline, ServerAction, Statement, StatementRegistry, parse_message,
-    split_cstr, write_close, write_renamed,
+    ClientStatements, Expect, NameChange, Pipeline, ServerAction, Skipped, Statement,
+    StatementRegistry, parse_message, split_cstr, write_close, write_renamed,
 };
 use super::splice::Splice;
 use crate::server::PreparedSet;
@@ -63,10 +63,12 @@ impl PreparedState {
     }
 
     fn prepare_on_server(&mut self, side: &mut ClientSide<'_>, statement: &Statement, at: usize) {
-        if let Some(evicted) = side.server.insert(statement.id, side.capacity) {
+        // Usually one eviction at most; more after the server skipped an eviction Close.
+        while let Some(evicted) = side.server.evict_for(side.capacity) {
             self.splice.insert_with(at, |b| write_close(b, evicted));
-            self.pipeline.push(Expect::InjectedClose);
+            self.pipeline.push(Expect::InjectedClose(evicted));
         }
+        side.server.insert(statement.id, side.capacity);
         self.splice
             .insert_with(at, |b| b.extend_from_slice(parse_message(statement)));
         side.stats.server_parse();
@@ -135,9 +137,15 @@ impl PreparedState {
                 {
                     Some(name) => {
                         // The server keeps the statement for other clients; only this name goes.
-                        self.statements.remove(name);
+                        let previous = self.statements.remove(name);
                         self.splice.drop_range(at, whole);
-                        self.pipeline.push(Expect::SyntheticCloseComplete);
+                        self.pipeline.push_change(
+                            Expect::SyntheticCloseComplete,
+                            NameChange {
+                                name: name.to_owned(),
+                                previous,
+                            },
+                        );
                     }
                     None => self.pipeline.push(Expect::Close),
                 }
@@ -176,21 +184,27 @@ impl PreparedState {
             return Ok(());
         };
         let statement = side.registry.intern(key);
-        if !self
+        let Ok(previous) = self
             .statements
             .insert(name, std::sync::Arc::clone(&statement))
-        {
+        else {
             return Err(ClientError::Protocol(format!(
                 "too many prepared statements (more than {})",
                 super::prepared::MAX_PER_CLIENT
             )));
-        }
+        };
         side.stats.client_parse();
+        let change = NameChange {
+            name: name.to_owned(),
+            previous,
+        };
         if side.server.touch(statement.id) {
-            self.pipeline.push(Expect::SyntheticParseComplete);
+            self.pipeline
+                .push_change(Expect::SyntheticParseComplete, change);
         } else {
             self.prepare_on_server(side, &statement, at);
-            self.pipeline.push(Expect::Parse(Some(statement.id)));
+            self.pipeline
+                .push_change(Expect::Parse(Some(statement.id)), change);
         }
         self.splice.drop_range(at, whole);
         Ok(())
@@ -202,7 +216,14 @@ impl PreparedState {
         while let Some(bytes) = self.pipeline.pop_synthetic() {
             self.splice.insert_with(at, |b| b.extend_from_slice(bytes));
         }
-        if self.pipeline.on_server_message(tag, |id| server.remove(id)) == ServerAction::Drop {
+        let statements = &mut self.statements;
+        let action = self.pipeline.on_server_message(tag, |skipped| match skipped {
+            Skipped::Parse(id) => server.remove(id),
+            Skipped::Close(id) => server.restore(id),
+            // PostgreSQL does not change a name in a message it skips or fails.
+            Skipped::Name(change) => statements.undo(change),
+        });
+        if action == ServerAction::Drop {
             self.splice.drop_range(at, body.len() + 5);
         }
         if tag == b'C' && (body.starts_with(b"DISCARD ALL") || body.starts_with(b"DEALLOCATE ALL"))

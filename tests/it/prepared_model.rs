@@ -74,7 +74,8 @@ const TEXTS: [Text; 7] = [
         columns: &[TEXT],
     },
     Text {
-        sql: "select 10 / $1::int4",
+        // random() keeps the planner from folding the division at Bind: it fails at Execute.
+        sql: "select 10 / ($1::int4 + (random() * 0)::int4)",
         declared: &[],
         params: &[INT4],
         columns: &[INT4],
@@ -233,6 +234,11 @@ struct Model {
     portal: Option<(usize, i64)>,
     /// An error happened: everything up to Sync is skipped and answered with nothing.
     failed: bool,
+    /// The last pipeline failed or discarded every name: no further pipeline may go out in the
+    /// same write. (The pooler maps names when a message passes, assuming the pipelines before
+    /// it succeed; it undoes a failed pipeline's name changes when the error arrives, which is
+    /// too late for messages already sent behind it. Drivers wait for such results.)
+    barrier: bool,
 }
 
 /// Messages to write, and the replies the model owes for them.
@@ -255,6 +261,7 @@ impl Model {
     fn fail(&mut self, chunk: &mut Chunk, code: &str) {
         chunk.expect.push(Reply::Error(code.to_owned()));
         self.failed = true;
+        self.barrier = true;
     }
 
     fn statement(&self, name: &str) -> Option<usize> {
@@ -376,6 +383,7 @@ impl Model {
         let mut chunks = vec![Chunk::default()];
         let roll = rng.gen_range(0..100);
         let chunk = chunks.last_mut().unwrap();
+        self.barrier = roll < 9;
         if roll < 6 {
             self.simple(chunk, "DISCARD ALL", vec![Reply::Complete("DISCARD ALL".to_owned())]);
             self.names.clear();
@@ -467,6 +475,19 @@ async fn next_reply(stream: &mut TcpStream) -> Option<Reply> {
     None
 }
 
+/// The replies that arrive within a short while, for a failure report.
+async fn drain(stream: &mut TcpStream) -> Vec<Reply> {
+    let mut after = Vec::new();
+    for _ in 0..10 {
+        match tokio::time::timeout(std::time::Duration::from_millis(500), next_reply(stream)).await
+        {
+            Ok(Some(reply)) => after.push(reply),
+            _ => break,
+        }
+    }
+    after
+}
+
 /// One client's whole run; `Err` describes the first reply that differs from the model.
 async fn client_run(port: u16, seed: u64, client: usize) -> Result<usize, String> {
     let pw = password("md5_user");
@@ -475,14 +496,19 @@ async fn client_run(port: u16, seed: u64, client: usize) -> Result<usize, String
     let mut model = Model::default();
     let mut checked = 0;
     let mut pipeline = 0;
+    // The last few writes, for a failure report.
+    let mut history: Vec<String> = Vec::new();
     while pipeline < PIPELINES_PER_CLIENT {
         // Sometimes several pipelines go out in one write before any reply is read.
         let batch = if rng.gen_bool(0.2) { rng.gen_range(2..4) } else { 1 };
         let mut chunks = Vec::new();
         for _ in 0..batch {
             chunks.extend(model.pipeline(&mut rng));
+            pipeline += 1;
+            if model.barrier {
+                break;
+            }
         }
-        pipeline += batch;
         // Write up to (and including) each Flush, or everything; then read what is owed.
         let mut pending = Chunk::default();
         let count = chunks.len();
@@ -494,6 +520,10 @@ async fn client_run(port: u16, seed: u64, client: usize) -> Result<usize, String
             if !flush_point && i + 1 < count {
                 continue;
             }
+            history.push(pending.log.clone());
+            if history.len() > 4 {
+                history.remove(0);
+            }
             stream
                 .write_all(&pending.bytes)
                 .await
@@ -501,9 +531,11 @@ async fn client_run(port: u16, seed: u64, client: usize) -> Result<usize, String
             for (at, want) in pending.expect.iter().enumerate() {
                 let got = next_reply(&mut stream).await;
                 if got.as_ref() != Some(want) {
+                    let after = drain(&mut stream).await;
                     return Err(format!(
                         "seed {seed} client {client} pipeline {pipeline}: reply {at}: got {got:?}, \
-                         want {want:?}\n  sent: {}\n  all expected: {:?}\n  model names: {:?}",
+                         want {want:?}\n  then: {after:?}\n  sent: {}\n  all expected: {:?}\n  \
+                         model names: {:?}\n  last writes: {history:#?}",
                         pending.log, pending.expect, model.names
                     ));
                 }
