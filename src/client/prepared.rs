@@ -111,6 +111,9 @@ pub enum Expect {
     Sync,
     /// Query or FunctionCall: everything up to ReadyForQuery.
     Query,
+    /// A client's `DEALLOCATE name` of one of its own names, rewritten by the pooler to
+    /// [`DEALLOCATE_REWRITE`]: the first CommandComplete (`PREPARE`) is not the client's.
+    Deallocate,
     /// ParseComplete the pooler owes the client (the server already had the statement).
     SyntheticParseComplete,
     /// CloseComplete the pooler owes the client (Close of a client name).
@@ -125,7 +128,7 @@ impl Expect {
             Expect::DescribeStatement | Expect::DescribePortal => tag == b'T' || tag == b'n',
             Expect::Execute => matches!(tag, b'C' | b'I' | b's'),
             Expect::Close | Expect::InjectedClose(_) => tag == b'3',
-            Expect::Sync | Expect::Query => tag == b'Z',
+            Expect::Sync | Expect::Query | Expect::Deallocate => tag == b'Z',
             Expect::SyntheticParseComplete | Expect::SyntheticCloseComplete => false,
         }
     }
@@ -135,7 +138,9 @@ impl Expect {
     fn changes_name(self) -> bool {
         matches!(
             self,
-            Expect::Parse(Some(_)) | Expect::SyntheticParseComplete | Expect::SyntheticCloseComplete
+            Expect::Parse(Some(_))
+                | Expect::SyntheticParseComplete
+                | Expect::SyntheticCloseComplete
         )
     }
 
@@ -234,7 +239,14 @@ impl Pipeline {
         let Some(&head) = self.queue.front() else {
             return ServerAction::Forward;
         };
-        if tag == b'E' && head != Expect::Query {
+        if head == Expect::Deallocate && tag == b'C' {
+            // `PREPARE`; the `DEALLOCATE` that follows is the client's.
+            if let Some(front) = self.queue.front_mut() {
+                *front = Expect::Query;
+            }
+            return ServerAction::Drop;
+        }
+        if tag == b'E' && !matches!(head, Expect::Query | Expect::Deallocate) {
             let mut skipped = self.skip_to_sync();
             while let Some(s) = skipped.pop() {
                 undo(s);
@@ -350,6 +362,50 @@ impl ClientStatements {
     }
 }
 
+/// What a client's `DEALLOCATE name` becomes when `name` is one of its protocol-level names (the
+/// server knows the statement by another name, and keeps it for other clients): a statement
+/// that answers `DEALLOCATE` the same way, in or out of a transaction, preceded by one whose
+/// CommandComplete the pooler swallows.
+pub const DEALLOCATE_REWRITE: &str =
+    "PREPARE pgsluice_deallocate AS SELECT; DEALLOCATE pgsluice_deallocate";
+
+/// The statement name of a simple-query body (NUL included) that is exactly
+/// `DEALLOCATE [PREPARE] name` (any case, optional `;`), as PostgreSQL resolves it: unquoted
+/// names fold to lower case. `None` for anything else, including `DEALLOCATE ALL`.
+pub fn deallocate_target(body: &[u8]) -> Option<String> {
+    let sql = std::str::from_utf8(body.strip_suffix(b"\0")?).ok()?.trim();
+    let sql = sql.strip_suffix(';').unwrap_or(sql).trim_end();
+    let rest = strip_keyword(sql, "deallocate")?;
+    let rest = strip_keyword(rest, "prepare").unwrap_or(rest);
+    let name = if let Some(quoted) = rest.strip_prefix('"') {
+        let inner = quoted.strip_suffix('"')?;
+        // Inside quotes, a doubled quote is one quote; a lone one ends the name early.
+        if inner.replace("\"\"", "").contains('"') {
+            return None;
+        }
+        inner.replace("\"\"", "\"")
+    } else {
+        if rest.is_empty()
+            || !rest
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '_' || c == '$')
+            || rest.eq_ignore_ascii_case("all")
+        {
+            return None;
+        }
+        rest.to_lowercase()
+    };
+    (!name.is_empty()).then_some(name)
+}
+
+/// `text` after a leading keyword (any case) and the whitespace that must follow it.
+fn strip_keyword<'a>(text: &'a str, keyword: &str) -> Option<&'a str> {
+    let head = text.get(..keyword.len())?;
+    let rest = text.get(keyword.len()..)?;
+    (head.eq_ignore_ascii_case(keyword) && rest.starts_with(char::is_whitespace))
+        .then(|| rest.trim_start())
+}
+
 /// Splits a NUL-terminated byte string off `bytes`.
 pub fn split_cstr(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
     let nul = bytes.iter().position(|&b| b == 0)?;
@@ -415,6 +471,43 @@ mod tests {
         assert_eq!(p.on_server_message(b'2', |_| {}), ServerAction::Forward);
         assert_eq!(p.on_server_message(b'D', |_| {}), ServerAction::Forward);
         assert_eq!(p.on_server_message(b'C', |_| {}), ServerAction::Forward);
+        assert_eq!(p.on_server_message(b'Z', |_| {}), ServerAction::Forward);
+        assert!(p.is_empty());
+    }
+
+    #[test]
+    fn deallocate_statements_are_recognised() {
+        let target = |sql: &str| deallocate_target(format!("{sql}\0").as_bytes());
+        assert_eq!(target("DEALLOCATE _pg3_2").as_deref(), Some("_pg3_2"));
+        assert_eq!(target("  deallocate prepare S_1 ;").as_deref(), Some("s_1"));
+        assert_eq!(target("DEALLOCATE \"S_1\"").as_deref(), Some("S_1"));
+        assert_eq!(target("DEALLOCATE \"a\"\"b\"").as_deref(), Some("a\"b"));
+        assert_eq!(target("DEALLOCATE prepare").as_deref(), Some("prepare"));
+        for other in [
+            "DEALLOCATE ALL",
+            "deallocate prepare all;",
+            "DEALLOCATE a; select 1",
+            "DEALLOCATE \"a\" b",
+            "DEALLOCATEx a",
+            "select 1",
+            "DEALLOCATE",
+            "DEALLOCATE \"\"",
+        ] {
+            assert_eq!(target(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn deallocate_rewrite_swallows_the_prepare_reply() {
+        let mut p = Pipeline::default();
+        p.push(Expect::Deallocate);
+        assert_eq!(p.on_server_message(b'C', |_| {}), ServerAction::Drop);
+        assert_eq!(p.on_server_message(b'C', |_| {}), ServerAction::Forward);
+        assert_eq!(p.on_server_message(b'Z', |_| {}), ServerAction::Forward);
+        assert!(p.is_empty());
+        // In a failed transaction the PREPARE fails: the error is the client's, as is the rest.
+        p.push(Expect::Deallocate);
+        assert_eq!(p.on_server_message(b'E', |_| {}), ServerAction::Forward);
         assert_eq!(p.on_server_message(b'Z', |_| {}), ServerAction::Forward);
         assert!(p.is_empty());
     }

@@ -10,10 +10,12 @@ use bytes::BytesMut;
 
 use super::errors::ClientError;
 use super::prepared::{
-    ClientStatements, Expect, NameChange, Pipeline, ServerAction, Skipped, Statement,
-    StatementRegistry, parse_message, split_cstr, write_close, write_renamed,
+    ClientStatements, DEALLOCATE_REWRITE, Expect, NameChange, Pipeline, ServerAction, Skipped,
+    Statement, StatementRegistry, deallocate_target, parse_message, split_cstr, write_close,
+    write_renamed,
 };
 use super::splice::Splice;
+use crate::protocol::frontend;
 use crate::server::PreparedSet;
 use crate::stats::PoolStats;
 
@@ -42,9 +44,9 @@ pub struct ClientSide<'a> {
     pub stats: &'a PoolStats,
 }
 
-/// Client messages whose bodies the rewrite needs.
+/// Client messages whose bodies the rewrite needs (Query for `DEALLOCATE name`).
 pub fn client_wants_body(tag: u8) -> bool {
-    matches!(tag, b'P' | b'B' | b'D' | b'C')
+    matches!(tag, b'P' | b'B' | b'D' | b'C' | b'Q')
 }
 
 /// Server messages whose bodies the rewrite needs (besides ReadyForQuery and ParameterStatus).
@@ -152,7 +154,21 @@ impl PreparedState {
             }
             b'E' => self.pipeline.push(Expect::Execute),
             b'S' => self.pipeline.push(Expect::Sync),
-            b'Q' | b'F' => self.pipeline.push(Expect::Query),
+            b'Q' => {
+                match deallocate_target(body).filter(|n| self.statements.get(n).is_some()) {
+                    Some(name) => {
+                        // SQL DEALLOCATE of a protocol-level name (psycopg with libpq < 17
+                        // evicts this way): only this client's name goes, as with Close.
+                        self.statements.remove(&name);
+                        self.splice
+                            .insert_with(at, |b| frontend::query(b, DEALLOCATE_REWRITE));
+                        self.splice.drop_range(at, whole);
+                        self.pipeline.push(Expect::Deallocate);
+                    }
+                    None => self.pipeline.push(Expect::Query),
+                }
+            }
+            b'F' => self.pipeline.push(Expect::Query),
             _ => {}
         }
         Ok(())
@@ -217,12 +233,14 @@ impl PreparedState {
             self.splice.insert_with(at, |b| b.extend_from_slice(bytes));
         }
         let statements = &mut self.statements;
-        let action = self.pipeline.on_server_message(tag, |skipped| match skipped {
-            Skipped::Parse(id) => server.remove(id),
-            Skipped::Close(id) => server.restore(id),
-            // PostgreSQL does not change a name in a message it skips or fails.
-            Skipped::Name(change) => statements.undo(change),
-        });
+        let action = self
+            .pipeline
+            .on_server_message(tag, |skipped| match skipped {
+                Skipped::Parse(id) => server.remove(id),
+                Skipped::Close(id) => server.restore(id),
+                // PostgreSQL does not change a name in a message it skips or fails.
+                Skipped::Name(change) => statements.undo(change),
+            });
         if action == ServerAction::Drop {
             self.splice.drop_range(at, body.len() + 5);
         }

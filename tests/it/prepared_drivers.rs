@@ -14,9 +14,7 @@ use std::time::Duration;
 use crate::harness::files::{TempDir, userlist};
 use crate::harness::pooler::{Pooler, db_line};
 use crate::harness::postgres::{PgCluster, password};
-use crate::harness::tools::{
-    clear_libpq_env, pgbench_async, pgbench_init, run_with_timeout,
-};
+use crate::harness::tools::{clear_libpq_env, pgbench_async, pgbench_init, run_with_timeout};
 
 /// Concurrent connections per client program (the pool has two servers).
 const CLIENTS: usize = 20;
@@ -98,6 +96,13 @@ fn pool_stats(pooler: &Pooler) -> pgsluice::stats::StatsSnapshot {
         .fold(pgsluice::stats::StatsSnapshot::default(), |a, b| a + b)
 }
 
+#[allow(clippy::print_stderr, reason = "shows which driver version ran")]
+fn report(stdout: &str) {
+    for line in stdout.lines().filter(|l| l.starts_with("OK ")) {
+        eprintln!("{line}");
+    }
+}
+
 /// The program succeeded, said `OK`, and its statements went through the pooler's tracking.
 fn assert_clean_run(driver: &str, output: &Output, pooler: &Pooler) {
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -106,6 +111,7 @@ fn assert_clean_run(driver: &str, output: &Output, pooler: &Pooler) {
         "{driver}: {}",
         text(output)
     );
+    report(&stdout);
     let stats = pool_stats(pooler);
     // Every client prepared named statements, and they were bound on shared servers.
     assert!(
@@ -156,18 +162,36 @@ async fn asyncpg_default_statement_cache() {
     assert_clean_run("asyncpg", &output, &pooler);
 }
 
+/// psycopg's binary wheel brings its own libpq (17 or later: it closes evicted statements with
+/// a protocol Close); its pure-Python implementation uses the system's libpq, and before 17
+/// psycopg evicts with SQL `DEALLOCATE name` instead. Both are run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn psycopg3_prepare_threshold_0_and_pipeline() {
     let python = match python_with("psycopg").await {
         Ok(p) => p,
         Err(reason) => return skip("psycopg", &reason),
     };
-    let (pooler, _db) = start_pooler("drv_psycopg");
-    let mut cmd = Command::new(python);
-    cmd.arg(clients_dir().join("psycopg_client.py"))
-        .args(client_args(&pooler));
-    let output = run(cmd).await;
-    assert_clean_run("psycopg", &output, &pooler);
+    for implementation in ["binary", "python"] {
+        let mut probe = Command::new(&python);
+        probe
+            .env("PSYCOPG_IMPL", implementation)
+            .args(["-c", "import psycopg; print(psycopg.pq.version())"]);
+        if !run(probe).await.status.success() {
+            skip(
+                &format!("psycopg ({implementation} implementation)"),
+                "not loadable (no system libpq for the python one?)",
+            );
+            continue;
+        }
+        let (pooler, _db) = start_pooler("drv_psycopg");
+        let mut cmd = Command::new(&python);
+        cmd.env("PSYCOPG_IMPL", implementation)
+            .arg(clients_dir().join("psycopg_client.py"))
+            .args(client_args(&pooler));
+        let output = run(cmd).await;
+        assert_clean_run(&format!("psycopg {implementation}"), &output, &pooler);
+        pooler.stop().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -220,7 +244,11 @@ async fn pgjdbc_default_threshold_and_threshold_1() {
             .args(client_args(&pooler))
             .arg(threshold);
         let output = run(cmd).await;
-        assert_clean_run(&format!("pgJDBC prepareThreshold={threshold}"), &output, &pooler);
+        assert_clean_run(
+            &format!("pgJDBC prepareThreshold={threshold}"),
+            &output,
+            &pooler,
+        );
         pooler.stop().await;
     }
 }
@@ -240,8 +268,22 @@ async fn pgbench_prepared_and_extended_100_clients() {
     for mode in ["prepared", "extended"] {
         let run = pgbench_async(
             &[
-                "-h", "127.0.0.1", "-p", &port, "-U", USER, "-n", "-c", "100", "-j", "100", "-t",
-                "10", "-M", mode, "app",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                USER,
+                "-n",
+                "-c",
+                "100",
+                "-j",
+                "100",
+                "-t",
+                "10",
+                "-M",
+                mode,
+                "app",
             ],
             &[("PGPASSWORD", &pw)],
         )

@@ -1,8 +1,8 @@
 //! Model-based test of the prepared-statement mapping, end to end: several raw-protocol clients
 //! send seeded random pipelines of Parse (named and unnamed, the same names and texts across
 //! clients), Bind, Describe, Execute, Close, Flush and Sync, with errors in the middle (a Parse of
-//! invalid SQL, a Bind of an unknown name, a division by zero at Execute), plus DISCARD ALL and
-//! DEALLOCATE ALL between pipelines, through a transaction-mode pool of two servers that keep at
+//! invalid SQL, a Bind of an unknown name, a division by zero at Execute), plus DISCARD ALL,
+//! DEALLOCATE ALL and SQL `DEALLOCATE name` between pipelines, through a transaction-mode pool of two servers that keep at
 //! most three statements each. Every reply each client gets is compared, in order, with what a
 //! simple model of one PostgreSQL session says it must be: which of ParseComplete, BindComplete,
 //! CloseComplete, ParameterDescription/RowDescription (with the types of the client's own
@@ -273,7 +273,8 @@ impl Model {
     }
 
     fn parse(&mut self, chunk: &mut Chunk, name: &str, text: Option<usize>) {
-        let (sql, declared) = text.map_or((BAD_SQL, &[][..]), |t| (TEXTS[t].sql, TEXTS[t].declared));
+        let (sql, declared) =
+            text.map_or((BAD_SQL, &[][..]), |t| (TEXTS[t].sql, TEXTS[t].declared));
         chunk.send(
             parse_msg(name, sql, declared),
             format_args!("Parse {name:?} {sql:?} {declared:?}"),
@@ -295,7 +296,10 @@ impl Model {
     }
 
     fn bind_execute(&mut self, chunk: &mut Chunk, name: &str, v: i64, describe: bool) {
-        chunk.send(bind_msg(name, &v.to_string()), format_args!("Bind {name:?} {v}"));
+        chunk.send(
+            bind_msg(name, &v.to_string()),
+            format_args!("Bind {name:?} {v}"),
+        );
         if !self.failed {
             match self.statement(name) {
                 None => self.fail(chunk, "26000"),
@@ -385,7 +389,11 @@ impl Model {
         let chunk = chunks.last_mut().unwrap();
         self.barrier = roll < 9;
         if roll < 6 {
-            self.simple(chunk, "DISCARD ALL", vec![Reply::Complete("DISCARD ALL".to_owned())]);
+            self.simple(
+                chunk,
+                "DISCARD ALL",
+                vec![Reply::Complete("DISCARD ALL".to_owned())],
+            );
             self.names.clear();
             return chunks;
         }
@@ -399,6 +407,22 @@ impl Model {
             return chunks;
         }
         if roll < 13 {
+            // SQL DEALLOCATE of a protocol-level name (psycopg does this with libpq < 17).
+            let name = self.some_name(rng);
+            let sql = if rng.gen_bool(0.5) {
+                format!("DEALLOCATE {name}")
+            } else {
+                format!("deallocate prepare \"{name}\";")
+            };
+            let reply = if self.names.remove(&name).is_some() {
+                Reply::Complete("DEALLOCATE".to_owned())
+            } else {
+                Reply::Error("26000".to_owned())
+            };
+            self.simple(chunk, &sql, vec![reply]);
+            return chunks;
+        }
+        if roll < 17 {
             // The server this lands on holds no client names and at most the capacity.
             let sql = format!(
                 "select count(*) filter (where name not like 'pgsluice\\_%') = 0 \
@@ -500,7 +524,11 @@ async fn client_run(port: u16, seed: u64, client: usize) -> Result<usize, String
     let mut history: Vec<String> = Vec::new();
     while pipeline < PIPELINES_PER_CLIENT {
         // Sometimes several pipelines go out in one write before any reply is read.
-        let batch = if rng.gen_bool(0.2) { rng.gen_range(2..4) } else { 1 };
+        let batch = if rng.gen_bool(0.2) {
+            rng.gen_range(2..4)
+        } else {
+            1
+        };
         let mut chunks = Vec::new();
         for _ in 0..batch {
             chunks.extend(model.pipeline(&mut rng));
@@ -595,5 +623,8 @@ async fn random_pipelines_match_the_model() {
         Arc::into_inner(pooler).unwrap().stop().await;
     }
     // The model owed replies and every one of them was checked.
-    assert!(checked > cases as usize * CLIENTS * PIPELINES_PER_CLIENT, "{checked}");
+    assert!(
+        checked > cases as usize * CLIENTS * PIPELINES_PER_CLIENT,
+        "{checked}"
+    );
 }
