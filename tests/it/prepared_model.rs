@@ -251,8 +251,8 @@ struct Chunk {
 }
 
 impl Chunk {
-    fn send(&mut self, bytes: Vec<u8>, what: impl std::fmt::Display) {
-        self.bytes.extend_from_slice(&bytes);
+    fn send(&mut self, bytes: &[u8], what: impl std::fmt::Display) {
+        self.bytes.extend_from_slice(bytes);
         let _ = write!(self.log, "{what}; ");
     }
 }
@@ -276,7 +276,7 @@ impl Model {
         let (sql, declared) =
             text.map_or((BAD_SQL, &[][..]), |t| (TEXTS[t].sql, TEXTS[t].declared));
         chunk.send(
-            parse_msg(name, sql, declared),
+            &parse_msg(name, sql, declared),
             format_args!("Parse {name:?} {sql:?} {declared:?}"),
         );
         if self.failed {
@@ -297,7 +297,7 @@ impl Model {
 
     fn bind_execute(&mut self, chunk: &mut Chunk, name: &str, v: i64, describe: bool) {
         chunk.send(
-            bind_msg(name, &v.to_string()),
+            &bind_msg(name, &v.to_string()),
             format_args!("Bind {name:?} {v}"),
         );
         if !self.failed {
@@ -310,13 +310,13 @@ impl Model {
             }
         }
         if describe {
-            chunk.send(named_msg(b'D', b'P', ""), "Describe portal");
+            chunk.send(&named_msg(b'D', b'P', ""), "Describe portal");
             if !self.failed {
                 let (t, _) = self.portal.expect("bound");
                 chunk.expect.push(Reply::Columns(TEXTS[t].columns.to_vec()));
             }
         }
-        chunk.send(execute_msg(), "Execute");
+        chunk.send(&execute_msg(), "Execute");
         if !self.failed {
             let (t, v) = self.portal.take().expect("bound");
             match outcome(t, v) {
@@ -333,7 +333,7 @@ impl Model {
 
     fn describe(&mut self, chunk: &mut Chunk, name: &str) {
         chunk.send(
-            named_msg(b'D', b'S', name),
+            &named_msg(b'D', b'S', name),
             format_args!("Describe statement {name:?}"),
         );
         if self.failed {
@@ -349,7 +349,7 @@ impl Model {
     }
 
     fn close(&mut self, chunk: &mut Chunk, name: &str) {
-        chunk.send(named_msg(b'C', b'S', name), format_args!("Close {name:?}"));
+        chunk.send(&named_msg(b'C', b'S', name), format_args!("Close {name:?}"));
         if !self.failed {
             chunk.expect.push(Reply::CloseComplete);
             self.names.remove(name);
@@ -357,15 +357,15 @@ impl Model {
     }
 
     fn sync(&mut self, chunk: &mut Chunk) {
-        chunk.send(message(b'S', &[]), "Sync");
+        chunk.send(&message(b'S', &[]), "Sync");
         chunk.expect.push(Reply::Ready(b'I'));
         self.failed = false;
         self.unnamed = None;
         self.portal = None;
     }
 
-    fn simple(&mut self, chunk: &mut Chunk, sql: &str, replies: Vec<Reply>) {
-        chunk.send(query(sql), format_args!("Query {sql:?}"));
+    fn simple(chunk: &mut Chunk, sql: &str, replies: Vec<Reply>) {
+        chunk.send(&query(sql), format_args!("Query {sql:?}"));
         chunk.expect.extend(replies);
         chunk.expect.push(Reply::Ready(b'I'));
     }
@@ -389,7 +389,7 @@ impl Model {
         let chunk = chunks.last_mut().unwrap();
         self.barrier = roll < 9;
         if roll < 6 {
-            self.simple(
+            Self::simple(
                 chunk,
                 "DISCARD ALL",
                 vec![Reply::Complete("DISCARD ALL".to_owned())],
@@ -398,7 +398,7 @@ impl Model {
             return chunks;
         }
         if roll < 9 {
-            self.simple(
+            Self::simple(
                 chunk,
                 "DEALLOCATE ALL",
                 vec![Reply::Complete("DEALLOCATE ALL".to_owned())],
@@ -419,7 +419,7 @@ impl Model {
             } else {
                 Reply::Error("26000".to_owned())
             };
-            self.simple(chunk, &sql, vec![reply]);
+            Self::simple(chunk, &sql, vec![reply]);
             return chunks;
         }
         if roll < 17 {
@@ -428,7 +428,7 @@ impl Model {
                 "select count(*) filter (where name not like 'pgsluice\\_%') = 0 \
                  and count(*) <= {SERVER_CAPACITY} from pg_prepared_statements"
             );
-            self.simple(
+            Self::simple(
                 chunk,
                 &sql,
                 vec![
@@ -478,7 +478,7 @@ impl Model {
                     self.close(chunk, &name);
                 }
                 _ => {
-                    chunk.send(message(b'H', &[]), "Flush");
+                    chunk.send(&message(b'H', &[]), "Flush");
                     chunks.push(Chunk::default());
                 }
             }
@@ -624,7 +624,7 @@ async fn random_pipelines_match_the_model() {
     }
     // The model owed replies and every one of them was checked.
     assert!(
-        checked > cases as usize * CLIENTS * PIPELINES_PER_CLIENT,
+        checked > usize::try_from(cases).unwrap() * CLIENTS * PIPELINES_PER_CLIENT,
         "{checked}"
     );
 }
