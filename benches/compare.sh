@@ -84,6 +84,11 @@ SCENARIOS=(
   "connect_md5_50|50|md5|-S -C|select-only, new connection per transaction (--connect), md5 user, 50 clients"
   "connect_scram_50|50|scram|-S -C|select-only, new connection per transaction (--connect), SCRAM user, 50 clients"
   "extended_100|100|md5|-S -M extended|select-only, extended protocol (-M extended), 100 clients"
+  # Prepared statements (docs/prepared-statements.md). PgBouncer 1.18 has no
+  # max_prepared_statements: in transaction mode its -M prepared runs fail, and the report says so.
+  "select_100|100|md5|-S|select-only, simple protocol, 100 clients"
+  "prepared_100|100|md5|-S -M prepared|select-only, prepared statements (-M prepared), 100 clients"
+  "prepared_500|500|md5|-S -M prepared|select-only, prepared statements (-M prepared), 500 clients"
 )
 if [[ -n $ONLY ]]; then
   kept=()
