@@ -9,6 +9,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::harness::files::{TempDir, userlist};
@@ -210,6 +211,56 @@ async fn node_postgres_named_queries() {
         .args(client_args(&pooler));
     let output = run(cmd).await;
     assert_clean_run("node-postgres", &output, &pooler);
+}
+
+/// tokio-postgres pipelines the queries of one connection that are in flight at once: many
+/// Bind/Execute/Sync batches go out before the first reply is read, with statements prepared on
+/// one server and run on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokio_postgres_pipelined_prepared_queries() {
+    let (pooler, _db) = start_pooler("drv_tokio");
+    let pooler = Arc::new(pooler);
+    let mut tasks = Vec::new();
+    for c in 0..CLIENTS {
+        let pooler = Arc::clone(&pooler);
+        tasks.push(tokio::spawn(async move {
+            let client = Arc::new(pooler.connect(USER, &password(USER), "app").await.unwrap());
+            let c = i32::try_from(c).unwrap();
+            let add = client.prepare("select $1::int4 + $2::int4").await.unwrap();
+            let tag = client.prepare("select $1::text || '!'").await.unwrap();
+            for round in 0..3i32 {
+                // 20 queries of one connection in flight at once.
+                let mut in_flight = Vec::new();
+                for n in 0..10i32 {
+                    let (client, add, tag) = (Arc::clone(&client), add.clone(), tag.clone());
+                    in_flight.push(tokio::spawn(async move {
+                        let k = round * 10 + n;
+                        let text = format!("{c}-{n}");
+                        let sum_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&c, &k];
+                        let echo_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&text];
+                        let (sum, echo) = tokio::join!(
+                            client.query_one(&add, &sum_params),
+                            client.query_one(&tag, &echo_params)
+                        );
+                        assert_eq!(sum.unwrap().get::<_, i32>(0), c + round * 10 + n);
+                        assert_eq!(echo.unwrap().get::<_, String>(0), format!("{c}-{n}!"));
+                    }));
+                }
+                for query in in_flight {
+                    query.await.unwrap();
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let stats = pool_stats(&pooler);
+    assert!(stats.bind_count >= (CLIENTS * 60) as u64, "{stats:?}");
+    assert!(
+        stats.server_parse_count < stats.client_parse_count,
+        "{stats:?}"
+    );
 }
 
 /// Debian's pgJDBC jar (libpostgresql-jdbc-java).
