@@ -373,7 +373,12 @@ pub const DEALLOCATE_REWRITE: &str =
 /// `DEALLOCATE [PREPARE] name` (any case, optional `;`), as PostgreSQL resolves it: unquoted
 /// names fold to lower case. `None` for anything else, including `DEALLOCATE ALL`.
 pub fn deallocate_target(body: &[u8]) -> Option<String> {
-    let sql = std::str::from_utf8(body.strip_suffix(b"\0")?).ok()?.trim();
+    // Cheap refusal of every other query before any UTF-8 check: names are at most 63 bytes.
+    let head = body.trim_ascii_start();
+    if head.len() > 256 || !head.get(..10)?.eq_ignore_ascii_case(b"deallocate") {
+        return None;
+    }
+    let sql = std::str::from_utf8(head.strip_suffix(b"\0")?).ok()?.trim();
     let sql = sql.strip_suffix(';').unwrap_or(sql).trim_end();
     let rest = strip_keyword(sql, "deallocate")?;
     let rest = strip_keyword(rest, "prepare").unwrap_or(rest);
@@ -385,15 +390,16 @@ pub fn deallocate_target(body: &[u8]) -> Option<String> {
         }
         inner.replace("\"\"", "\"")
     } else {
-        if rest.is_empty()
-            || !rest
-                .chars()
-                .all(|c| c.is_alphanumeric() || c == '_' || c == '$')
+        let mut chars = rest.chars();
+        let first = chars.next()?;
+        if !(first.is_alphabetic() || first == '_')
+            || !chars.all(|c| c.is_alphanumeric() || c == '_' || c == '$')
             || rest.eq_ignore_ascii_case("all")
         {
             return None;
         }
-        rest.to_lowercase()
+        // PostgreSQL folds unquoted identifiers to lower case in ASCII only.
+        rest.to_ascii_lowercase()
     };
     (!name.is_empty()).then_some(name)
 }
@@ -483,6 +489,7 @@ mod tests {
         assert_eq!(target("DEALLOCATE \"S_1\"").as_deref(), Some("S_1"));
         assert_eq!(target("DEALLOCATE \"a\"\"b\"").as_deref(), Some("a\"b"));
         assert_eq!(target("DEALLOCATE prepare").as_deref(), Some("prepare"));
+        assert_eq!(target("DEALLOCATE Ä_x$1").as_deref(), Some("Ä_x$1"));
         for other in [
             "DEALLOCATE ALL",
             "deallocate prepare all;",
@@ -492,6 +499,8 @@ mod tests {
             "select 1",
             "DEALLOCATE",
             "DEALLOCATE \"\"",
+            "DEALLOCATE 1a",
+            "DEALLOCATE $1",
         ] {
             assert_eq!(target(other), None, "{other}");
         }
