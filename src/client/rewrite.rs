@@ -262,3 +262,167 @@ impl PreparedState {
         !self.out.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Drives a [`PreparedState`] the way the relay does, one batch at a time.
+    #[derive(Default)]
+    struct Relay {
+        registry: StatementRegistry,
+        server: PreparedSet,
+        stats: PoolStats,
+        ps: PreparedState,
+    }
+
+    fn msg(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
+        let body: Vec<u8> = parts.concat();
+        let mut out = vec![tag];
+        out.extend_from_slice(&u32::try_from(body.len() + 4).unwrap().to_be_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    fn parse(name: &str, sql: &str) -> Vec<u8> {
+        msg(
+            b'P',
+            &[name.as_bytes(), b"\0", sql.as_bytes(), b"\0", &[0, 0]],
+        )
+    }
+
+    fn id_of(relay: &Relay, sql: &str) -> u64 {
+        relay.registry.intern(format!("{sql}\0\0\0").as_bytes()).id
+    }
+
+    impl Relay {
+        /// Client messages in one batch; returns what goes to the server.
+        fn client(&mut self, capacity: usize, messages: &[Vec<u8>]) -> Vec<u8> {
+            let batch = messages.concat();
+            self.ps.splice.clear();
+            let mut side = ClientSide {
+                registry: &self.registry,
+                server: &mut self.server,
+                capacity,
+                stats: &self.stats,
+            };
+            let mut at = 0;
+            for m in messages {
+                self.ps
+                    .on_client_message(&mut side, m[0], &m[5..], at)
+                    .unwrap();
+                at += m.len();
+            }
+            let mut out = BytesMut::new();
+            self.ps.splice.apply(&batch, batch.len(), &mut out);
+            out.to_vec()
+        }
+
+        /// Server messages in one batch; returns the tags that reach the client.
+        fn server(&mut self, messages: &[Vec<u8>]) -> Vec<u8> {
+            let batch = messages.concat();
+            self.ps.splice.clear();
+            let mut at = 0;
+            for m in messages {
+                self.ps
+                    .on_server_message(&mut self.server, m[0], &m[5..], at);
+                at += m.len();
+            }
+            let mut out = BytesMut::new();
+            self.ps.splice.apply(&batch, batch.len(), &mut out);
+            let mut tags = Vec::new();
+            let mut rest = &out[..];
+            while rest.len() >= 5 {
+                tags.push(rest[0]);
+                let len = u32::from_be_bytes(rest[1..5].try_into().unwrap());
+                rest = &rest[1 + usize::try_from(len).unwrap()..];
+            }
+            tags
+        }
+    }
+
+    fn sync() -> Vec<u8> {
+        msg(b'S', &[])
+    }
+
+    fn ready() -> Vec<u8> {
+        msg(b'Z', &[b"I"])
+    }
+
+    #[test]
+    fn skipped_parse_and_close_leave_names_as_they_were() {
+        let mut r = Relay::default();
+        r.client(10, &[parse("s0", "select 1"), sync()]);
+        assert_eq!(r.server(&[msg(b'1', &[]), ready()]), b"1Z");
+        // Describe of an unknown name fails; the Close and Parse behind it are skipped.
+        r.client(
+            10,
+            &[
+                msg(b'D', &[b"Snope\0"]),
+                msg(b'C', &[b"Ss0\0"]),
+                parse("s1", "select 2"),
+                parse("s0", "select 3"),
+                sync(),
+            ],
+        );
+        assert_eq!(r.server(&[msg(b'E', &[b"C26000\0\0"]), ready()]), b"EZ");
+        assert_eq!(
+            r.ps.statements.get("s0").map(|s| s.id),
+            Some(id_of(&r, "select 1"))
+        );
+        assert!(r.ps.statements.get("s1").is_none());
+        assert_eq!(r.server.len(), 1);
+        assert!(r.server.touch(id_of(&r, "select 1")));
+        assert!(!r.server.touch(id_of(&r, "select 2")));
+        assert!(!r.server.touch(id_of(&r, "select 3")));
+    }
+
+    #[test]
+    fn skipped_eviction_close_keeps_the_statement_listed() {
+        let mut r = Relay::default();
+        r.client(1, &[parse("s0", "select 1"), sync()]);
+        r.server(&[msg(b'1', &[]), ready()]);
+        // A Bind of an unknown name fails; the eviction of "select 1" behind it is skipped.
+        let sent = r.client(
+            1,
+            &[
+                msg(b'B', &[b"\0zz\0", &[0, 0, 0, 0, 0, 0]]),
+                parse("s1", "select 2"),
+                sync(),
+            ],
+        );
+        let mut close = BytesMut::new();
+        write_close(&mut close, id_of(&r, "select 1"));
+        assert!(
+            sent.windows(close.len()).any(|w| w == &close[..]),
+            "{sent:?}"
+        );
+        r.server(&[msg(b'E', &[b"C26000\0\0"]), ready()]);
+        assert_eq!(r.server.len(), 1);
+        assert!(r.server.touch(id_of(&r, "select 1")));
+        assert!(!r.server.touch(id_of(&r, "select 2")));
+        // The next statement evicts it for real.
+        r.client(1, &[parse("s2", "select 4"), sync()]);
+        assert_eq!(r.server(&[msg(b'3', &[]), msg(b'1', &[]), ready()]), b"1Z");
+        assert_eq!(r.server.len(), 1);
+    }
+
+    #[test]
+    fn sql_deallocate_of_a_protocol_name_is_rewritten() {
+        let mut r = Relay::default();
+        r.client(10, &[parse("_pg3_0", "select 1"), sync()]);
+        r.server(&[msg(b'1', &[]), ready()]);
+        let sent = r.client(10, &[msg(b'Q', &[b"DEALLOCATE _pg3_0\0"])]);
+        assert_eq!(&sent[5..sent.len() - 1], DEALLOCATE_REWRITE.as_bytes());
+        assert!(r.ps.statements.is_empty());
+        let tags = r.server(&[
+            msg(b'C', &[b"PREPARE\0"]),
+            msg(b'C', &[b"DEALLOCATE\0"]),
+            ready(),
+        ]);
+        assert_eq!(tags, b"CZ");
+        // Any other DEALLOCATE goes to the server as it is.
+        let other = msg(b'Q', &[b"DEALLOCATE _pg3_0\0"]);
+        assert_eq!(r.client(10, std::slice::from_ref(&other)), other);
+    }
+}
