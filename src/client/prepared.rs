@@ -6,8 +6,10 @@
 //! Parse the server needs but the client did not send is swallowed, and Close of a client name
 //! never reaches the server.
 //!
-//! Invariants: a server's [`PreparedSet`] lists only statements the server really has (entries
-//! for Parses that fail or that the server skips after an error are removed); memory is bounded by
+//! Invariants: a server's [`PreparedSet`] lists exactly the statements the server really has
+//! (entries for Parses that fail or that the server skips after an error are removed, and a
+//! statement whose eviction Close the server skipped is listed again); a client's names change
+//! only through messages the server carries out, as in PostgreSQL; memory is bounded by
 //! `MAX_PER_CLIENT` names per client, and registry entries die with the last client using them.
 
 use std::collections::{HashMap, VecDeque};
