@@ -49,6 +49,11 @@ install_optional() {
 install_optional pgbouncer /usr/sbin/pgbouncer
 install_optional prometheus-pgbouncer-exporter /usr/bin/prometheus-pgbouncer-exporter
 
+# Client drivers for the prepared-statement driver matrix (tests/it/prepared_drivers.rs): asyncpg
+# and psycopg 3 in a venv, node-postgres, Debian's pgJDBC. All but the jar go under target/.
+# Best effort and quiet: a driver that cannot be installed has its test print "skipped: ...".
+tests/clients/install.sh || true
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 

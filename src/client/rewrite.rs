@@ -10,10 +10,12 @@ use bytes::BytesMut;
 
 use super::errors::ClientError;
 use super::prepared::{
-    ClientStatements, Expect, Pipeline, ServerAction, Statement, StatementRegistry, parse_message,
-    split_cstr, write_close, write_renamed,
+    ClientStatements, DEALLOCATE_REWRITE, Expect, NameChange, Pipeline, ServerAction, Skipped,
+    Statement, StatementRegistry, deallocate_target, parse_message, split_cstr, write_close,
+    write_renamed,
 };
 use super::splice::Splice;
+use crate::protocol::frontend;
 use crate::server::PreparedSet;
 use crate::stats::PoolStats;
 
@@ -42,9 +44,9 @@ pub struct ClientSide<'a> {
     pub stats: &'a PoolStats,
 }
 
-/// Client messages whose bodies the rewrite needs.
+/// Client messages whose bodies the rewrite needs (Query for `DEALLOCATE name`).
 pub fn client_wants_body(tag: u8) -> bool {
-    matches!(tag, b'P' | b'B' | b'D' | b'C')
+    matches!(tag, b'P' | b'B' | b'D' | b'C' | b'Q')
 }
 
 /// Server messages whose bodies the rewrite needs (besides ReadyForQuery and ParameterStatus).
@@ -63,10 +65,12 @@ impl PreparedState {
     }
 
     fn prepare_on_server(&mut self, side: &mut ClientSide<'_>, statement: &Statement, at: usize) {
-        if let Some(evicted) = side.server.insert(statement.id, side.capacity) {
+        // Usually one eviction at most; more after the server skipped an eviction Close.
+        while let Some(evicted) = side.server.evict_for(side.capacity) {
             self.splice.insert_with(at, |b| write_close(b, evicted));
-            self.pipeline.push(Expect::InjectedClose);
+            self.pipeline.push(Expect::InjectedClose(evicted));
         }
+        side.server.insert(statement.id, side.capacity);
         self.splice
             .insert_with(at, |b| b.extend_from_slice(parse_message(statement)));
         side.stats.server_parse();
@@ -135,16 +139,36 @@ impl PreparedState {
                 {
                     Some(name) => {
                         // The server keeps the statement for other clients; only this name goes.
-                        self.statements.remove(name);
+                        let previous = self.statements.remove(name);
                         self.splice.drop_range(at, whole);
-                        self.pipeline.push(Expect::SyntheticCloseComplete);
+                        self.pipeline.push_change(
+                            Expect::SyntheticCloseComplete,
+                            NameChange {
+                                name: name.to_owned(),
+                                previous,
+                            },
+                        );
                     }
                     None => self.pipeline.push(Expect::Close),
                 }
             }
             b'E' => self.pipeline.push(Expect::Execute),
             b'S' => self.pipeline.push(Expect::Sync),
-            b'Q' | b'F' => self.pipeline.push(Expect::Query),
+            b'Q' => {
+                match deallocate_target(body).filter(|n| self.statements.get(n).is_some()) {
+                    Some(name) => {
+                        // SQL DEALLOCATE of a protocol-level name (psycopg with libpq < 17
+                        // evicts this way): only this client's name goes, as with Close.
+                        self.statements.remove(&name);
+                        self.splice
+                            .insert_with(at, |b| frontend::query(b, DEALLOCATE_REWRITE));
+                        self.splice.drop_range(at, whole);
+                        self.pipeline.push(Expect::Deallocate);
+                    }
+                    None => self.pipeline.push(Expect::Query),
+                }
+            }
+            b'F' => self.pipeline.push(Expect::Query),
             _ => {}
         }
         Ok(())
@@ -176,21 +200,27 @@ impl PreparedState {
             return Ok(());
         };
         let statement = side.registry.intern(key);
-        if !self
+        let Ok(previous) = self
             .statements
             .insert(name, std::sync::Arc::clone(&statement))
-        {
+        else {
             return Err(ClientError::Protocol(format!(
                 "too many prepared statements (more than {})",
                 super::prepared::MAX_PER_CLIENT
             )));
-        }
+        };
         side.stats.client_parse();
+        let change = NameChange {
+            name: name.to_owned(),
+            previous,
+        };
         if side.server.touch(statement.id) {
-            self.pipeline.push(Expect::SyntheticParseComplete);
+            self.pipeline
+                .push_change(Expect::SyntheticParseComplete, change);
         } else {
             self.prepare_on_server(side, &statement, at);
-            self.pipeline.push(Expect::Parse(Some(statement.id)));
+            self.pipeline
+                .push_change(Expect::Parse(Some(statement.id)), change);
         }
         self.splice.drop_range(at, whole);
         Ok(())
@@ -202,7 +232,16 @@ impl PreparedState {
         while let Some(bytes) = self.pipeline.pop_synthetic() {
             self.splice.insert_with(at, |b| b.extend_from_slice(bytes));
         }
-        if self.pipeline.on_server_message(tag, |id| server.remove(id)) == ServerAction::Drop {
+        let statements = &mut self.statements;
+        let action = self
+            .pipeline
+            .on_server_message(tag, |skipped| match skipped {
+                Skipped::Parse(id) => server.remove(id),
+                Skipped::Close(id) => server.restore(id),
+                // PostgreSQL does not change a name in a message it skips or fails.
+                Skipped::Name(change) => statements.undo(change),
+            });
+        if action == ServerAction::Drop {
             self.splice.drop_range(at, body.len() + 5);
         }
         if tag == b'C' && (body.starts_with(b"DISCARD ALL") || body.starts_with(b"DEALLOCATE ALL"))
@@ -221,5 +260,169 @@ impl PreparedState {
             self.out.extend_from_slice(bytes);
         }
         !self.out.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Drives a [`PreparedState`] the way the relay does, one batch at a time.
+    #[derive(Default)]
+    struct Relay {
+        registry: StatementRegistry,
+        server: PreparedSet,
+        stats: PoolStats,
+        ps: PreparedState,
+    }
+
+    fn msg(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
+        let body: Vec<u8> = parts.concat();
+        let mut out = vec![tag];
+        out.extend_from_slice(&u32::try_from(body.len() + 4).unwrap().to_be_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    fn parse(name: &str, sql: &str) -> Vec<u8> {
+        msg(
+            b'P',
+            &[name.as_bytes(), b"\0", sql.as_bytes(), b"\0", &[0, 0]],
+        )
+    }
+
+    fn id_of(relay: &Relay, sql: &str) -> u64 {
+        relay.registry.intern(format!("{sql}\0\0\0").as_bytes()).id
+    }
+
+    impl Relay {
+        /// Client messages in one batch; returns what goes to the server.
+        fn client(&mut self, capacity: usize, messages: &[Vec<u8>]) -> Vec<u8> {
+            let batch = messages.concat();
+            self.ps.splice.clear();
+            let mut side = ClientSide {
+                registry: &self.registry,
+                server: &mut self.server,
+                capacity,
+                stats: &self.stats,
+            };
+            let mut at = 0;
+            for m in messages {
+                self.ps
+                    .on_client_message(&mut side, m[0], &m[5..], at)
+                    .unwrap();
+                at += m.len();
+            }
+            let mut out = BytesMut::new();
+            self.ps.splice.apply(&batch, batch.len(), &mut out);
+            out.to_vec()
+        }
+
+        /// Server messages in one batch; returns the tags that reach the client.
+        fn server(&mut self, messages: &[Vec<u8>]) -> Vec<u8> {
+            let batch = messages.concat();
+            self.ps.splice.clear();
+            let mut at = 0;
+            for m in messages {
+                self.ps
+                    .on_server_message(&mut self.server, m[0], &m[5..], at);
+                at += m.len();
+            }
+            let mut out = BytesMut::new();
+            self.ps.splice.apply(&batch, batch.len(), &mut out);
+            let mut tags = Vec::new();
+            let mut rest = &out[..];
+            while rest.len() >= 5 {
+                tags.push(rest[0]);
+                let len = u32::from_be_bytes(rest[1..5].try_into().unwrap());
+                rest = &rest[1 + usize::try_from(len).unwrap()..];
+            }
+            tags
+        }
+    }
+
+    fn sync() -> Vec<u8> {
+        msg(b'S', &[])
+    }
+
+    fn ready() -> Vec<u8> {
+        msg(b'Z', &[b"I"])
+    }
+
+    #[test]
+    fn skipped_parse_and_close_leave_names_as_they_were() {
+        let mut r = Relay::default();
+        r.client(10, &[parse("s0", "select 1"), sync()]);
+        assert_eq!(r.server(&[msg(b'1', &[]), ready()]), b"1Z");
+        // Describe of an unknown name fails; the Close and Parse behind it are skipped.
+        r.client(
+            10,
+            &[
+                msg(b'D', &[b"Snope\0"]),
+                msg(b'C', &[b"Ss0\0"]),
+                parse("s1", "select 2"),
+                parse("s0", "select 3"),
+                sync(),
+            ],
+        );
+        assert_eq!(r.server(&[msg(b'E', &[b"C26000\0\0"]), ready()]), b"EZ");
+        assert_eq!(
+            r.ps.statements.get("s0").map(|s| s.id),
+            Some(id_of(&r, "select 1"))
+        );
+        assert!(r.ps.statements.get("s1").is_none());
+        assert_eq!(r.server.len(), 1);
+        assert!(r.server.touch(id_of(&r, "select 1")));
+        assert!(!r.server.touch(id_of(&r, "select 2")));
+        assert!(!r.server.touch(id_of(&r, "select 3")));
+    }
+
+    #[test]
+    fn skipped_eviction_close_keeps_the_statement_listed() {
+        let mut r = Relay::default();
+        r.client(1, &[parse("s0", "select 1"), sync()]);
+        r.server(&[msg(b'1', &[]), ready()]);
+        // A Bind of an unknown name fails; the eviction of "select 1" behind it is skipped.
+        let sent = r.client(
+            1,
+            &[
+                msg(b'B', &[b"\0zz\0", &[0, 0, 0, 0, 0, 0]]),
+                parse("s1", "select 2"),
+                sync(),
+            ],
+        );
+        let mut close = BytesMut::new();
+        write_close(&mut close, id_of(&r, "select 1"));
+        assert!(
+            sent.windows(close.len()).any(|w| w == &close[..]),
+            "{sent:?}"
+        );
+        r.server(&[msg(b'E', &[b"C26000\0\0"]), ready()]);
+        assert_eq!(r.server.len(), 1);
+        assert!(r.server.touch(id_of(&r, "select 1")));
+        assert!(!r.server.touch(id_of(&r, "select 2")));
+        // The next statement evicts it for real.
+        r.client(1, &[parse("s2", "select 4"), sync()]);
+        assert_eq!(r.server(&[msg(b'3', &[]), msg(b'1', &[]), ready()]), b"1Z");
+        assert_eq!(r.server.len(), 1);
+    }
+
+    #[test]
+    fn sql_deallocate_of_a_protocol_name_is_rewritten() {
+        let mut r = Relay::default();
+        r.client(10, &[parse("_pg3_0", "select 1"), sync()]);
+        r.server(&[msg(b'1', &[]), ready()]);
+        let sent = r.client(10, &[msg(b'Q', &[b"DEALLOCATE _pg3_0\0"])]);
+        assert_eq!(&sent[5..sent.len() - 1], DEALLOCATE_REWRITE.as_bytes());
+        assert!(r.ps.statements.is_empty());
+        let tags = r.server(&[
+            msg(b'C', &[b"PREPARE\0"]),
+            msg(b'C', &[b"DEALLOCATE\0"]),
+            ready(),
+        ]);
+        assert_eq!(tags, b"CZ");
+        // Any other DEALLOCATE goes to the server as it is.
+        let other = msg(b'Q', &[b"DEALLOCATE _pg3_0\0"]);
+        assert_eq!(r.client(10, std::slice::from_ref(&other)), other);
     }
 }

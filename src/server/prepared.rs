@@ -45,6 +45,27 @@ impl PreparedSet {
         evicted
     }
 
+    /// Makes room for one more statement: removes and returns the least recently used one while
+    /// the set holds `capacity` or more.
+    pub fn evict_for(&mut self, capacity: usize) -> Option<u64> {
+        if self.last_use.len() < capacity.max(1) {
+            return None;
+        }
+        let oldest = self
+            .last_use
+            .iter()
+            .min_by_key(|(_, t)| **t)
+            .map(|(id, _)| *id)?;
+        self.last_use.remove(&oldest);
+        Some(oldest)
+    }
+
+    /// Records again a statement whose eviction Close the server skipped (after an error): it is
+    /// still there. It becomes the least recently used, so it is the next to go.
+    pub fn restore(&mut self, id: u64) {
+        self.last_use.entry(id).or_insert(0);
+    }
+
     /// Forgets a statement (its Parse failed or was never executed).
     pub fn remove(&mut self, id: u64) {
         self.last_use.remove(&id);
@@ -80,5 +101,21 @@ mod tests {
         assert!(set.touch(1) && set.touch(3) && !set.touch(2));
         set.remove(3);
         assert_eq!(set.len(), 1);
+    }
+
+    #[test]
+    fn restored_statement_goes_first_and_excess_is_evicted() {
+        let mut set = PreparedSet::default();
+        set.insert(1, 2);
+        set.insert(2, 2);
+        assert_eq!(set.evict_for(2), Some(1));
+        set.insert(3, 2);
+        // The Close of 1 was skipped: the server has three statements, one over capacity.
+        set.restore(1);
+        assert_eq!(set.len(), 3);
+        assert_eq!(set.evict_for(2), Some(1));
+        assert_eq!(set.evict_for(2), Some(2));
+        assert_eq!(set.evict_for(2), None);
+        assert!(set.touch(3));
     }
 }

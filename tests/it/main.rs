@@ -39,5 +39,7 @@ mod ops_logging;
 mod ops_reload;
 mod ops_restart;
 mod prepared;
+mod prepared_drivers;
+mod prepared_model;
 mod soak;
 mod tls_auth;
