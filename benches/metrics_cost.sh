@@ -18,7 +18,8 @@
 #   4. per client count: a 1 s warm-up on both, then N runs per pooler of
 #      `pgbench -n -S -T S -c C -j 2`, alternating on/off (which goes first flips per client
 #      count), recording TPS and the pooler's CPU time (/proc/PID/stat) per run;
-#   5. prints a markdown table: median TPS on and off, their ratio, and CPU per 10k transactions.
+#   5. measures the pooler CPU time of 1000 scrapes in a row (the cost of one scrape);
+#   6. prints a markdown table: median TPS on and off, their ratio, and CPU per 10k transactions.
 #
 # Every process it starts is stopped by PID on exit; all traffic is on 127.0.0.1; every run is
 # bounded by `timeout`. Default: 3 runs x 10 s at 50 and 500 clients, about 3 minutes.
@@ -198,8 +199,8 @@ wait_tcp "$METRICS_PORT" "${PID[on]}" || die "metrics endpoint did not start"
   done
 ) </dev/null >/dev/null 2>&1 &
 SCRAPER_PID=$!
-curl -sf --max-time 5 "http://127.0.0.1:$METRICS_PORT/metrics" | grep -q '^pgsluice_uptime_seconds' ||
-  die "/metrics did not answer"
+page=$(curl -sf --max-time 5 "http://127.0.0.1:$METRICS_PORT/metrics") || die "/metrics did not answer"
+grep -q '^pgsluice_uptime_seconds' <<<"$page" || die "/metrics has no pgsluice_uptime_seconds"
 say "pgsluice off pid ${PID[off]} :${PORT[off]}, on pid ${PID[on]} :${PORT[on]} (metrics :$METRICS_PORT, scraped every 1 s by pid $SCRAPER_PID)"
 
 # ----------------------------------------------------------------------------------- runs
@@ -245,11 +246,30 @@ for c in "${CLIENT_COUNTS[@]}"; do
   done
 done
 
+# What one scrape costs the pooler: 1000 GETs in a row on the now idle "on" pooler (one pool of
+# 25 servers), its CPU time before and after.
+say "scrape cost: 1000 GETs of /metrics"
+before=$(cpu_ticks "${PID[on]}")
+SCRAPE_BYTES=$(timeout 120 python3 - "$METRICS_PORT" <<'EOF'
+import http.client, sys
+size = 0
+for _ in range(1000):
+    c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=10)
+    c.request("GET", "/metrics")
+    size = len(c.getresponse().read())
+    c.close()
+print(size)
+EOF
+)
+SCRAPE_TICKS=$(($(cpu_ticks "${PID[on]}") - before))
+
 # ----------------------------------------------------------------------------------- report
 COMMAND="benches/metrics_cost.sh --reps $REPS --duration $DURATION --clients $CLIENTS"
-python3 - "$RESULTS" "$(getconf CLK_TCK)" "$COMMAND" "$(date -u '+%Y-%m-%d %H:%M UTC')" "$(nproc)" <<'EOF'
+python3 - "$RESULTS" "$(getconf CLK_TCK)" "$COMMAND" "$(date -u '+%Y-%m-%d %H:%M UTC')" "$(nproc)" \
+  "$SCRAPE_TICKS" "$SCRAPE_BYTES" <<'EOF'
 import statistics, sys
-path, clk, command, date, cores = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+path, command, date, cores = sys.argv[1], sys.argv[3], sys.argv[4], sys.argv[5]
+clk, scrape_ticks, scrape_bytes = int(sys.argv[2]), int(sys.argv[6]), int(sys.argv[7])
 runs = {}
 for line in open(path):
     c, mode, tps, xacts, ticks = line.split("\t")
@@ -270,4 +290,6 @@ for c in sorted({c for c, _ in runs}):
     ratio = on[0] / off[0] if off[0] else float("nan")
     print(f"| {c} | {off[0]:,.0f} ({off[1]:,.0f}–{off[2]:,.0f}) | {on[0]:,.0f} ({on[1]:,.0f}–{on[2]:,.0f}) "
           f"| {ratio:.2f} | {off[3]:.3f} | {on[3]:.3f} |")
+print(f"\nOne scrape ({scrape_bytes:,} bytes, one pool): {scrape_ticks / clk / 1000 * 1e6:,.0f} µs of pooler CPU "
+      f"(1000 scrapes: {scrape_ticks} ticks of 1/{clk} s).")
 EOF
