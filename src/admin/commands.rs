@@ -15,7 +15,8 @@ use super::access::Rights;
 use super::parse::{self, Command, ParseError};
 use super::table::{Version, v};
 use super::{
-    ADMIN_DB, AdminContext, show_conns, show_databases, show_misc, show_pools, show_stats,
+    ADMIN_DB, AdminContext, show_alerts, show_conns, show_databases, show_misc, show_pools,
+    show_stats,
 };
 use crate::control::{ControlError, Request, ShutdownMode};
 use crate::protocol::backend::{self, Severity};
@@ -273,6 +274,7 @@ impl Console<'_> {
             "mem" => show_misc::mem(ctx, version, out),
             "dns_hosts" => show_misc::dns_hosts(version, out),
             "dns_zones" => show_misc::dns_zones(version, out),
+            "alerts" => show_alerts::alerts(ctx, version, out),
             "sockets" | "active_sockets" => {
                 return Err(Failure::unsupported(
                     &format!("SHOW {}", what.to_ascii_uppercase()),

@@ -4,17 +4,18 @@
 //! Owns: console logins ([`access`]: `admin_users` / `stats_users` / `auth_type = any` rules),
 //! the session loop ([`session`]), the command syntax ([`parse`]), result sets declared as data
 //! with per-version columns ([`table`], selected by `admin_compat_version` in `[pgsluice]`), one
-//! module per command family (`show_*`), the control commands ([`commands`]) and the
-//! `stats_period` ticker ([`ticker`]).
+//! module per command family (`show_*`, including pgsluice's own SHOW ALERTS), the control
+//! commands ([`commands`]) and the `stats_period` ticker ([`ticker`]).
 //!
 //! Does not: reach into pool or client internals. It reads `Pool::snapshot()`, pool stats and
-//! settings, the connection directory (`stats::conns`) and the config, and changes the running
-//! pooler only through `control::Request`s executed by the app. The password exchange comes in
-//! through the [`access::Authenticator`] the app provides, because `client` is a sibling layer.
+//! settings, the connection directory (`stats::conns`), the alert table (`stats::alert_board`)
+//! and the config, and changes the running pooler only through `control::Request`s executed by
+//! the app. The password exchange comes in through the [`access::Authenticator`] the app
+//! provides, because `client` is a sibling layer.
 //! Lower layers it uses: `protocol` (messages), `net` (its own socket), `config`, `stats`,
 //! `control`, and `pool`'s read-only registry API.
 //!
-//! Invariants: every SHOW sends exactly the columns of the emulated PgBouncer version; every
+//! Invariants: every PgBouncer SHOW sends exactly the columns of the emulated version; every
 //! command answers with a result, an `ErrorResponse`, or (SHUTDOWN) nothing because the process
 //! is going away; no lock is held across an `.await`.
 
@@ -22,6 +23,7 @@ pub mod access;
 pub mod commands;
 pub mod parse;
 pub mod session;
+mod show_alerts;
 mod show_conns;
 mod show_databases;
 mod show_misc;
@@ -39,6 +41,7 @@ use crate::config::Config;
 use crate::control::{ControlHandle, Shutdown};
 use crate::pool::Registry;
 use crate::stats::PoolStats;
+use crate::stats::alert_board::AlertBoard;
 use crate::stats::period::StatsPeriods;
 
 pub use access::{Authenticator, Refusal, Rights};
@@ -78,6 +81,8 @@ pub struct AdminContext {
     pub mem_sizes: MemSizes,
     /// Cancel keys issued to console sessions (a cancel from the console resumes a PAUSE).
     pub cancel_keys: parking_lot::Mutex<std::collections::HashSet<(i32, i32)>>,
+    /// The budget alerts as last evaluated (SHOW ALERTS).
+    pub alerts: Arc<AlertBoard>,
 }
 
 /// The emulated PgBouncer version: `admin_compat_version` from `[pgsluice]`, else the latest

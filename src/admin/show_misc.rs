@@ -181,7 +181,8 @@ pub(super) fn dns_zones(version: Version, out: &mut BytesMut) {
     ResultSet::new(DNS_ZONES).write(out, version);
 }
 
-/// SHOW HELP: a NOTICE listing the commands of the emulated version, then `SHOW`.
+/// SHOW HELP: a NOTICE listing the commands of the emulated version (plus pgsluice's SHOW
+/// ALERTS), then `SHOW`.
 pub(super) fn help(version: Version, out: &mut BytesMut) {
     let mut lines = vec!["SHOW HELP|CONFIG|DATABASES|POOLS|CLIENTS|SERVERS|USERS|VERSION"];
     if version >= v(1, 19) {
@@ -193,6 +194,7 @@ pub(super) fn help(version: Version, out: &mut BytesMut) {
     lines.extend([
         "SHOW DNS_HOSTS|DNS_ZONES",
         "SHOW STATS|STATS_TOTALS|STATS_AVERAGES|TOTALS",
+        "SHOW ALERTS",
         "SET key = arg",
         "RELOAD",
         "PAUSE [<db>]",

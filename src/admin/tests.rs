@@ -54,6 +54,7 @@ fn context() -> AdminContext {
         stats: PoolStats::default(),
         mem_sizes: MemSizes::default(),
         cancel_keys: parking_lot::Mutex::default(),
+        alerts: Arc::default(),
     }
 }
 
@@ -264,4 +265,97 @@ async fn several_commands_stop_at_the_first_error() {
     let old = run(&ctx, Rights::Admin, v(1, 11), "SHOW VERSION").await;
     let tags: Vec<u8> = messages(&old).into_iter().map(|(t, _)| t).collect();
     assert_eq!(tags, [b'N', b'C'], "a NOTICE before 1.12");
+}
+
+#[tokio::test]
+async fn show_alerts_lists_the_published_table_in_every_version() {
+    use crate::stats::alert_board::{AlertRow, AlertState};
+    use std::time::{Duration, SystemTime};
+    let ctx = context();
+    let empty = run(&ctx, Rights::Stats, super::table::LATEST, "SHOW ALERTS").await;
+    assert_eq!(error(&empty), None);
+    assert!(rows(&empty).is_empty());
+    let alert = |name: &'static str, state, value| AlertRow {
+        alert: name,
+        database: "app".into(),
+        user: "u".into(),
+        state,
+        value,
+        threshold: 0.8,
+        hold: Duration::from_secs(300),
+        since: SystemTime::now(),
+    };
+    ctx.alerts.publish(vec![
+        alert("client_wait", AlertState::Ok, Some(0.0)),
+        alert("p95_latency", AlertState::Pending, None),
+        alert("pool_utilization", AlertState::Firing, Some(0.84)),
+    ]);
+    for version in VERSIONS {
+        let out = run(&ctx, Rights::Stats, version, "show alerts").await;
+        assert_eq!(error(&out), None, "{version}");
+        assert_eq!(
+            column_names(&out),
+            [
+                "name",
+                "database",
+                "user",
+                "state",
+                "value",
+                "threshold",
+                "for",
+                "since"
+            ]
+        );
+        let table = rows(&out);
+        let brief: Vec<[Option<&str>; 5]> = table
+            .iter()
+            .map(|r| {
+                [
+                    r[0].as_deref(),
+                    r[3].as_deref(),
+                    r[4].as_deref(),
+                    r[5].as_deref(),
+                    r[6].as_deref(),
+                ]
+            })
+            .collect();
+        assert_eq!(
+            brief,
+            [
+                [
+                    Some("client_wait"),
+                    Some("ok"),
+                    Some("0"),
+                    Some("0.8"),
+                    Some("300")
+                ],
+                [
+                    Some("p95_latency"),
+                    Some("pending"),
+                    None,
+                    Some("0.8"),
+                    Some("300")
+                ],
+                [
+                    Some("pool_utilization"),
+                    Some("firing"),
+                    Some("0.84"),
+                    Some("0.8"),
+                    Some("300")
+                ],
+            ]
+        );
+        assert!(
+            table
+                .iter()
+                .all(|r| r[7].as_deref().is_some_and(|t| t.len() >= 20))
+        );
+    }
+    let help = run(&ctx, Rights::Stats, v(1, 7), "SHOW HELP").await;
+    let notice = messages(&help)
+        .into_iter()
+        .find(|(t, _)| *t == b'N')
+        .map(|(_, body)| String::from_utf8_lossy(&body).into_owned())
+        .unwrap_or_default();
+    assert!(notice.contains("\tSHOW ALERTS\n"), "{notice}");
 }

@@ -90,6 +90,7 @@ struct Entry {
     machine: Machine,
     value: Option<f64>,
     threshold: f64,
+    hold: Duration,
     since: SystemTime,
     fired_at: SystemTime,
     announced: Instant,
@@ -161,6 +162,7 @@ impl Evaluator {
                     machine: Machine::default(),
                     value,
                     threshold,
+                    hold,
                     since: wall,
                     fired_at: wall,
                     announced: now,
@@ -169,6 +171,7 @@ impl Evaluator {
                 entry.seen = true;
                 entry.value = value;
                 entry.threshold = threshold;
+                entry.hold = hold;
                 let kind = match entry.machine.step(now, value, threshold, hold) {
                     Some(t) => {
                         entry.since = wall;
@@ -224,6 +227,7 @@ impl Evaluator {
                 state: e.machine.state(),
                 value: e.value,
                 threshold: e.threshold,
+                hold: e.hold,
                 since: e.since,
             })
             .collect()

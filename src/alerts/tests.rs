@@ -147,6 +147,7 @@ async fn utilization_fires_after_hold_and_resolves() {
         .unwrap();
     assert_eq!(row.state, AlertState::Firing);
     assert!((row.value.unwrap() - 0.9).abs() < 1e-12);
+    assert_eq!(row.hold, Duration::from_secs(10));
     // Still firing after the resend period: announced again.
     tokio::time::advance(evaluator::RESEND_EVERY).await;
     assert_eq!(
@@ -430,4 +431,37 @@ async fn sender_gives_up_on_a_dead_receiver() {
     assert_eq!(board.webhook().sent.load(Ordering::Relaxed), 0);
     stop.cancel();
     task.await.unwrap();
+}
+
+#[tokio::test]
+async fn sender_stops_in_the_middle_of_a_hung_post() {
+    // A receiver that accepts and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (accepted_tx, accepted) = tokio::sync::oneshot::channel();
+    let hold = tokio::spawn(async move {
+        let (conn, _) = listener.accept().await.unwrap();
+        let _ = accepted_tx.send(());
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        drop(conn);
+    });
+    let board = Arc::new(AlertBoard::default());
+    let queue = Arc::new(WebhookQueue::new(8, Arc::clone(&board)));
+    let mut n = notification(0);
+    n.url = Arc::new(WebhookUrl::parse(&format!("http://127.0.0.1:{port}/")).unwrap());
+    queue.push(n);
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(webhook::run(Arc::clone(&queue), stop.clone()));
+    tokio::time::timeout(Duration::from_secs(20), accepted)
+        .await
+        .expect("the sender connects")
+        .unwrap();
+    stop.cancel();
+    // Well under POST_TIMEOUT: the stop does not wait for the receiver.
+    tokio::time::timeout(webhook::POST_TIMEOUT / 2, task)
+        .await
+        .expect("the sender stops at once")
+        .unwrap();
+    assert_eq!(board.webhook().sent.load(Ordering::Relaxed), 0);
+    hold.abort();
 }

@@ -301,7 +301,8 @@ pub async fn post(url: &WebhookUrl, body: &str) -> Result<(), PostError> {
         .map_err(|_| PostError::Timeout)?
 }
 
-/// Delivers one batch: up to [`ATTEMPTS`] tries with doubling backoff. `false` if stopped.
+/// Delivers one batch: up to [`ATTEMPTS`] tries with doubling backoff. `false` if stopped (also
+/// in the middle of a POST, so a hung receiver cannot keep the task alive past shutdown).
 async fn deliver(queue: &WebhookQueue, batch: &[Notification], stop: &CancellationToken) -> bool {
     let Some(url) = batch.first().map(|n| Arc::clone(&n.url)) else {
         return true;
@@ -310,7 +311,11 @@ async fn deliver(queue: &WebhookQueue, batch: &[Notification], stop: &Cancellati
     let count = u64::try_from(batch.len()).unwrap_or(u64::MAX);
     let mut backoff = FIRST_BACKOFF;
     for attempt in 1..=ATTEMPTS {
-        match post(&url, &body).await {
+        let result = tokio::select! {
+            () = stop.cancelled() => return false,
+            result = post(&url, &body) => result,
+        };
+        match result {
             Ok(()) => {
                 queue.counters().sent.fetch_add(count, Ordering::Relaxed);
                 return true;

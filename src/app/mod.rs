@@ -118,6 +118,7 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<Running, AppE
         },
         requests,
     ));
+    let alerts = Arc::new(AlertBoard::default());
     let admin = Arc::new(AdminContext {
         registry: Arc::clone(&registry),
         shutdown,
@@ -128,6 +129,7 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<Running, AppE
         stats: PoolStats::default(),
         mem_sizes: console::mem_sizes(),
         cancel_keys: parking_lot::Mutex::default(),
+        alerts: Arc::clone(&alerts),
     });
     let tracker = TaskTracker::new();
     let tcp_addrs = bound.tcp_addrs();
@@ -147,7 +149,7 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<Running, AppE
     tokio::spawn(janitor::run(Arc::clone(&registry), janitor_stop.clone()));
     tokio::spawn(admin::ticker::run(Arc::clone(&admin), janitor_stop.clone()));
     // Metrics and alerts stop with the janitor: they observe pools until those close.
-    let (alerts, metrics_addr) = start_observers(&registry, metrics_listener, &janitor_stop)?;
+    let metrics_addr = start_observers(&registry, &alerts, metrics_listener, &janitor_stop)?;
     admin::check_compat_version(&config);
     let not_supported = crate::config::not_supported(&config);
     if !not_supported.is_empty() {
@@ -171,21 +173,22 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<Running, AppE
     })
 }
 
-/// Starts the alert evaluator and, when `metrics_listen` is set, the metrics endpoint.
+/// Starts the alert evaluator (publishing to `board`) and, when `metrics_listen` is set, the
+/// metrics endpoint; returns the endpoint's bound address.
 fn start_observers(
     registry: &Arc<Registry>,
+    board: &Arc<AlertBoard>,
     metrics_listener: Option<std::net::TcpListener>,
     stop: &tokio_util::sync::CancellationToken,
-) -> Result<(Arc<AlertBoard>, Option<SocketAddr>), AppError> {
-    let board = Arc::new(AlertBoard::default());
+) -> Result<Option<SocketAddr>, AppError> {
     let source: Arc<dyn crate::alerts::Source> = Arc::clone(registry) as _;
-    crate::alerts::start(source, Arc::clone(&board), stop)
+    crate::alerts::start(source, Arc::clone(board), stop)
         .map_err(|e| AppError::Pgsluice(e.to_string()))?;
     let metrics_addr = match metrics_listener {
         Some(listener) => {
             let sources = crate::metrics::Sources {
                 registry: Arc::clone(registry),
-                board: Arc::clone(&board),
+                board: Arc::clone(board),
                 started: tokio::time::Instant::now(),
                 started_wall: std::time::SystemTime::now(),
             };
@@ -199,7 +202,7 @@ fn start_observers(
         }
         None => None,
     };
-    Ok((board, metrics_addr))
+    Ok(metrics_addr)
 }
 
 impl Running {

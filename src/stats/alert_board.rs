@@ -12,7 +12,7 @@
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 /// Where an alert is in its life cycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,11 +58,13 @@ pub struct AlertRow {
     pub user: String,
     /// Current state.
     pub state: AlertState,
-    /// The last measured value, in the rule's unit (ratio, seconds, milliseconds); `None` when
-    /// there was nothing to measure (no transactions in the window).
+    /// The last measured value, in the rule's unit (a ratio for `pool_utilization`, seconds for
+    /// the others); `None` when there was nothing to measure (no transactions in the window).
     pub value: Option<f64>,
     /// The threshold in the same unit.
     pub threshold: f64,
+    /// How long the value must stay over the threshold before the alert fires (`*_for`).
+    pub hold: Duration,
     /// When the current state began (wall clock).
     pub since: SystemTime,
 }
@@ -122,6 +124,7 @@ mod tests {
             state: AlertState::Firing,
             value: Some(2.0),
             threshold: 1.0,
+            hold: Duration::from_secs(60),
             since: SystemTime::UNIX_EPOCH,
         };
         board.publish(vec![row.clone()]);

@@ -141,7 +141,9 @@ async fn admin_docs_examples_match_a_real_run() {
     let users = userlist(&[("md5_user", &password("md5_user")), ("admin", "admin_pw")]);
     let pooler = Pooler::start(
         &db_line("app", &db, "pool_size=2"),
-        "pool_mode = transaction\nauth_type = md5\nadmin_users = admin\nstats_period = 1",
+        // A low utilisation threshold with a short hold, so SHOW ALERTS has a firing row.
+        "pool_mode = transaction\nauth_type = md5\nadmin_users = admin\nstats_period = 1\n\
+         [pgsluice]\nalert_pool_utilization = 0.4\nalert_pool_utilization_for = 1",
         &users,
     );
     let pw = password("md5_user");
@@ -151,6 +153,20 @@ async fn admin_docs_examples_match_a_real_run() {
         idle.simple_query("select 1").await.unwrap();
     }
     busy.batch_execute("begin; select 1").await.unwrap();
+    let fired = crate::harness::pooler::eventually(30, || {
+        let firing = pooler
+            .app()
+            .alerts()
+            .snapshot()
+            .iter()
+            .any(|r| r.alert == "pool_utilization" && r.state.as_str() == "firing");
+        async move { firing }
+    })
+    .await;
+    assert!(
+        fired,
+        "the pool_utilization alert fires (1 of 2 servers busy, over 0.4)"
+    );
     let doc = std::fs::read_to_string(doc_path()).unwrap();
     let update = std::env::var_os("UPDATE_DOCS").is_some();
     let mut new_doc = doc.clone();

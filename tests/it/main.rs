@@ -34,6 +34,7 @@ mod harness_selftest;
 mod hostile;
 mod isolation;
 mod metrics_alerts;
+mod metrics_alerts_webhook;
 mod ops_listen;
 mod ops_logging;
 mod ops_reload;

@@ -3,6 +3,9 @@
 //! * `postgres` — one throwaway PostgreSQL cluster per test process, with a role per auth method.
 //! * `files` — temporary config directories and userlist.txt lines.
 //! * `tools` — `psql` / `pgbench` as subprocesses with timeouts.
+//! * `logs` — the log lines of in-process poolers (a global `tracing` subscriber, opt-in).
+//! * `metrics` — a pooler's `/metrics` page and admin console rows.
+//! * `webhook` — loopback receivers for the alert webhook (recording, slow, closed port).
 //!
 //! Everything here is blocking std code or plain async over tokio-postgres: each
 //! `#[tokio::test]` has its own runtime, so nothing may keep a runtime handle in a static.
@@ -18,7 +21,10 @@
 
 pub mod certs;
 pub mod files;
+pub mod logs;
+pub mod metrics;
 pub mod pooler;
 pub mod postgres;
 pub mod raw;
 pub mod tools;
+pub mod webhook;
