@@ -23,10 +23,16 @@
 
 // The integration tests' throwaway-cluster harness; `postgres` and `tools` refer to each other
 // as `super::`, so both sit at the crate root here as they sit side by side in the harness.
-#[allow(dead_code, reason = "the harness is shared with the tests; the bench uses a part")]
+#[allow(
+    dead_code,
+    reason = "the harness is shared with the tests; the bench uses a part"
+)]
 #[path = "../tests/it/harness/postgres.rs"]
 mod postgres;
-#[allow(dead_code, reason = "the harness is shared with the tests; the bench uses a part")]
+#[allow(
+    dead_code,
+    reason = "the harness is shared with the tests; the bench uses a part"
+)]
 #[path = "../tests/it/harness/tools.rs"]
 mod tools;
 
