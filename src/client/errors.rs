@@ -22,6 +22,9 @@ pub enum ClientError {
     /// `max_client_conn` reached.
     #[error("no more connections allowed (max_client_conn)")]
     TooManyClients,
+    /// `max_db_client_connections` or `max_user_client_connections` reached (the setting's name).
+    #[error("client connections exceeded ({0})")]
+    ClientLimit(&'static str),
     /// A startup parameter not allowed by `ignore_startup_parameters`.
     #[error("unsupported startup parameter: {0}")]
     UnsupportedParameter(String),
@@ -87,7 +90,9 @@ impl ClientError {
             ClientError::NoUser | ClientError::AuthUnsupported(_) => {
                 sqlstate::INVALID_AUTHORIZATION
             }
-            ClientError::TooManyClients => sqlstate::TOO_MANY_CONNECTIONS,
+            ClientError::TooManyClients | ClientError::ClientLimit(_) => {
+                sqlstate::TOO_MANY_CONNECTIONS
+            }
             ClientError::IdleTransactionTimeout => sqlstate::IDLE_IN_TRANSACTION_TIMEOUT,
             ClientError::Shutdown | ClientError::Pool(PoolError::Closed) => {
                 sqlstate::ADMIN_SHUTDOWN

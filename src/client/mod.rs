@@ -99,7 +99,7 @@ async fn open_session(
             .unwrap_or(Err(ClientError::LoginTimeout)),
         None => logging_in.await,
     };
-    let (slot, params) = match login_result {
+    let (slot, params, admission) = match login_result {
         Ok(ok) => ok,
         Err(error) => {
             tracing::info!(db = %login.database, user = %login.user, addr = %addr, "login failed: {error}");
@@ -130,7 +130,14 @@ async fn open_session(
     let buf = reader.into_buffer();
     let conn = register(&ctx, &stream, login, &slot, &params, id);
     Some(Session::new(
-        ctx, stream, buf, params, slot, cancel, id, conn,
+        ctx,
+        stream,
+        buf,
+        params,
+        (slot, admission),
+        cancel,
+        id,
+        conn,
     ))
 }
 
@@ -174,7 +181,14 @@ async fn log_in(
     stream: &mut Stream,
     reader: &mut MessageReader,
     login: &LoginRequest,
-) -> Result<(crate::pool::ClientSlot, ParamSet), ClientError> {
+) -> Result<
+    (
+        crate::pool::ClientSlot,
+        ParamSet,
+        crate::pool::ClientAdmission,
+    ),
+    ClientError,
+> {
     if ctx.shutdown.drain.is_cancelled() {
         return Err(ClientError::Shutdown);
     }
@@ -211,6 +225,12 @@ async fn log_in(
             db.name
         )));
     }
+    // PgBouncer 1.24's per-database and per-user client caps, counted from here until the
+    // client leaves.
+    let admission = ctx
+        .registry
+        .admit_client(&db, &login.user)
+        .map_err(|hit| ClientError::ClientLimit(hit.setting()))?;
     let pool = ctx.registry.pool_for(&db, &login.user);
     // A forced user logs in with its own secret, never with what this client proved.
     if let (Some(learned), None) = (learned, &db.user) {
@@ -235,7 +255,7 @@ async fn log_in(
         let app = params.get("application_name").unwrap_or_default();
         params.set("application_name", &format!("{app} - {addr}:{port}"));
     }
-    Ok((slot, params))
+    Ok((slot, params, admission))
 }
 
 fn write_welcome(

@@ -15,7 +15,7 @@ use super::relay::{self, RelayEnd};
 use super::rewrite::PreparedState;
 use crate::config::PoolMode;
 use crate::net::Stream;
-use crate::pool::{ClientSlot, PoolError, PooledServer, ServerState};
+use crate::pool::{ClientAdmission, ClientSlot, PoolError, PooledServer, ServerState};
 use crate::protocol::frame::HEADER_LEN;
 use crate::protocol::scan::Scanner;
 use crate::server::ParamSet;
@@ -40,6 +40,8 @@ pub struct Session {
     /// This client's record in the connection directory (SHOW CLIENTS, KILL_CLIENT).
     pub(super) conn: ConnEntry,
     slot: ClientSlot,
+    /// This client's units of `max_db_client_connections` / `max_user_client_connections`.
+    _admission: ClientAdmission,
     cancel: CancelRegistration,
 }
 
@@ -59,7 +61,7 @@ impl Session {
         stream: Stream,
         buf: BytesMut,
         params: ParamSet,
-        slot: ClientSlot,
+        (slot, admission): (ClientSlot, ClientAdmission),
         cancel: CancelRegistration,
         id: u64,
         conn: ConnEntry,
@@ -79,6 +81,7 @@ impl Session {
             id,
             conn,
             slot,
+            _admission: admission,
             cancel,
         }
     }

@@ -1,5 +1,7 @@
-//! A shared cap on server connections (`max_db_connections`, `max_user_connections`): a counter
-//! several pools draw from.
+//! Shared caps: on server connections (`max_db_connections`, `max_user_connections`), a counter
+//! several pools draw from; on client connections (`max_db_client_connections`,
+//! `max_user_client_connections`), a counter every client of a database or user holds a unit of
+//! through a [`ClientAdmission`] for as long as it is connected.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -52,6 +54,57 @@ impl ConnLimit {
     }
 }
 
+/// A logged-in client's units of its database's and its user's client limits, given back when
+/// the client leaves.
+#[derive(Debug)]
+pub struct ClientAdmission {
+    db: std::sync::Arc<ConnLimit>,
+    user: std::sync::Arc<ConnLimit>,
+}
+
+/// Which client limit refused a login (the setting's name, for the error text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientLimitHit {
+    /// `max_db_client_connections`.
+    Database,
+    /// `max_user_client_connections`.
+    User,
+}
+
+impl ClientLimitHit {
+    /// The setting's name.
+    pub fn setting(self) -> &'static str {
+        match self {
+            ClientLimitHit::Database => "max_db_client_connections",
+            ClientLimitHit::User => "max_user_client_connections",
+        }
+    }
+}
+
+impl ClientAdmission {
+    /// Takes a unit of both limits, or neither.
+    pub fn take(
+        db: std::sync::Arc<ConnLimit>,
+        user: std::sync::Arc<ConnLimit>,
+    ) -> Result<ClientAdmission, ClientLimitHit> {
+        if !db.try_acquire() {
+            return Err(ClientLimitHit::Database);
+        }
+        if !user.try_acquire() {
+            db.release();
+            return Err(ClientLimitHit::User);
+        }
+        Ok(ClientAdmission { db, user })
+    }
+}
+
+impl Drop for ClientAdmission {
+    fn drop(&mut self) {
+        self.db.release();
+        self.user.release();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,5 +118,28 @@ mod tests {
         assert!(l.try_acquire());
         let unlimited = ConnLimit::new(0);
         assert!((0..100).all(|_| unlimited.try_acquire()));
+    }
+
+    #[test]
+    fn an_admission_holds_both_units_or_none() {
+        let db = std::sync::Arc::new(ConnLimit::new(2));
+        let user = std::sync::Arc::new(ConnLimit::new(1));
+        let first = ClientAdmission::take(db.clone(), user.clone()).unwrap();
+        assert_eq!((db.current(), user.current()), (1, 1));
+        // The user is full: the database unit taken first is given back.
+        assert_eq!(
+            ClientAdmission::take(db.clone(), user.clone()).unwrap_err(),
+            ClientLimitHit::User
+        );
+        assert_eq!((db.current(), user.current()), (1, 1));
+        drop(first);
+        assert_eq!((db.current(), user.current()), (0, 0));
+        db.set_max(1);
+        let _held = ClientAdmission::take(db.clone(), user.clone()).unwrap();
+        let other_user = std::sync::Arc::new(ConnLimit::new(0));
+        assert_eq!(
+            ClientAdmission::take(db.clone(), other_user).unwrap_err(),
+            ClientLimitHit::Database
+        );
     }
 }

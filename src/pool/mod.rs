@@ -37,7 +37,7 @@ use crate::stats::PoolStats;
 
 pub use control::{ControlOpError, DbFlags, PoolControl};
 pub use guard::{PooledServer, ServerState};
-pub use limit::ConnLimit;
+pub use limit::{ClientAdmission, ClientLimitHit, ConnLimit};
 pub use policy::{LoginPolicy, PolicyError};
 pub use registry::Registry;
 pub use resize::ReloadSummary;

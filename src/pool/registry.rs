@@ -16,6 +16,7 @@ use std::sync::atomic::AtomicU64;
 use parking_lot::{Mutex, RwLock};
 
 use super::control::FlagMap;
+use super::limit::{ClientAdmission, ClientLimitHit};
 use super::resize::{ReloadSummary, same_server, spec_changed};
 use super::{ConnLimit, LoginPolicy, Pool, PoolControl, PoolSettings};
 use crate::config::{Config, DatabaseDef, Secret};
@@ -32,6 +33,8 @@ pub struct Registry {
     pools: Mutex<HashMap<(String, String), Arc<Pool>>>,
     db_limits: Mutex<HashMap<String, Arc<ConnLimit>>>,
     user_limits: Mutex<HashMap<String, Arc<ConnLimit>>>,
+    db_client_limits: Mutex<HashMap<String, Arc<ConnLimit>>>,
+    user_client_limits: Mutex<HashMap<String, Arc<ConnLimit>>>,
     /// Pools of databases removed by a reload that still have clients.
     retired: Mutex<Vec<Arc<Pool>>>,
     ids: Arc<AtomicU64>,
@@ -107,6 +110,8 @@ impl Registry {
             pools: Mutex::new(HashMap::new()),
             db_limits: Mutex::new(HashMap::new()),
             user_limits: Mutex::new(HashMap::new()),
+            db_client_limits: Mutex::new(HashMap::new()),
+            user_client_limits: Mutex::new(HashMap::new()),
             retired: Mutex::new(Vec::new()),
             ids: Arc::new(AtomicU64::new(1)),
             flags: FlagMap::default(),
@@ -214,6 +219,30 @@ impl Registry {
                 db.max_db_connections.unwrap_or(g.max_db_connections),
             ),
             limit(&self.user_limits, user, user_max),
+        )
+    }
+
+    /// Counts a client logging in to `db` as `login_user` against `max_db_client_connections`
+    /// and `max_user_client_connections` (as configured now, so a reload applies to the next
+    /// login); the admission gives both back when it drops.
+    pub fn admit_client(
+        &self,
+        db: &DatabaseDef,
+        login_user: &str,
+    ) -> Result<ClientAdmission, ClientLimitHit> {
+        let config = self.config();
+        let g = &config.general;
+        let db_max = db
+            .max_db_client_connections
+            .unwrap_or(g.max_db_client_connections);
+        let user_max = config
+            .users
+            .get(login_user)
+            .and_then(|u| u.max_user_client_connections)
+            .unwrap_or(g.max_user_client_connections);
+        ClientAdmission::take(
+            limit(&self.db_client_limits, &db.name, db_max),
+            limit(&self.user_client_limits, login_user, user_max),
         )
     }
 

@@ -266,3 +266,66 @@ async fn statement_mode_refuses_transactions() {
         .await
     );
 }
+
+/// `max_db_client_connections` (per database) and `max_user_client_connections` (global here):
+/// logins past a cap get PgBouncer's error with 53300, other databases are unaffected, and a
+/// client that leaves gives its place back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_caps_per_database_and_per_user() {
+    let pg = PgCluster::shared();
+    let db = pg.create_database("client_caps");
+    let pw = password("md5_user");
+    let databases = format!(
+        "{}\n{}",
+        db_line("capped", &db, "max_db_client_connections=2"),
+        db_line("open", &db, "")
+    );
+    let pooler = Pooler::start(
+        &databases,
+        "pool_mode = transaction\ndefault_pool_size = 2\nmax_user_client_connections = 3",
+        &md5_users(),
+    );
+    let first = pooler.connect("md5_user", &pw, "capped").await.unwrap();
+    let _second = pooler.connect("md5_user", &pw, "capped").await.unwrap();
+    let refused = pooler.connect("md5_user", &pw, "capped").await.unwrap_err();
+    assert_eq!(sqlstate(&refused).as_deref(), Some("53300"), "{refused}");
+    assert_eq!(
+        refused
+            .as_db_error()
+            .map(tokio_postgres::error::DbError::message),
+        Some("client connections exceeded (max_db_client_connections)")
+    );
+    // Another database of the same user: the database cap does not apply, the user cap (3) does.
+    let third = pooler.connect("md5_user", &pw, "open").await.unwrap();
+    assert_eq!(
+        first_value(&third, "select 1").await.unwrap().as_deref(),
+        Some("1")
+    );
+    let refused = pooler.connect("md5_user", &pw, "open").await.unwrap_err();
+    assert_eq!(sqlstate(&refused).as_deref(), Some("53300"), "{refused}");
+    assert_eq!(
+        refused
+            .as_db_error()
+            .map(tokio_postgres::error::DbError::message),
+        Some("client connections exceeded (max_user_client_connections)")
+    );
+    // A client that leaves frees its place in both counts (the pooler notices the close
+    // asynchronously, hence the retries).
+    drop(first);
+    let mut replacement = None;
+    for _ in 0..100 {
+        if let Ok(client) = pooler.connect("md5_user", &pw, "capped").await {
+            replacement = Some(client);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let replacement = replacement.expect("a freed place is given to a new client");
+    assert_eq!(
+        first_value(&replacement, "select 2")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("2")
+    );
+}
