@@ -187,5 +187,5 @@ Operations keys (`operations.md`):
 |---|---|---|---|
 | `log_format` | `text` | yes | `text`, or `json` for one JSON object per line (stderr and `logfile`) |
 | `syslog_socket` | `/dev/log` | yes | the local syslog socket `syslog = 1` writes to |
-| `worker_threads` | one per core | restart | threads of the runtime |
+| `worker_threads` | one per core (following a cgroup CPU limit) | restart | threads of the runtime; on a small host shared with Postgres, 1 costs less CPU per transaction (docs/performance.md) |
 ";
