@@ -4,8 +4,7 @@
 #
 #   benches/metrics_cost.sh [--reps N] [--duration S] [--clients 50,500] [--pgsluice-bin PATH]
 #
-# On a shared machine run it under the benchmark lock, so benchmarks do not overlap:
-#   flock /tmp/pgsluice-bench.lock benches/metrics_cost.sh
+# On a shared machine, run one benchmark at a time (each measures the pooler's CPU).
 #
 # What it does (docs/benchmarks.md, "Metrics on vs off"):
 #   1. builds pgsluice (`cargo build --release --locked`) unless --pgsluice-bin is given;
