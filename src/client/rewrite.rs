@@ -70,7 +70,7 @@ impl PreparedState {
             self.splice.insert_with(at, |b| write_close(b, evicted));
             self.pipeline.push(Expect::InjectedClose(evicted));
         }
-        side.server.insert(statement.id, side.capacity);
+        side.server.insert(statement.id);
         self.splice
             .insert_with(at, |b| b.extend_from_slice(parse_message(statement)));
         side.stats.server_parse();

@@ -23,26 +23,10 @@ impl PreparedSet {
         }
     }
 
-    /// Records that the statement is being prepared. Returns the statement to close first when
-    /// the set is at `capacity` (the least recently used one).
-    pub fn insert(&mut self, id: u64, capacity: usize) -> Option<u64> {
+    /// Records that the statement is being prepared; the caller made room with `evict_for`.
+    pub fn insert(&mut self, id: u64) {
         self.tick += 1;
-        let evicted = if self.last_use.len() >= capacity.max(1) && !self.last_use.contains_key(&id)
-        {
-            let oldest = self
-                .last_use
-                .iter()
-                .min_by_key(|(_, t)| **t)
-                .map(|(id, _)| *id);
-            if let Some(old) = oldest {
-                self.last_use.remove(&old);
-            }
-            oldest
-        } else {
-            None
-        };
         self.last_use.insert(id, self.tick);
-        evicted
     }
 
     /// Makes room for one more statement: removes and returns the least recently used one while
@@ -94,10 +78,13 @@ mod tests {
     #[test]
     fn evicts_least_recently_used() {
         let mut set = PreparedSet::default();
-        assert_eq!(set.insert(1, 2), None);
-        assert_eq!(set.insert(2, 2), None);
+        assert_eq!(set.evict_for(2), None);
+        set.insert(1);
+        assert_eq!(set.evict_for(2), None);
+        set.insert(2);
         assert!(set.touch(1));
-        assert_eq!(set.insert(3, 2), Some(2));
+        assert_eq!(set.evict_for(2), Some(2));
+        set.insert(3);
         assert!(set.touch(1) && set.touch(3) && !set.touch(2));
         set.remove(3);
         assert_eq!(set.len(), 1);
@@ -106,10 +93,10 @@ mod tests {
     #[test]
     fn restored_statement_goes_first_and_excess_is_evicted() {
         let mut set = PreparedSet::default();
-        set.insert(1, 2);
-        set.insert(2, 2);
+        set.insert(1);
+        set.insert(2);
         assert_eq!(set.evict_for(2), Some(1));
-        set.insert(3, 2);
+        set.insert(3);
         // The Close of 1 was skipped: the server has three statements, one over capacity.
         set.restore(1);
         assert_eq!(set.len(), 3);
