@@ -12,7 +12,7 @@ source scripts/lib.sh
 
 clients=${DEMO_CLIENTS:-500}
 seconds=${DEMO_SECONDS:-15}
-command -v cargo >/dev/null 2>&1 || die "cargo not found; install Rust (rustup reads rust-toolchain.toml)"
+ensure_rust
 ensure_postgres
 bindir=$PGSLUICE_PG_BINDIR
 
@@ -36,7 +36,6 @@ trap cleanup EXIT
 # either port is taken on this machine, the demo runs on free ports with a copy of the file that
 # differs only in those two numbers, and says so.
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 pg_port=5432 pooler_port=6432 config=config/pgbouncer.ini
 port_busy $pg_port && pg_port=$(free_port)
 port_busy $pooler_port && pooler_port=$(free_port)
@@ -47,23 +46,7 @@ if [[ $pg_port != 5432 || $pooler_port != 6432 ]]; then
 fi
 
 say "starting a throwaway PostgreSQL on 127.0.0.1:$pg_port"
-as_pg "$bindir/initdb" -D "$work/data" -U postgres -A trust --no-sync >/dev/null
-cat >>"$work/data/postgresql.conf" <<CONF
-listen_addresses = '127.0.0.1'
-port = $pg_port
-unix_socket_directories = '$work'
-max_connections = 100
-fsync = off
-synchronous_commit = off
-full_page_writes = off
-password_encryption = md5
-CONF
-# TCP logins need the md5 password from config/userlist.txt, as a production server would.
-cat >"$work/data/pg_hba.conf" <<HBA
-local all postgres trust
-host  all postgres 127.0.0.1/32 trust
-host  all all      127.0.0.1/32 md5
-HBA
+init_throwaway_cluster "$work" "$pg_port" "$bindir"
 as_pg "$bindir/postgres" -D "$work/data" >"$work/postgres.log" 2>&1 &
 pg_pid=$!
 for _ in $(seq 1 100); do "$bindir/pg_isready" -q -h 127.0.0.1 -p $pg_port && break; sleep 0.1; done

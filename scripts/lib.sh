@@ -73,3 +73,48 @@ as_pg() {
     "$@"
   fi
 }
+
+# Rust: rustup installs the toolchain rust-toolchain.toml pins (with rustfmt and clippy) on first
+# use. Without cargo, installs rustup from rustup.rs (needs curl and that host reachable).
+ensure_rust() {
+  [[ -x $HOME/.cargo/bin/cargo ]] && export PATH="$HOME/.cargo/bin:$PATH"
+  command -v cargo >/dev/null 2>&1 && return 0
+  say "cargo not found: installing rustup (the toolchain comes from rust-toolchain.toml)"
+  command -v curl >/dev/null 2>&1 || { as_root apt-get install -y -qq curl ca-certificates >/dev/null 2>&1 || true; }
+  curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --default-toolchain none --profile minimal >/dev/null ||
+    die "cargo not found and rustup could not be installed; install Rust from https://rustup.rs"
+  export PATH="$HOME/.cargo/bin:$PATH"
+}
+
+# A free TCP port on 127.0.0.1 (probed by connecting; bounded attempts).
+free_port() {
+  local port
+  for _ in $(seq 1 50); do
+    port=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return; fi
+  done
+  die "no free port found"
+}
+
+# Creates (does not start) a throwaway cluster in WORK/data for the scripts: loopback only on
+# PORT, its unix socket in WORK, no durability (fsync off), md5 passwords; `postgres` is trusted,
+# every other TCP login must give its md5 password, as a production server would ask.
+init_throwaway_cluster() { # work port bindir
+  local work=$1 port=$2 bindir=$3
+  as_pg "$bindir/initdb" -D "$work/data" -U postgres -A trust --no-sync >/dev/null
+  cat >>"$work/data/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $port
+unix_socket_directories = '$work'
+max_connections = 100
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+password_encryption = md5
+CONF
+  cat >"$work/data/pg_hba.conf" <<HBA
+local all postgres trust
+host  all postgres 127.0.0.1/32 trust
+host  all all      127.0.0.1/32 md5
+HBA
+}

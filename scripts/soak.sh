@@ -17,7 +17,7 @@ source scripts/lib.sh
 seconds=${1:-600}
 [[ $seconds =~ ^[0-9]+$ ]] && ((seconds >= 20 && seconds <= 86400)) || die "SECONDS must be 20..86400"
 round=10
-command -v cargo >/dev/null 2>&1 || die "cargo not found"
+ensure_rust
 ensure_postgres
 bindir=$PGSLUICE_PG_BINDIR
 
@@ -38,35 +38,12 @@ cleanup() {
 trap cleanup EXIT
 [[ $(id -u) -eq 0 ]] && chown postgres "$work"
 
-free_port() {
-  local port i
-  for i in $(seq 1 50); do
-    port=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return; fi
-  done
-  die "no free port found"
-}
 pg_port=$(free_port)
 pooler_port=$(free_port)
 [[ $pg_port != "$pooler_port" ]] || die "port clash; run again"
 
 say "starting a throwaway PostgreSQL on 127.0.0.1:$pg_port"
-as_pg "$bindir/initdb" -D "$work/data" -U postgres -A trust --no-sync >/dev/null
-cat >>"$work/data/postgresql.conf" <<CONF
-listen_addresses = '127.0.0.1'
-port = $pg_port
-unix_socket_directories = '$work'
-max_connections = 100
-fsync = off
-synchronous_commit = off
-full_page_writes = off
-password_encryption = md5
-CONF
-cat >"$work/data/pg_hba.conf" <<HBA
-local all postgres trust
-host  all postgres 127.0.0.1/32 trust
-host  all all      127.0.0.1/32 md5
-HBA
+init_throwaway_cluster "$work" "$pg_port" "$bindir"
 pg_ctl start -w -t 60 >/dev/null || { cat "$work/postgres.log"; die "postgres did not start"; }
 psql_su() { "$bindir/psql" -X -q -At -h 127.0.0.1 -p "$pg_port" -U postgres "$@"; }
 psql_su -c "create role soak login password 'soak_pw'" -c "create database soak owner soak"

@@ -12,7 +12,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/lib.sh
 source scripts/lib.sh
 
-command -v cargo >/dev/null 2>&1 || die "cargo not found; install Rust (rustup reads rust-toolchain.toml)"
+ensure_rust
 ensure_postgres
 
 # promtool (Debian package `prometheus`) checks the /metrics page and the alert rules file. The
