@@ -26,6 +26,8 @@ use crate::client::{self, ClientContext};
 use crate::config::Config;
 use crate::net::{MessageReader, Stream, apply_tcp_options};
 use crate::pool::registry::keepalive_settings;
+use crate::stats::conn_log::LogPeer;
+use crate::stats::conns::Side;
 
 /// The bound sockets, before their accept loops start.
 pub(super) struct Bound {
@@ -312,8 +314,9 @@ async fn handle_connection(ctx: Arc<ClientContext>, admin: Arc<AdminContext>, st
         }
         Ok(FirstContact::Login(login)) => client::serve(ctx, stream, reader, login, deadline).await,
         Err(error) => {
-            let (addr, _) = stream.peer();
-            tracing::info!(addr = %addr, "connection refused during startup: {error}");
+            let (addr, port) = stream.peer();
+            let id = ctx.registry.ids().fetch_add(1, Ordering::Relaxed);
+            LogPeer::new(Side::Client, id, "(nodb)", "(nouser)", (&addr, port)).closing(&error);
             let mut out = BytesMut::new();
             error.write_fatal(&mut out);
             let _ = tokio::time::timeout(std::time::Duration::from_secs(1), stream.write_all(&out))

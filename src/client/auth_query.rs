@@ -7,7 +7,7 @@
 
 use super::errors::ClientError;
 use crate::config::{DatabaseDef, Secret, userlist};
-use crate::pool::{Registry, ServerState};
+use crate::pool::{CloseReason, Registry, ServerState};
 use crate::server::ServerError;
 
 /// The user's secret from `auth_query`, `None` when no `auth_user` is configured. A user the
@@ -69,7 +69,7 @@ async fn run_query(
             Err(ClientError::AuthQueryFailed)
         }
         Err(e) => {
-            server.close();
+            server.close(CloseReason::Unclean);
             tracing::warn!("auth_query failed: {e}");
             Err(ClientError::AuthQueryFailed)
         }

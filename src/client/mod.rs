@@ -27,6 +27,7 @@ use crate::net::{MessageReader, Stream};
 use crate::pool::{Pool, Registry, ServerState};
 use crate::protocol::backend;
 use crate::server::ParamSet;
+use crate::stats::conn_log::LogPeer;
 use crate::stats::conns::{ConnInfo, ConnState, Endpoints, Side};
 
 use cancel::CancelMap;
@@ -70,15 +71,16 @@ pub async fn serve(
     };
     let result = session.run().await;
     let config = ctx.registry.config();
-    if let Err(error) = &result {
-        if config.general.log_pooler_errors {
-            tracing::info!(client = session.id, "closing client: {error}");
+    let peer = LogPeer::of(session.conn.info());
+    match &result {
+        Ok(leave) if config.general.log_disconnections => peer.closing(leave),
+        Ok(_) => {}
+        Err(error) => {
+            if config.general.log_disconnections || config.general.log_pooler_errors {
+                peer.closing(error);
+            }
+            Box::pin(session.disconnect_with(error)).await;
         }
-        Box::pin(session.disconnect_with(error)).await;
-    }
-    if config.general.log_disconnections {
-        let (addr, port) = session.stream.peer();
-        tracing::info!(client = session.id, db = %login.database, user = %login.user, addr = %addr, port, "client disconnected");
     }
 }
 
@@ -102,7 +104,17 @@ async fn open_session(
     let (slot, params, admission) = match login_result {
         Ok(ok) => ok,
         Err(error) => {
-            tracing::info!(db = %login.database, user = %login.user, addr = %addr, "login failed: {error}");
+            if ctx.registry.config().general.log_disconnections {
+                let id = ctx.registry.ids().fetch_add(1, Ordering::Relaxed);
+                LogPeer::new(
+                    Side::Client,
+                    id,
+                    &login.database,
+                    &login.user,
+                    (&addr, port),
+                )
+                .closing(&error);
+            }
             let mut out = BytesMut::new();
             error.write_fatal(&mut out);
             let _ = stream.write_all(&out).await;
@@ -112,7 +124,18 @@ async fn open_session(
     let config = ctx.registry.config();
     let id = ctx.registry.ids().fetch_add(1, Ordering::Relaxed);
     if config.general.log_connections {
-        tracing::info!(client = id, db = %login.database, user = %login.user, addr = %addr, port, tls = login.tls.as_deref().unwrap_or("no"), "login ok");
+        let tls = login.tls.as_deref().unwrap_or("no");
+        LogPeer::new(
+            Side::Client,
+            id,
+            &login.database,
+            &login.user,
+            (&addr, port),
+        )
+        .event(&format_args!(
+            "login attempt: db={} user={} tls={tls}",
+            login.database, login.user
+        ));
     }
     let cancel = ctx.cancels.register();
     let mut out = BytesMut::with_capacity(512);

@@ -28,8 +28,10 @@ use crate::stats::{ErrorCounters, PoolStats};
 pub enum RelayEnd {
     /// The server is idle and may go back to the pool; the client stays.
     Released,
-    /// The client sent Terminate or closed its socket.
+    /// The client closed its socket.
     ClientGone(ServerState),
+    /// The client sent Terminate.
+    ClientTerminated(ServerState),
     /// The server connection broke; the client gets an error.
     ServerGone,
     /// The client must be disconnected with this error.
@@ -254,7 +256,9 @@ async fn forward_client(
     }
     if scanned.stopped {
         // Terminate: the client is leaving; the server never sees it.
-        return Err(RelayEnd::ClientGone(t.state(session.scanner.at_boundary())));
+        return Err(RelayEnd::ClientTerminated(
+            t.state(session.scanner.at_boundary()),
+        ));
     }
     Ok(())
 }

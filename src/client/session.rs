@@ -15,7 +15,7 @@ use super::relay::{self, RelayEnd};
 use super::rewrite::PreparedState;
 use crate::config::PoolMode;
 use crate::net::Stream;
-use crate::pool::{ClientAdmission, ClientSlot, PoolError, PooledServer, ServerState};
+use crate::pool::{ClientAdmission, ClientSlot, CloseReason, PoolError, PooledServer, ServerState};
 use crate::protocol::frame::HEADER_LEN;
 use crate::protocol::scan::Scanner;
 use crate::server::ParamSet;
@@ -52,6 +52,18 @@ fn tracks_prepared(settings: &crate::pool::PoolSettings) -> bool {
 enum Request {
     Work,
     Terminate,
+    Eof,
+}
+
+/// How a client left of its own accord, in PgBouncer's words for the disconnect log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Leave {
+    /// It sent Terminate.
+    #[error("client close request")]
+    CloseRequest,
+    /// Its connection ended without a Terminate (including in the middle of a transaction).
+    #[error("client unexpected eof")]
+    UnexpectedEof,
 }
 
 impl Session {
@@ -93,23 +105,24 @@ impl Session {
     }
 
     /// Serves the client until it leaves or must be disconnected.
-    pub async fn run(&mut self) -> Result<(), ClientError> {
+    pub async fn run(&mut self) -> Result<Leave, ClientError> {
         loop {
             match self.wait_for_request().await? {
-                Request::Terminate => return Ok(()),
+                Request::Terminate => return Ok(Leave::CloseRequest),
+                Request::Eof => return Ok(Leave::UnexpectedEof),
                 Request::Work => {}
             }
             // Boxed: the checkout and relay futures exist only while a transaction runs, so the
             // task of an idle client stays small.
-            if !Box::pin(self.transaction()).await? {
-                return Ok(());
+            if let Some(leave) = Box::pin(self.transaction()).await? {
+                return Ok(leave);
             }
         }
     }
 
     /// Checks out a server, relays one transaction (or session) and gives the server back.
-    /// `Ok(false)`: the client left.
-    async fn transaction(&mut self) -> Result<bool, ClientError> {
+    /// `Ok(Some(_))`: the client left.
+    async fn transaction(&mut self) -> Result<Option<Leave>, ClientError> {
         let mut server = self.checkout().await?;
         let end = relay::run(self, &mut server).await;
         self.cancel.set_target(None);
@@ -118,10 +131,14 @@ impl Session {
             RelayEnd::Released => server.release(ServerState::Idle, self.mode),
             RelayEnd::ClientGone(state) => {
                 server.release(state, self.mode);
-                return Ok(false);
+                return Ok(Some(Leave::UnexpectedEof));
+            }
+            RelayEnd::ClientTerminated(state) => {
+                server.release(state, self.mode);
+                return Ok(Some(Leave::CloseRequest));
             }
             RelayEnd::ServerGone => {
-                server.close();
+                server.close(CloseReason::Crashed);
                 return Err(ClientError::ServerGone);
             }
             RelayEnd::Fatal(error, state) => {
@@ -129,7 +146,7 @@ impl Session {
                 return Err(error);
             }
         }
-        Ok(true)
+        Ok(None)
     }
 
     /// Waits, without a server, for a message that needs one. While nothing is buffered the
@@ -150,7 +167,7 @@ impl Session {
             }
             tokio::select! {
                 read = self.stream.read_when_ready(&mut self.buf, IDLE_BUFFER) => match read {
-                    Ok(0) | Err(_) => return Ok(Request::Terminate),
+                    Ok(0) | Err(_) => return Ok(Request::Eof),
                     Ok(n) => self.slot.pool().stats.received(n),
                 },
                 () = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
@@ -198,7 +215,7 @@ impl Session {
                         server = conn.id,
                         "parameter alignment failed: {e}"
                     );
-                    server.close();
+                    server.close(CloseReason::AlignmentFailed);
                     return Err(ClientError::ServerGone);
                 }
             }

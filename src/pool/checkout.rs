@@ -8,9 +8,10 @@ use std::sync::atomic::Ordering;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::{Inner, Pool, PoolError, PooledServer, Waiter};
+use super::{CloseReason, Inner, Pool, PoolError, PooledServer, Waiter};
 use crate::server::{self, ServerConn, ServerError};
 use crate::stats::ErrorCounters;
+use crate::stats::conn_log::{self, LogPeer};
 use crate::stats::conns::{ConnInfo, ConnState, Endpoints, Side};
 
 /// A place in the wait queue. If it is dropped while a server is in flight to it, the server goes
@@ -142,8 +143,7 @@ impl Pool {
         mut conn: Box<ServerConn>,
     ) -> Option<Box<ServerConn>> {
         if !conn.looks_alive() {
-            tracing::info!(server = conn.id, "server closed its connection while idle");
-            self.discard(conn);
+            self.discard(conn, CloseReason::Crashed);
             return None;
         }
         let settings = self.settings();
@@ -159,11 +159,7 @@ impl Pool {
         if let Ok(b'I') = conn.simple_query(query).await {
             Some(conn)
         } else {
-            tracing::info!(
-                server = conn.id,
-                "server_check_query failed, closing server"
-            );
-            self.discard(conn);
+            self.discard(conn, CloseReason::CheckFailed);
             None
         }
     }
@@ -192,6 +188,13 @@ impl Pool {
             if !self.user_limit.try_acquire() {
                 self.db_limit.release();
                 break;
+            }
+            if size > 0 && inner.open() >= size {
+                conn_log::pool_warning(
+                    &self.database,
+                    &self.user,
+                    &"taking connection from reserve_pool",
+                );
             }
             inner.connecting += 1;
             self.spawn_connect();
@@ -233,7 +236,26 @@ impl Pool {
     fn on_connected(self: &Arc<Self>, result: Result<ServerConn, ServerError>) {
         match result {
             Ok(conn) => {
-                tracing::debug!(server = conn.id, db = %self.database, user = %self.user, "new server connection");
+                if let Some(entry) = conn.entry.as_ref()
+                    && self.settings().log.connections
+                {
+                    let info = entry.info();
+                    let peer = LogPeer::of(info);
+                    let local = info.endpoints();
+                    if local.local_addr == "unix" || local.local_addr.is_empty() {
+                        peer.event(&"new connection to server");
+                    } else if local.local_addr.contains(':') {
+                        peer.event(&format_args!(
+                            "new connection to server (from [{}]:{})",
+                            local.local_addr, local.local_port
+                        ));
+                    } else {
+                        peer.event(&format_args!(
+                            "new connection to server (from {}:{})",
+                            local.local_addr, local.local_port
+                        ));
+                    }
+                }
                 let mut inner = self.inner.lock();
                 inner.connecting -= 1;
                 inner.last_failure = None;
@@ -281,13 +303,24 @@ impl Pool {
         let lifetime = self.settings().server_lifetime;
         let close_needed =
             conn.close_needed || conn.entry.as_ref().is_some_and(|e| e.close_needed());
-        let expired = close_needed || (!fresh && (lifetime.is_zero() || conn.age() > lifetime));
+        let expired = !fresh && (lifetime.is_zero() || conn.age() > lifetime);
         let mut inner = self.inner.lock();
         leave_state(&mut inner);
         // PAUSE closes servers as they come back.
-        if expired || inner.closed || self.control.paused() {
+        let reason = if close_needed {
+            Some(CloseReason::Obsolete)
+        } else if inner.closed {
+            Some(CloseReason::PoolClosed)
+        } else if expired {
+            Some(CloseReason::LifetimeOver)
+        } else if self.control.paused() {
+            Some(CloseReason::Paused)
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
             drop(inner);
-            self.forget(conn);
+            self.forget(conn, reason);
             return;
         }
         conn.last_used = Instant::now();
@@ -308,9 +341,9 @@ impl Pool {
     }
 
     /// Closes a checked-out server that cannot be reused.
-    pub(super) fn discard(self: &Arc<Self>, conn: Box<ServerConn>) {
+    pub(super) fn discard(self: &Arc<Self>, conn: Box<ServerConn>, reason: CloseReason) {
         self.inner.lock().checked_out -= 1;
-        self.forget(conn);
+        self.forget(conn, reason);
         // Its slot is free now: a waiter may need a new server.
         self.launch(&mut self.inner.lock(), false);
     }

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
 
-use super::{Pool, Registry};
+use super::{CloseReason, Pool, Registry};
 use crate::server::ServerConn;
 use crate::stats::conns::{ConnDirectory, KillReason, Side};
 
@@ -128,7 +128,7 @@ impl Registry {
             }
         }
         for pool in self.pools_of(db) {
-            pool.close_idle();
+            pool.close_idle(CloseReason::Paused);
         }
         Ok(())
     }
@@ -174,7 +174,10 @@ impl Registry {
             }
         }
         for pool in self.pools_of(db) {
-            pool.close_idle_if(|conn| conn.entry.as_ref().is_some_and(|e| e.close_needed()));
+            pool.close_idle_if(
+                |conn| conn.entry.as_ref().is_some_and(|e| e.close_needed()),
+                CloseReason::Obsolete,
+            );
         }
         Ok(())
     }
@@ -200,7 +203,7 @@ impl Registry {
             }
         }
         for pool in self.pools_of(db) {
-            pool.close_idle();
+            pool.close_idle(CloseReason::DatabaseChanged);
         }
         Ok(())
     }
@@ -240,12 +243,12 @@ impl Registry {
 
 impl Pool {
     /// Closes every idle server.
-    pub(super) fn close_idle(&self) {
-        self.close_idle_if(|_| true);
+    pub(super) fn close_idle(&self, reason: CloseReason) {
+        self.close_idle_if(|_| true, reason);
     }
 
     /// Closes the idle servers `pred` selects.
-    pub(super) fn close_idle_if(&self, pred: impl Fn(&ServerConn) -> bool) {
+    pub(super) fn close_idle_if(&self, pred: impl Fn(&ServerConn) -> bool, reason: CloseReason) {
         let closing = {
             let mut inner = self.inner.lock();
             let (close, keep): (VecDeque<Box<ServerConn>>, VecDeque<Box<ServerConn>>) =
@@ -254,7 +257,7 @@ impl Pool {
             close
         };
         for conn in closing {
-            self.forget(conn);
+            self.forget(conn, reason);
         }
     }
 

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::Pool;
+use super::{CloseReason, Pool};
 use crate::config::PoolMode;
 use crate::server::ServerConn;
 
@@ -60,7 +60,7 @@ impl PooledServer {
         };
         let pool = Arc::clone(&self.pool);
         if state == ServerState::Unknown || !conn.is_clean() {
-            pool.discard(conn);
+            pool.discard(conn, CloseReason::Unclean);
             return;
         }
         let settings = pool.settings();
@@ -93,15 +93,15 @@ impl PooledServer {
             };
             match tokio::time::timeout(std::time::Duration::from_secs(10), clean).await {
                 Ok(Ok(true)) => pool.checkin(conn),
-                _ => pool.discard(conn),
+                _ => pool.discard(conn, CloseReason::ResetFailed),
             }
         });
     }
 
     /// Closes the server (it is in a state nobody else may see).
-    pub fn close(mut self) {
+    pub fn close(mut self, reason: CloseReason) {
         if let Some(conn) = self.conn.take() {
-            self.pool.discard(conn);
+            self.pool.discard(conn, reason);
         }
     }
 }
@@ -109,7 +109,7 @@ impl PooledServer {
 impl Drop for PooledServer {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
-            self.pool.discard(conn);
+            self.pool.discard(conn, CloseReason::ClientGone);
         }
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{Pool, Registry};
+use super::{CloseReason, Pool, Registry};
 use crate::server::ServerConn;
 
 /// Runs until `shutdown` is cancelled.
@@ -29,14 +29,14 @@ impl Pool {
     pub fn maintain(self: &Arc<Self>) {
         if self.paused() {
             // PAUSE: no server stays idle and none is opened until RESUME.
-            self.close_idle();
+            self.close_idle(CloseReason::Paused);
             return;
         }
         // A pool made smaller by a reload shrinks as its servers come back.
         self.trim_excess();
         let now = Instant::now();
         let settings = self.settings();
-        let mut expired: Vec<Box<ServerConn>> = Vec::new();
+        let mut expired: Vec<(Box<ServerConn>, CloseReason)> = Vec::new();
         let mut inner = self.inner.lock();
         let min = settings.min_pool_size;
         let mut open = inner.open();
@@ -48,9 +48,18 @@ impl Pool {
                 !settings.server_lifetime.is_zero() && conn.age() > settings.server_lifetime;
             let too_idle =
                 !settings.server_idle_timeout.is_zero() && idle_for > settings.server_idle_timeout;
-            if conn.close_needed || too_old || (too_idle && open > min) {
+            let reason = if conn.close_needed {
+                Some(CloseReason::Obsolete)
+            } else if too_old {
+                Some(CloseReason::LifetimeOver)
+            } else if too_idle && open > min {
+                Some(CloseReason::IdleTimeout)
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
                 open -= 1;
-                expired.push(conn);
+                expired.push((conn, reason));
             } else {
                 kept.push_back(conn);
             }
@@ -71,9 +80,8 @@ impl Pool {
             self.spawn_connect();
         }
         drop(inner);
-        for conn in expired {
-            tracing::debug!(server = conn.id, "closing server: idle timeout or lifetime");
-            self.forget(conn);
+        for (conn, reason) in expired {
+            self.forget(conn, reason);
         }
     }
 }

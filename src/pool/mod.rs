@@ -14,6 +14,7 @@
 
 pub mod auth_cache;
 mod checkout;
+mod close;
 pub mod control;
 mod guard;
 pub mod janitor;
@@ -34,7 +35,9 @@ use tokio::time::Instant;
 
 use crate::server::{ServerConn, ServerSpec};
 use crate::stats::PoolStats;
+use crate::stats::conn_log::LogPeer;
 
+pub use close::CloseReason;
 pub use control::{ControlOpError, DbFlags, PoolControl};
 pub use guard::{PooledServer, ServerState};
 pub use limit::{ClientAdmission, ClientLimitHit, ConnLimit};
@@ -249,7 +252,7 @@ impl Pool {
             inner.idle.drain(..).collect()
         };
         for conn in idle {
-            self.forget(conn);
+            self.forget(conn, CloseReason::PoolClosed);
         }
     }
 
@@ -260,7 +263,12 @@ impl Pool {
     }
 
     /// Stops counting a server that is being closed, and closes it politely in the background.
-    fn forget(&self, conn: Box<ServerConn>) {
+    fn forget(&self, conn: Box<ServerConn>, reason: CloseReason) {
+        if let Some(entry) = conn.entry.as_ref()
+            && self.settings().log.disconnections
+        {
+            LogPeer::of(entry.info()).closing(&reason);
+        }
         self.db_limit.release();
         self.user_limit.release();
         if let Ok(handle) = tokio::runtime::Handle::try_current() {

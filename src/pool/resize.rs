@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use super::{Pool, PoolSettings};
+use super::{CloseReason, Pool, PoolSettings};
 use crate::server::{ServerConn, ServerSpec};
 use crate::stats::conns::Side;
 
@@ -77,7 +77,7 @@ impl Pool {
                 user = %self.user,
                 "closing server: pool_size lowered"
             );
-            self.forget(conn);
+            self.forget(conn, CloseReason::TooMany);
         }
     }
 
@@ -92,7 +92,10 @@ impl Pool {
                 info.set_close_needed();
             }
         }
-        self.close_idle_if(|conn| conn.entry.as_ref().is_some_and(|e| e.close_needed()));
+        self.close_idle_if(
+            |conn| conn.entry.as_ref().is_some_and(|e| e.close_needed()),
+            CloseReason::DatabaseChanged,
+        );
     }
 
     /// Logged-in clients attached to this pool.

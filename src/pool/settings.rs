@@ -46,6 +46,17 @@ pub struct PoolSettings {
     pub transaction_timeout: Duration,
     /// Prepared statements kept per server (0 = no tracking).
     pub max_prepared_statements: usize,
+    /// Which server lifecycle events are logged.
+    pub log: LogEvents,
+}
+
+/// `log_connections` / `log_disconnections`, as they apply to a pool's servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LogEvents {
+    /// Log each new server connection (`new connection to server`).
+    pub connections: bool,
+    /// Log each closed server connection with its reason (`closing because: ...`).
+    pub disconnections: bool,
 }
 
 fn non_empty(s: &str) -> Option<String> {
@@ -107,6 +118,10 @@ impl PoolSettings {
                 .and_then(|u| u.transaction_timeout)
                 .unwrap_or(g.transaction_timeout),
             max_prepared_statements: to_usize(g.max_prepared_statements),
+            log: LogEvents {
+                connections: g.log_connections,
+                disconnections: g.log_disconnections,
+            },
         }
     }
 }

@@ -8,10 +8,12 @@
 //! Also here, because every layer above reads them: the connection directory ([`conns`]) behind
 //! SHOW CLIENTS / SHOW SERVERS, the `stats_period` averages ([`period`]), latency
 //! [`histogram`]s (recorded inside `xact_done`, `query_done` and `server_assigned`, so the hot
-//! path makes no extra calls) and the [`alert_board`] the alert evaluator writes and the metrics
+//! path makes no extra calls), PgBouncer's per-connection log lines ([`conn_log`]: `closing
+//! because: ...`) and the [`alert_board`] the alert evaluator writes and the metrics
 //! endpoint and admin console read.
 
 pub mod alert_board;
+pub mod conn_log;
 pub mod conns;
 pub mod histogram;
 pub mod period;

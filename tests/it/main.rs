@@ -35,6 +35,7 @@ mod hostile;
 mod isolation;
 mod metrics_alerts;
 mod metrics_alerts_webhook;
+mod ops_conn_log;
 mod ops_listen;
 mod ops_logging;
 mod ops_reload;

@@ -1,0 +1,174 @@
+//! PgBouncer's per-connection log lines, which operators' log alerts match: `login attempt`,
+//! `new connection to server (from ...)`, `closing because: REASON (age=Ns)` for clients and
+//! servers, and `taking connection from reserve_pool`.
+
+use std::time::Duration;
+
+use crate::harness::files::userlist;
+use crate::harness::logs;
+use crate::harness::pooler::{Pooler, db_line, eventually, first_value};
+use crate::harness::postgres::PgCluster;
+use crate::harness::raw;
+use crate::harness::tools::psql_async;
+use tokio::io::AsyncWriteExt;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// One pooler, one database name unique to this test, every event in turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_and_server_lifecycle_lines() {
+    logs::capture();
+    let pg = PgCluster::shared();
+    let db = pg.create_database("connlog");
+    let users = userlist(&[("connlog_user", "pw-connlog")]);
+    let dbs = db_line("connlog_app", &db, "user=trust_user");
+    let pooler = Pooler::start(
+        &dbs,
+        "auth_type = md5\nserver_idle_timeout = 1\nlog_connections = 1\nlog_disconnections = 1",
+        &users,
+    );
+    let pool = "connlog_app/connlog_user@127.0.0.1:";
+
+    // A wrong password: the client's line with PgBouncer's reason.
+    assert!(
+        pooler
+            .connect("connlog_user", "wrong", "connlog_app")
+            .await
+            .is_err()
+    );
+    let line = logs::wait_for(
+        &[pool, "closing because: password authentication failed"],
+        LIMIT,
+    )
+    .await;
+    assert!(line.contains("C-"), "{line}");
+    assert!(line.contains("(age=0s)"), "{line}");
+
+    // A login, a query (a new server), a Terminate.
+    let client = pooler
+        .connect("connlog_user", "pw-connlog", "connlog_app")
+        .await
+        .unwrap();
+    assert_eq!(
+        first_value(&client, "select 1").await.unwrap().as_deref(),
+        Some("1")
+    );
+    logs::wait_for(
+        &[
+            pool,
+            "login attempt: db=connlog_app user=connlog_user tls=no",
+        ],
+        LIMIT,
+    )
+    .await;
+    let server = logs::wait_for(
+        &[
+            "connlog_app/trust_user@",
+            "new connection to server (from 127.0.0.1:",
+        ],
+        LIMIT,
+    )
+    .await;
+    assert!(server.contains("S-"), "{server}");
+    // tokio-postgres and psql send Terminate when they close.
+    drop(client);
+    logs::wait_for(&[pool, "closing because: client close request"], LIMIT).await;
+    let out = psql_async(
+        "127.0.0.1",
+        pooler.port,
+        "connlog_user",
+        "connlog_app",
+        Some("pw-connlog"),
+        "select 1",
+    )
+    .await;
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        logs::matching(&[pool, "closing because: client close request"]).len(),
+        2
+    );
+    // A socket closed without one, idle and in the middle of a transaction.
+    let (stream, _) = raw::login(pooler.port, "connlog_user", "pw-connlog", "connlog_app").await;
+    drop(stream);
+    let (mut stream, _) =
+        raw::login(pooler.port, "connlog_user", "pw-connlog", "connlog_app").await;
+    stream.write_all(&raw::query("begin")).await.unwrap();
+    raw::read_until_ready(&mut stream).await.unwrap();
+    drop(stream);
+    for n in 1..=2 {
+        let found = eventually(30, || async move {
+            logs::matching(&[pool, "closing because: client unexpected eof"]).len() >= n
+        })
+        .await;
+        assert!(
+            found,
+            "{n} unexpected eof lines: {:#?}",
+            logs::matching(&[pool])
+        );
+    }
+
+    // The idle server goes after server_idle_timeout, with its reason.
+    logs::wait_for(
+        &[
+            "connlog_app/trust_user@",
+            "closing because: server idle timeout",
+        ],
+        LIMIT,
+    )
+    .await;
+
+    // A database that does not exist.
+    assert!(
+        pooler
+            .connect("connlog_user", "pw-connlog", "connlog_nosuchdb")
+            .await
+            .is_err()
+    );
+    logs::wait_for(
+        &[
+            "connlog_nosuchdb/connlog_user@",
+            "closing because: no such database: connlog_nosuchdb",
+        ],
+        LIMIT,
+    )
+    .await;
+    pooler.stop().await;
+}
+
+/// A client that waits past `reserve_pool_timeout` gets a reserve server, and the pool says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reserve_pool_use_is_logged() {
+    logs::capture();
+    let pg = PgCluster::shared();
+    let db = pg.create_database("connlog_reserve");
+    let users = userlist(&[("reserve_user", "pw-reserve")]);
+    let dbs = db_line(
+        "connlog_reserve_app",
+        &db,
+        "user=trust_user pool_size=1 reserve_pool=1",
+    );
+    let pooler = Pooler::start(&dbs, "auth_type = md5\nreserve_pool_timeout = 0.2", &users);
+    let holder = pooler
+        .connect("reserve_user", "pw-reserve", "connlog_reserve_app")
+        .await
+        .unwrap();
+    holder.batch_execute("begin; select 1").await.unwrap();
+    let second = pooler
+        .connect("reserve_user", "pw-reserve", "connlog_reserve_app")
+        .await
+        .unwrap();
+    assert_eq!(
+        first_value(&second, "select 2").await.unwrap().as_deref(),
+        Some("2")
+    );
+    logs::wait_for(
+        &[
+            "connlog_reserve_app/trust_user",
+            "taking connection from reserve_pool",
+        ],
+        LIMIT,
+    )
+    .await;
+    holder.batch_execute("commit").await.unwrap();
+    pooler.stop().await;
+}
