@@ -87,26 +87,6 @@ async fn client_and_server_lifecycle_lines() {
         logs::matching(&[pool, "closing because: client close request"]).len(),
         2
     );
-    // A socket closed without one, idle and in the middle of a transaction.
-    let (stream, _) = raw::login(pooler.port, "connlog_user", "pw-connlog", "connlog_app").await;
-    drop(stream);
-    let (mut stream, _) =
-        raw::login(pooler.port, "connlog_user", "pw-connlog", "connlog_app").await;
-    stream.write_all(&raw::query("begin")).await.unwrap();
-    raw::read_until_ready(&mut stream).await.unwrap();
-    drop(stream);
-    for n in 1..=2 {
-        let found = eventually(30, || async move {
-            logs::matching(&[pool, "closing because: client unexpected eof"]).len() >= n
-        })
-        .await;
-        assert!(
-            found,
-            "{n} unexpected eof lines: {:#?}",
-            logs::matching(&[pool])
-        );
-    }
-
     // The idle server goes after server_idle_timeout, with its reason.
     logs::wait_for(
         &[
@@ -170,5 +150,39 @@ async fn reserve_pool_use_is_logged() {
     )
     .await;
     holder.batch_execute("commit").await.unwrap();
+    pooler.stop().await;
+}
+
+/// A client that closes its socket without a Terminate, idle or inside a transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unexpected_eof_is_named() {
+    logs::capture();
+    let pg = PgCluster::shared();
+    let db = pg.create_database("connlog_eof");
+    let users = userlist(&[("connlog_user", "pw-connlog")]);
+    let dbs = db_line("connlog_eof_app", &db, "user=trust_user");
+    let pooler = Pooler::start(&dbs, "auth_type = md5", &users);
+    let pool = "connlog_eof_app/connlog_user@127.0.0.1:";
+    // A socket closed without one, idle and in the middle of a transaction.
+    let (stream, _) =
+        raw::login(pooler.port, "connlog_user", "pw-connlog", "connlog_eof_app").await;
+    drop(stream);
+    let (mut stream, _) =
+        raw::login(pooler.port, "connlog_user", "pw-connlog", "connlog_eof_app").await;
+    stream.write_all(&raw::query("begin")).await.unwrap();
+    raw::read_until_ready(&mut stream).await.unwrap();
+    drop(stream);
+    for n in 1..=2 {
+        let found = eventually(30, || async move {
+            logs::matching(&[pool, "closing because: client unexpected eof"]).len() >= n
+        })
+        .await;
+        assert!(
+            found,
+            "{n} unexpected eof lines: {:#?}",
+            logs::matching(&[pool])
+        );
+    }
+
     pooler.stop().await;
 }
