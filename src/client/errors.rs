@@ -43,6 +43,9 @@ pub enum ClientError {
     /// `client_idle_timeout`.
     #[error("client_idle_timeout")]
     IdleTimeout,
+    /// `query_timeout`: the query ran too long; PgBouncer closes the server and the client.
+    #[error("query timeout")]
+    QueryTimeout,
     /// `idle_transaction_timeout`.
     #[error("idle transaction timeout")]
     IdleTransactionTimeout,

@@ -50,7 +50,6 @@ struct Tracker {
     query_start: Option<Instant>,
     xact_start: Option<Instant>,
     last_activity: Instant,
-    cancel_sent: bool,
 }
 
 impl Tracker {
@@ -62,7 +61,6 @@ impl Tracker {
             query_start: None,
             xact_start: None,
             last_activity: Instant::now(),
-            cancel_sent: false,
         }
     }
 
@@ -122,14 +120,10 @@ pub async fn run(session: &mut Session, server: &mut PooledServer) -> RelayEnd {
             return end;
         }
         let in_tx_idle = t.pending == 0 && t.tx_status != b'I';
-        let query_deadline = if t.cancel_sent {
-            None
-        } else {
-            deadline_after(
-                t.query_start.filter(|_| t.pending > 0),
-                settings.query_timeout,
-            )
-        };
+        let query_deadline = deadline_after(
+            t.query_start.filter(|_| t.pending > 0),
+            settings.query_timeout,
+        );
         let idle_tx_deadline = if in_tx_idle {
             deadline_after(Some(t.last_activity), settings.idle_transaction_timeout)
         } else {
@@ -172,10 +166,13 @@ pub async fn run(session: &mut Session, server: &mut PooledServer) -> RelayEnd {
                 armed = None;
                 let now = Instant::now();
                 if query_deadline.is_some_and(|d| now >= d) {
-                    t.cancel_sent = true;
+                    // As PgBouncer: the client is told "query timeout" and the server is closed.
+                    // The cancel makes the backend stop the query instead of running it to its
+                    // end for nobody.
                     ErrorCounters::bump(&stats.errors().query_timeouts);
                     let target = server.conn().cancel_target().clone();
                     tokio::spawn(async move { let _ = super::cancel::send_cancel(&target).await; });
+                    return RelayEnd::Fatal(ClientError::QueryTimeout, ServerState::Unknown);
                 } else if idle_tx_deadline.is_some_and(|d| now >= d) {
                     return RelayEnd::Fatal(ClientError::IdleTransactionTimeout, t.state(session.scanner.at_boundary()));
                 } else if xact_deadline.is_some_and(|d| now >= d) {
@@ -284,7 +281,6 @@ impl Tracker {
         self.pending = self.pending.saturating_sub(1);
         self.tx_status = status;
         self.last_activity = now;
-        self.cancel_sent = false;
         if let Some(start) = self.query_start.take() {
             stats.query_done(now - start);
         }

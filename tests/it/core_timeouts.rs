@@ -20,8 +20,10 @@ fn start(db: &str, settings: &str) -> Pooler {
     )
 }
 
+/// As PgBouncer: a query past `query_timeout` costs the client its connection ("query timeout")
+/// and the server its connection; the backend's query is canceled, not left running.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn query_timeout_cancels_the_query() {
+async fn query_timeout_disconnects_client_and_server() {
     let pg = PgCluster::shared();
     let db = pg.create_database("qtimeout");
     let pooler = start(&db, "query_timeout = 0.5");
@@ -32,11 +34,39 @@ async fn query_timeout_cancels_the_query() {
     let err = client
         .simple_query("select pg_sleep(20)")
         .await
-        .expect_err("canceled");
-    assert_eq!(sqlstate(&err).as_deref(), Some("57014"));
-    // The session survives a canceled query.
+        .expect_err("timed out");
     assert_eq!(
-        first_value(&client, "select 1").await.unwrap().as_deref(),
+        err.as_db_error()
+            .map(tokio_postgres::error::DbError::message),
+        Some("query timeout"),
+        "{err:?}"
+    );
+    assert_eq!(sqlstate(&err).as_deref(), Some("08P01"));
+    assert!(client.is_closed() || client.simple_query("select 1").await.is_err());
+    // The backend does not go on sleeping for nobody.
+    let superuser = pg.superuser_client().await;
+    let gone = eventually(30, || {
+        let superuser = &superuser;
+        async move {
+            let rows = superuser
+                .query(
+                    "select count(*) from pg_stat_activity where query = 'select pg_sleep(20)' and state = 'active'",
+                    &[],
+                )
+                .await
+                .unwrap();
+            rows[0].get::<_, i64>(0) == 0
+        }
+    })
+    .await;
+    assert!(gone, "the timed-out query still runs");
+    // A new client is served.
+    let next = pooler
+        .connect("md5_user", &password("md5_user"), "app")
+        .await
+        .unwrap();
+    assert_eq!(
+        first_value(&next, "select 1").await.unwrap().as_deref(),
         Some("1")
     );
 }
