@@ -213,7 +213,7 @@ async fn server_tls_checks_v1_certificates_and_their_common_name() {
         let databases = format!("app = host={host} port={} dbname=postgres\n", pg.port());
         let pooler = Pooler::start(&databases, &settings, &users);
         let result = pooler.connect("scram_user", "scram_user_pw", "app").await;
-        let label = format!("{mode} {host} {:?}", ca_file.map(|c| c.name()));
+        let label = format!("{mode} {host} {:?}", ca_file.map(OpensslCa::name));
         if works {
             let client = result.unwrap_or_else(|e| panic!("{label}: {e:?}"));
             assert_eq!(

@@ -1,6 +1,7 @@
 //! Test certificates: a CA made with rcgen per test, and server/client certificates it signs,
 //! written as PEM files into a temp dir (libpq and PostgreSQL read files, not memory).
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use super::files::TempDir;
@@ -117,7 +118,7 @@ fn openssl(dir: &std::path::Path, args: &[&str]) {
 fn subject_config(fields: &[(&str, &str)]) -> String {
     let mut s = "[req]\nprompt=no\ndistinguished_name=dn\n[dn]\n".to_owned();
     for (k, v) in fields {
-        s.push_str(&format!("{k}={v}\n"));
+        let _ = writeln!(s, "{k}={v}");
     }
     s
 }
