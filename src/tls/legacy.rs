@@ -427,6 +427,144 @@ fn name_matches(pattern: &str, host: &str) -> bool {
 mod tests {
     use super::*;
 
+    fn algs() -> WebPkiSupportedAlgorithms {
+        rustls::crypto::ring::default_provider().signature_verification_algorithms
+    }
+
+    fn now() -> UnixTime {
+        UnixTime::now()
+    }
+
+    struct Issuer {
+        cert: rcgen::Certificate,
+        key: rcgen::KeyPair,
+    }
+
+    fn ca(is_ca: bool) -> Issuer {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        if is_ca {
+            params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        }
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "unit CA");
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        Issuer { cert, key }
+    }
+
+    fn leaf(
+        issuer: &Issuer,
+        cn: &str,
+        sans: &[&str],
+        eku: &[rcgen::ExtendedKeyUsagePurpose],
+    ) -> Vec<u8> {
+        let mut params =
+            rcgen::CertificateParams::new(sans.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
+                .unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        params.extended_key_usages = eku.to_vec();
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2090, 1, 1);
+        let key = rcgen::KeyPair::generate().unwrap();
+        params
+            .signed_by(&key, &issuer.cert, &issuer.key)
+            .unwrap()
+            .der()
+            .to_vec()
+    }
+
+    fn verify(leaf: &[u8], anchor: &Issuer, at: UnixTime, purpose: Purpose) -> Result<(), Error> {
+        verify_chain(
+            leaf,
+            &[],
+            &[anchor.cert.der().as_ref()],
+            &algs(),
+            at,
+            purpose,
+        )
+    }
+
+    #[test]
+    fn chain_to_the_ca_passes_and_anything_else_fails() {
+        let good = ca(true);
+        let other = ca(true);
+        let cert = leaf(&good, "db", &[], &[]);
+        verify(&cert, &good, now(), Purpose::ServerAuth).unwrap();
+        verify(&cert, &good, now(), Purpose::ClientAuth).unwrap();
+        // Same subject name, different key: the signature decides.
+        assert!(matches!(
+            verify(&cert, &other, now(), Purpose::ServerAuth),
+            Err(Error::InvalidCertificate(CertificateError::BadSignature))
+        ));
+        // A tampered certificate body.
+        let mut tampered = cert.clone();
+        let at = tampered.len() / 2;
+        tampered[at] ^= 0x01;
+        assert!(verify(&tampered, &good, now(), Purpose::ServerAuth).is_err());
+        // Outside its validity the leaf is refused (2100, 2010).
+        let at = |secs| UnixTime::since_unix_epoch(std::time::Duration::from_secs(secs));
+        assert!(matches!(
+            verify(&cert, &good, at(4_102_444_800), Purpose::ServerAuth),
+            Err(Error::InvalidCertificate(CertificateError::Expired))
+        ));
+        assert!(matches!(
+            verify(&cert, &good, at(1_262_304_000), Purpose::ServerAuth),
+            Err(Error::InvalidCertificate(CertificateError::NotValidYet))
+        ));
+        // No anchor at all.
+        assert!(matches!(
+            verify_chain(&cert, &[], &[], &algs(), now(), Purpose::ServerAuth),
+            Err(Error::InvalidCertificate(CertificateError::UnknownIssuer))
+        ));
+    }
+
+    #[test]
+    fn issuers_must_be_cas_and_usage_must_fit() {
+        let not_ca = ca(false);
+        let cert = leaf(&not_ca, "db", &[], &[]);
+        let err = verify(&cert, &not_ca, now(), Purpose::ServerAuth).unwrap_err();
+        assert!(err.to_string().contains("not a CA"), "{err}");
+        let good = ca(true);
+        let client_only = leaf(
+            &good,
+            "alice",
+            &[],
+            &[rcgen::ExtendedKeyUsagePurpose::ClientAuth],
+        );
+        verify(&client_only, &good, now(), Purpose::ClientAuth).unwrap();
+        assert!(matches!(
+            verify(&client_only, &good, now(), Purpose::ServerAuth),
+            Err(Error::InvalidCertificate(CertificateError::InvalidPurpose))
+        ));
+    }
+
+    #[test]
+    fn host_name_uses_san_first_and_cn_only_without_san() {
+        let issuer = ca(true);
+        let cn_only = leaf(&issuer, "db.example.com", &[], &[]);
+        check_host_name(&cn_only, "db.example.com").unwrap();
+        check_host_name(&cn_only, "DB.Example.com").unwrap();
+        assert!(check_host_name(&cn_only, "other.example.com").is_err());
+        assert!(check_host_name(&cn_only, "127.0.0.1").is_err());
+        // With a DNS subjectAltName the CN no longer counts.
+        let with_san = leaf(&issuer, "db.example.com", &["alias.example.com"], &[]);
+        check_host_name(&with_san, "alias.example.com").unwrap();
+        assert!(check_host_name(&with_san, "db.example.com").is_err());
+        // IP hosts match iPAddress entries, and a DNS entry rules the CN out for them too.
+        let with_ip = leaf(&issuer, "127.0.0.1", &["10.1.2.3"], &[]);
+        check_host_name(&with_ip, "10.1.2.3").unwrap();
+        assert!(check_host_name(&with_ip, "127.0.0.1").is_err());
+        let ip_cn = leaf(&issuer, "127.0.0.1", &[], &[]);
+        check_host_name(&ip_cn, "127.0.0.1").unwrap();
+        let wildcard = leaf(&issuer, "x", &["*.example.com"], &[]);
+        check_host_name(&wildcard, "db.example.com").unwrap();
+        assert!(check_host_name(&wildcard, "a.db.example.com").is_err());
+    }
+
     #[test]
     fn wildcards_cover_one_label() {
         assert!(name_matches("db.example.com", "DB.example.com"));
