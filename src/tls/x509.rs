@@ -534,3 +534,63 @@ pub fn describe(cert: &Cert<'_>) -> String {
     cert.common_name()
         .map_or_else(|| "(no common name)".to_owned(), |cn| format!("CN={cn}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Vec<u8> {
+        let mut params =
+            rcgen::CertificateParams::new(vec!["db.example".to_owned(), "10.0.0.5".to_owned()])
+                .unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "db");
+        params.not_before = rcgen::date_time_ymd(2021, 3, 4);
+        params.not_after = rcgen::date_time_ymd(2031, 3, 4);
+        let key = rcgen::KeyPair::generate().unwrap();
+        params.self_signed(&key).unwrap().der().to_vec()
+    }
+
+    #[test]
+    fn reads_the_fields_that_decide_trust() {
+        let der = sample();
+        let cert = Cert::parse(&der).unwrap();
+        assert_eq!(cert.version, 3);
+        assert!(cert.self_issued());
+        assert_eq!(cert.common_name().as_deref(), Some("db"));
+        // 2021-03-04T00:00:00Z and 2031-03-04T00:00:00Z.
+        assert_eq!(cert.not_before, 1_614_816_000);
+        assert_eq!(cert.not_after, 1_930_348_800);
+        let names = cert.alt_names().unwrap().unwrap();
+        assert_eq!(
+            names,
+            vec![AltName::Dns(b"db.example"), AltName::Ip(&[10, 0, 0, 5])]
+        );
+        assert_eq!(cert.inner_sig_alg, cert.sig_alg);
+        assert!(cert.unknown_critical().is_none());
+    }
+
+    #[test]
+    fn malformed_input_is_an_error_never_a_panic() {
+        let der = sample();
+        for cut in 0..der.len() {
+            assert!(Cert::parse(&der[..cut]).is_err(), "prefix {cut} parsed");
+        }
+        let mut trailing = der.clone();
+        trailing.push(0);
+        assert!(Cert::parse(&trailing).is_err());
+        for i in 0..der.len() {
+            let mut flipped = der.clone();
+            flipped[i] ^= 0xff;
+            let _ = Cert::parse(&flipped);
+        }
+    }
+
+    #[test]
+    fn oids_print_dotted() {
+        assert_eq!(dotted(EKU_SERVER_AUTH), "1.3.6.1.5.5.7.3.1");
+        assert_eq!(dotted(EKU_ANY), "2.5.29.37.0");
+    }
+}
