@@ -100,9 +100,15 @@ async fn negotiate_tls(spec: &ServerSpec, stream: Stream) -> Result<Stream, Serv
         let certificate = e
             .get_ref()
             .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-            .is_some_and(|r| matches!(r, rustls::Error::InvalidCertificate(_)));
-        if certificate {
-            tracing::warn!(host = %host, "server TLS handshake: certificate verify failed: {e}");
+            .and_then(|r| match r {
+                rustls::Error::InvalidCertificate(rustls::CertificateError::Other(o)) => {
+                    Some(o.to_string())
+                }
+                rustls::Error::InvalidCertificate(c) => Some(c.to_string()),
+                _ => None,
+            });
+        if let Some(why) = certificate {
+            tracing::warn!(host = %host, "server TLS handshake: certificate verify failed: {why}");
         } else {
             tracing::warn!(host = %host, "server TLS handshake failed: {e}");
         }
