@@ -232,3 +232,44 @@ async fn server_tls_checks_v1_certificates_and_their_common_name() {
     }
     drop(pg);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_server_tls_forgets_the_old_login_failure() {
+    let pg = PgCluster::shared();
+    let db = pg.create_database("tlsretry");
+    let users = userlist(&[("scram_user", "scram_user_pw")]);
+    let databases = db_line("app", &db, "");
+    // A long retry window: the old failure would otherwise be repeated to every client.
+    let base = "auth_type = plain\nserver_login_retry = 60\n";
+    let pooler = Pooler::start(
+        &databases,
+        &format!("{base}server_tls_sslmode = require\n"),
+        &users,
+    );
+    let err = pooler
+        .connect("scram_user", "scram_user_pw", "app")
+        .await
+        .expect_err("the shared cluster has ssl = off");
+    assert!(format!("{err:?}").contains("server refused SSL"), "{err:?}");
+    pooler.rewrite(
+        &databases,
+        &format!("{base}server_tls_sslmode = disable\n"),
+        None,
+    );
+    let config = pgsluice::config::Config::load(&pooler.ini_path()).unwrap();
+    pooler
+        .running
+        .as_ref()
+        .unwrap()
+        .reload_with(config)
+        .unwrap();
+    let client = pooler
+        .connect("scram_user", "scram_user_pw", "app")
+        .await
+        .unwrap_or_else(|e| panic!("new TLS settings get a fresh attempt: {e:?}"));
+    assert_eq!(
+        first_value(&client, "select 1").await.unwrap().as_deref(),
+        Some("1")
+    );
+    pooler.stop().await;
+}
