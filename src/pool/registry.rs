@@ -284,6 +284,7 @@ impl Registry {
             let settings = PoolSettings::resolve(config, &db, user);
             if !same_server(&spec, &running) {
                 summary.reconnected += 1;
+                pool.forget_login_failure();
                 pool.apply(settings, spec);
                 pool.reconnect_all();
             } else if settings != *pool.settings() || spec_changed(&spec, &running) {

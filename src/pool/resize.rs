@@ -98,6 +98,13 @@ impl Pool {
         );
     }
 
+    /// The server connection settings (address, TLS...) changed: a login failure remembered
+    /// from the old ones says nothing about the new, so the next client gets a fresh attempt
+    /// instead of the old error for the rest of `server_login_retry`.
+    pub(super) fn forget_login_failure(&self) {
+        self.inner.lock().last_failure = None;
+    }
+
     /// Logged-in clients attached to this pool.
     pub fn client_count(&self) -> usize {
         self.inner.lock().clients

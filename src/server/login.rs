@@ -81,19 +81,42 @@ async fn negotiate_tls(spec: &ServerSpec, stream: Stream) -> Result<Stream, Serv
         }
     }
     // The name is checked only under verify-full; it is also sent as SNI when it is a DNS name.
+    // A host rustls cannot name is only tolerable when the name is not checked.
     let name = rustls::pki_types::ServerName::try_from(host.clone())
-        .or_else(|_| rustls::pki_types::ServerName::try_from("localhost"))
+        .or_else(|e| {
+            if spec.tls.mode() < SslMode::VerifyFull {
+                rustls::pki_types::ServerName::try_from("localhost")
+            } else {
+                Err(e)
+            }
+        })
         .map_err(|_| ServerError::Tls {
             reason: "invalid server host name for TLS",
             source: None,
         })?;
-    let tls = connector
-        .connect(name, tcp)
-        .await
-        .map_err(|e| ServerError::Tls {
+    let tls = connector.connect(name, tcp).await.map_err(|e| {
+        // The reason is for the log (PgBouncer's phrase first, which operators grep for); the
+        // client only learns that TLS startup failed.
+        let certificate = e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            .and_then(|r| match r {
+                rustls::Error::InvalidCertificate(rustls::CertificateError::Other(o)) => {
+                    Some(o.to_string())
+                }
+                rustls::Error::InvalidCertificate(c) => Some(c.to_string()),
+                _ => None,
+            });
+        if let Some(why) = certificate {
+            tracing::warn!(host = %host, "server TLS handshake: certificate verify failed: {why}");
+        } else {
+            tracing::warn!(host = %host, "server TLS handshake failed: {e}");
+        }
+        ServerError::Tls {
             reason: "TLS startup failed",
             source: Some(e),
-        })?;
+        }
+    })?;
     Ok(Stream::TlsToServer(Box::new(tls)))
 }
 

@@ -9,10 +9,13 @@
 use std::path::Path;
 
 use rustls::RootCertStore;
+use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::TlsError;
+use super::legacy;
+use super::x509::{self, Cert};
 
 fn bad(setting: &'static str, path: &Path, reason: impl std::fmt::Display) -> TlsError {
     TlsError::File {
@@ -40,12 +43,70 @@ pub fn key(setting: &'static str, path: &Path) -> Result<PrivateKeyDer<'static>,
     PrivateKeyDer::from_pem_file(path).map_err(|e| bad(setting, path, e))
 }
 
-/// A root store from a CA bundle.
-pub fn roots(setting: &'static str, path: &Path) -> Result<RootCertStore, TlsError> {
+/// A CA bundle: the WebPKI root store, and the certificates as read (for the legacy path).
+pub struct CaBundle {
+    /// Trust anchors for rustls's WebPKI verifiers.
+    pub store: RootCertStore,
+    /// Every certificate of the file that could be read, DER.
+    pub certs: Vec<CertificateDer<'static>>,
+}
+
+/// Reads a CA bundle, and says in the log which of its certificates cannot serve and why.
+pub fn ca_bundle(
+    setting: &'static str,
+    path: &Path,
+    algs: &WebPkiSupportedAlgorithms,
+) -> Result<CaBundle, TlsError> {
+    let all = certs(setting, path)?;
     let mut store = RootCertStore::empty();
-    let (added, _ignored) = store.add_parsable_certificates(certs(setting, path)?);
-    if added == 0 {
+    let mut usable = Vec::with_capacity(all.len());
+    for der in all {
+        let webpki_ok = store.add(der.clone()).is_ok();
+        match Cert::parse(&der) {
+            Ok(cert) => {
+                let name = x509::describe(&cert);
+                if !legacy::key_usable(&cert, algs) {
+                    tracing::warn!(
+                        setting,
+                        path = %path.display(),
+                        "CA certificate {name}: its public key type ({}) is not supported by \
+                         rustls; no certificate it issued can be verified",
+                        legacy::key_algorithm(&cert)
+                    );
+                }
+                if cert.version < 3 {
+                    tracing::info!(
+                        setting,
+                        path = %path.display(),
+                        "CA certificate {name} is X.509 v{}; chains to it are verified as \
+                         OpenSSL does",
+                        cert.version
+                    );
+                }
+                usable.push(der);
+            }
+            Err(e) if webpki_ok => {
+                tracing::warn!(
+                    setting,
+                    path = %path.display(),
+                    "a CA certificate is used by WebPKI only: {e}"
+                );
+                usable.push(der);
+            }
+            Err(e) => {
+                tracing::warn!(
+                    setting,
+                    path = %path.display(),
+                    "a CA certificate cannot be read and is ignored: {e}"
+                );
+            }
+        }
+    }
+    if usable.is_empty() {
         return Err(bad(setting, path, "no usable CA certificate"));
     }
-    Ok(store)
+    Ok(CaBundle {
+        store,
+        certs: usable,
+    })
 }

@@ -4,8 +4,9 @@
 //! Owns: [`TlsContext`] (an acceptor for clients, a connector for servers, each with its mode),
 //! built from a [`Config`] by [`TlsContext::from_config`]; the translation of PgBouncer's
 //! protocol and cipher settings ([`policy`]); the certificate checks libpq's modes mean
-//! ([`verify`]); the names in a client certificate ([`peer`]); the connection summary SHOW
-//! CLIENTS prints ([`summary`]).
+//! ([`verify`]), with the checks for X.509 v1/v2 certificates WebPKI refuses and PgBouncer's
+//! host-name rule (`legacy`, over the minimal certificate reader `x509`); the names in a client
+//! certificate ([`peer`]); the connection summary SHOW CLIENTS prints ([`summary`]).
 //!
 //! Does not: touch sockets beyond handing out `tokio-rustls` acceptors/connectors, or keep a
 //! context alive: the app swaps a whole `Arc<TlsContext>` on RELOAD, so connections already up
@@ -15,9 +16,11 @@
 //! a context is either fully built or not at all (a failed reload keeps the old one).
 
 mod files;
+mod legacy;
 pub mod peer;
 pub mod policy;
 mod verify;
+mod x509;
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -25,8 +28,10 @@ use std::sync::Arc;
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{ClientConfig, CommonState, ServerConfig, SupportedProtocolVersion};
+use rustls::sign::{CertifiedKey, SingleCertAndKey};
+use rustls::{ClientConfig, CommonState, InconsistentKeys, ServerConfig, SupportedProtocolVersion};
 use sha2::{Digest as _, Sha256};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
@@ -262,8 +267,15 @@ fn client_side(config: &Config) -> Result<ClientTls, TlsError> {
         .map_err(rustls_err)?;
     let builder = match ca {
         Some(ca) => {
-            let roots = Arc::new(files::roots("client_tls_ca_file", ca)?);
-            let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider);
+            let bundle = files::ca_bundle(
+                "client_tls_ca_file",
+                ca,
+                &provider.signature_verification_algorithms,
+            )?;
+            let verifier = WebPkiClientVerifier::builder_with_provider(
+                Arc::new(bundle.store),
+                Arc::clone(&provider),
+            );
             // Below verify-ca a client certificate is checked when offered, never demanded.
             let verifier = if mode >= SslMode::VerifyCa {
                 verifier
@@ -273,16 +285,20 @@ fn client_side(config: &Config) -> Result<ClientTls, TlsError> {
             let verifier = verifier
                 .build()
                 .map_err(|e| TlsError::Setting(format!("invalid client_tls_ca_file: {e}")))?;
-            builder.with_client_cert_verifier(verifier)
+            builder.with_client_cert_verifier(Arc::new(verify::ClientChain::new(
+                verifier,
+                bundle.certs,
+                &provider,
+            )))
         }
         None => builder.with_no_client_auth(),
     };
-    let server_config = builder
-        .with_single_cert(
-            files::certs("client_tls_cert_file", cert)?,
-            files::key("client_tls_key_file", key)?,
-        )
-        .map_err(rustls_err)?;
+    let server_config =
+        builder.with_cert_resolver(Arc::new(SingleCertAndKey::from(certified_key(
+            ("client_tls_cert_file", cert),
+            ("client_tls_key_file", key),
+            &provider,
+        )?)));
     Ok(ClientTls {
         mode,
         acceptor: Some(TlsAcceptor::from(Arc::new(server_config))),
@@ -311,18 +327,27 @@ fn server_side(config: &Config) -> Result<ServerTls, TlsError> {
         .map_err(rustls_err)?;
     let verifier: Arc<dyn rustls::client::danger::ServerCertVerifier> = match (mode, ca) {
         (SslMode::VerifyCa | SslMode::VerifyFull | SslMode::Require, Some(ca)) => {
-            let roots = Arc::new(files::roots("server_tls_ca_file", ca)?);
-            let webpki = WebPkiServerVerifier::builder_with_provider(roots, Arc::clone(&provider))
-                .build()
-                .map_err(|e| TlsError::Setting(format!("invalid server_tls_ca_file: {e}")))?;
-            if mode == SslMode::VerifyFull {
-                webpki
-            } else {
-                // libpq: with a root certificate, `require` behaves like `verify-ca`.
-                Arc::new(verify::ChainOnly::new(webpki))
-            }
+            let bundle = files::ca_bundle(
+                "server_tls_ca_file",
+                ca,
+                &provider.signature_verification_algorithms,
+            )?;
+            let webpki = WebPkiServerVerifier::builder_with_provider(
+                Arc::new(bundle.store),
+                Arc::clone(&provider),
+            )
+            .build()
+            .map_err(|e| TlsError::Setting(format!("invalid server_tls_ca_file: {e}")))?;
+            // libpq: with a root certificate, `require` behaves like `verify-ca`; only
+            // `verify-full` compares the host name.
+            Arc::new(verify::ServerChain::new(
+                webpki,
+                bundle.certs,
+                &provider,
+                mode == SslMode::VerifyFull,
+            ))
         }
-        _ => Arc::new(verify::NoCertCheck::new(provider)),
+        _ => Arc::new(verify::NoCertCheck::new(Arc::clone(&provider))),
     };
     let builder = builder
         .dangerous()
@@ -331,12 +356,13 @@ fn server_side(config: &Config) -> Result<ServerTls, TlsError> {
         path(config, "server_tls_key_file"),
         path(config, "server_tls_cert_file"),
     ) {
-        (Some(key), Some(cert)) => builder
-            .with_client_auth_cert(
-                files::certs("server_tls_cert_file", cert)?,
-                files::key("server_tls_key_file", key)?,
-            )
-            .map_err(rustls_err)?,
+        (Some(key), Some(cert)) => {
+            builder.with_client_cert_resolver(Arc::new(SingleCertAndKey::from(certified_key(
+                ("server_tls_cert_file", cert),
+                ("server_tls_key_file", key),
+                &provider,
+            )?)))
+        }
         (None, None) => builder.with_no_client_auth(),
         _ => {
             return Err(TlsError::Setting(
@@ -349,6 +375,62 @@ fn server_side(config: &Config) -> Result<ServerTls, TlsError> {
         connector: Some(TlsConnector::from(Arc::new(client_config))),
         fingerprint: fingerprint(config).into(),
     })
+}
+
+/// The pooler's own certificate chain and key, checked to belong together. WebPKI cannot read an
+/// X.509 v1 certificate, so for one the public keys are compared here; rustls never parses the
+/// pooler's own certificate otherwise, so a v1 certificate is served as it is (as OpenSSL does).
+fn certified_key(
+    (cert_setting, cert): (&'static str, &Path),
+    (key_setting, key): (&'static str, &Path),
+    provider: &CryptoProvider,
+) -> Result<CertifiedKey, TlsError> {
+    let chain: Vec<CertificateDer<'static>> = files::certs(cert_setting, cert)?;
+    let key_der: PrivateKeyDer<'static> = files::key(key_setting, key)?;
+    let bad = |setting: &'static str, path: &Path, reason: String| TlsError::File {
+        setting,
+        path: path.display().to_string(),
+        reason,
+    };
+    let signing = provider
+        .key_provider
+        .load_private_key(key_der)
+        .map_err(|e| bad(key_setting, key, e.to_string()))?;
+    let certified = CertifiedKey::new(chain, signing);
+    let leaf = certified.cert.first().map(|c| x509::Cert::parse(c));
+    let mismatch = || {
+        bad(
+            key_setting,
+            key,
+            format!(
+                "the private key does not match the certificate in {}",
+                cert.display()
+            ),
+        )
+    };
+    match leaf {
+        Some(Ok(parsed)) if parsed.version < 3 => {
+            tracing::info!(
+                setting = cert_setting,
+                path = %cert.display(),
+                "{} is an X.509 v{} certificate; served as it is",
+                x509::describe(&parsed),
+                parsed.version
+            );
+            match certified.key.public_key() {
+                Some(spki) if spki.as_ref() != parsed.spki => return Err(mismatch()),
+                _ => {}
+            }
+        }
+        _ => match certified.keys_match() {
+            Ok(()) | Err(rustls::Error::InconsistentKeys(InconsistentKeys::Unknown)) => {}
+            Err(rustls::Error::InconsistentKeys(InconsistentKeys::KeyMismatch)) => {
+                return Err(mismatch());
+            }
+            Err(e) => return Err(bad(cert_setting, cert, e.to_string())),
+        },
+    }
+    Ok(certified)
 }
 
 /// A digest of every `server_tls_*` setting and the bytes of the files they name.

@@ -45,3 +45,4 @@ mod prepared_drivers;
 mod prepared_model;
 mod soak;
 mod tls_auth;
+mod tls_openssl_certs;
