@@ -228,7 +228,7 @@ const SANITY: &[Setting] = &[
     s("server_reset_query", "DISCARD ALL", true, Supported, Str, "Run when a server is released (session mode unless server_reset_query_always)."),
     s("server_reset_query_always", "0", true, Supported, Bool, "Run server_reset_query in every pool mode."),
     s("server_check_delay", "30", true, Supported, Time, "How long a released server may be reused without a check."),
-    s("server_check_query", "", true, Supported, Str, "Health check query; empty sends an empty query."),
+    s("server_check_query", "<empty>", true, Supported, Str, "Health check query; `<empty>` sends an empty query, an empty value disables the check."),
     s("server_fast_close", "0", true, Supported, Bool, "In session mode, close servers needing a close at transaction end."),
     s("server_lifetime", "3600", true, Supported, Time, "Close unused servers older than this; 0 means use once."),
     s("server_idle_timeout", "600", true, Supported, Time, "Close servers idle this long; 0 disables."),

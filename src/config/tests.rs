@@ -47,7 +47,7 @@ fn defaults_match_reference() {
     assert_eq!(g.reserve_pool_timeout, Duration::from_secs(5));
     assert_eq!(g.server_reset_query, "DISCARD ALL");
     assert_eq!(g.server_check_delay, Duration::from_secs(30));
-    assert_eq!(g.server_check_query, "");
+    assert_eq!(g.server_check_query, "<empty>");
     assert_eq!(g.server_lifetime, Duration::from_secs(3600));
     assert_eq!(g.server_idle_timeout, Duration::from_secs(600));
     assert_eq!(g.server_connect_timeout, Duration::from_secs(15));

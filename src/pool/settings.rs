@@ -46,6 +46,8 @@ pub struct PoolSettings {
     pub transaction_timeout: Duration,
     /// Prepared statements kept per server (0 = no tracking).
     pub max_prepared_statements: usize,
+    /// The database forces its server user: `min_pool_size` is kept even with no clients.
+    pub forced_user: bool,
 }
 
 fn non_empty(s: &str) -> Option<String> {
@@ -71,16 +73,17 @@ impl PoolSettings {
                 .and_then(|u| u.pool_mode)
                 .or(db.pool_mode)
                 .unwrap_or(g.pool_mode),
-            // PgBouncer's order: the database's pool_size, then the user's, then the default.
+            // PgBouncer's order: the pool user's pool_size, then the database's, then the
+            // default (with a forced user, the pool user is the forced one).
             pool_size: to_usize(
-                db.pool_size
-                    .or(u.and_then(|u| u.pool_size))
+                u.and_then(|u| u.pool_size)
+                    .or(db.pool_size)
                     .unwrap_or(g.default_pool_size),
             ),
             min_pool_size: to_usize(db.min_pool_size.unwrap_or(g.min_pool_size)),
             reserve_pool_size: to_usize(
-                db.reserve_pool_size
-                    .or(u.and_then(|u| u.reserve_pool_size))
+                u.and_then(|u| u.reserve_pool_size)
+                    .or(db.reserve_pool_size)
                     .unwrap_or(g.reserve_pool_size),
             ),
             reserve_pool_timeout: g.reserve_pool_timeout,
@@ -107,6 +110,7 @@ impl PoolSettings {
                 .and_then(|u| u.transaction_timeout)
                 .unwrap_or(g.transaction_timeout),
             max_prepared_statements: to_usize(g.max_prepared_statements),
+            forced_user: db.user.is_some(),
         }
     }
 }
