@@ -114,3 +114,44 @@ impl PoolSettings {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(text: &str, db: &str, user: &str) -> PoolSettings {
+        let config = Config::from_ini_str(text, "t").unwrap();
+        let def = config.database(db).unwrap();
+        PoolSettings::resolve(&config, &def, user)
+    }
+
+    #[test]
+    fn user_sizes_before_database_sizes() {
+        let text = "[databases]\napp = pool_size=3 reserve_pool_size=4\nforced = user=bob min_pool_size=2\n\
+                    [pgbouncer]\n[users]\nbob = pool_size=1 reserve_pool_size=2\n";
+        let bob = resolve(text, "app", "bob");
+        assert_eq!((bob.pool_size, bob.reserve_pool_size), (1, 2));
+        let alice = resolve(text, "app", "alice");
+        assert_eq!((alice.pool_size, alice.reserve_pool_size), (3, 4));
+        assert!(!alice.forced_user);
+        assert!(resolve(text, "forced", "bob").forced_user);
+    }
+
+    #[test]
+    fn check_query_default_is_an_empty_query_and_empty_disables() {
+        let default = resolve("[databases]\napp = host=h\n[pgbouncer]\n", "app", "u");
+        assert_eq!(default.server_check_query.as_deref(), Some(""));
+        let off = resolve(
+            "[databases]\napp = host=h\n[pgbouncer]\nserver_check_query =\n",
+            "app",
+            "u",
+        );
+        assert_eq!(off.server_check_query, None);
+        let custom = resolve(
+            "[databases]\napp = host=h\n[pgbouncer]\nserver_check_query = select 2\n",
+            "app",
+            "u",
+        );
+        assert_eq!(custom.server_check_query.as_deref(), Some("select 2"));
+    }
+}

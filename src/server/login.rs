@@ -326,3 +326,58 @@ async fn authenticate(
         stream.write_all(&out).await?;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(code: &str, message: &str) -> ServerError {
+        ServerError::Login(ErrorFields {
+            severity: Some("FATAL".to_owned()),
+            code: Some(code.to_owned()),
+            message: Some(message.to_owned()),
+        })
+    }
+
+    #[test]
+    fn waiters_get_the_servers_error_or_pgbouncers_text() {
+        let e = refused("28P01", "password authentication failed for user \"u\"");
+        assert_eq!(
+            e.refusal(),
+            Some((
+                "28P01".to_owned(),
+                "password authentication failed for user \"u\"".to_owned()
+            ))
+        );
+        assert_eq!(
+            e.close_reason(),
+            "password authentication failed for user \"u\""
+        );
+        let e = ServerError::AuthUnsupported(WRONG_PASSWORD_TYPE);
+        assert_eq!(
+            e.refusal(),
+            Some((
+                "08P01".to_owned(),
+                "server login failed: wrong password type".to_owned()
+            ))
+        );
+        assert_eq!(e.close_reason(), "failed to answer authreq");
+    }
+
+    #[test]
+    fn starting_up_and_unreachable_servers_fail_no_waiter() {
+        let e = refused("57P03", "the database system is starting up");
+        assert_eq!(e.refusal(), None);
+        assert_eq!(e.close_reason(), "the database system is starting up");
+        let e = ServerError::Connect {
+            addr: ServerAddr::Tcp("127.0.0.1".to_owned(), 1),
+            source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+        };
+        assert_eq!(e.refusal(), None);
+        assert_eq!(e.close_reason(), "connect failed");
+        assert_eq!(
+            ServerError::ConnectTimeout.close_reason(),
+            "connect timeout"
+        );
+    }
+}
