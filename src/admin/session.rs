@@ -21,6 +21,7 @@ use super::commands::{Console, Failure, Flow, write_error};
 use super::{ADMIN_DB, AdminContext, compat_version};
 use crate::config::AuthType;
 use crate::net::{MessageReader, Stream};
+use crate::pool::ClientAdmission;
 use crate::protocol::backend::{self, Severity};
 use crate::stats::conns::{ConnInfo, ConnState, Endpoints, Side};
 
@@ -47,11 +48,20 @@ async fn log_in(
     stream: &mut Stream,
     reader: &mut MessageReader,
     login: &Login,
-) -> Result<(Rights, String), Refusal> {
+) -> Result<(Rights, String, Option<ClientAdmission>), Refusal> {
     let config = ctx.registry.config();
     match access::pre_login(&config, &login.user, same_uid_unix_peer(stream)) {
-        PreLogin::Granted { rights, shown_user } => Ok((rights, shown_user)),
+        PreLogin::Granted { rights, shown_user } => Ok((rights, shown_user, None)),
         PreLogin::Authenticate => {
+            // The client limits apply before the password exchange, as for pooled databases
+            // in PgBouncer; a console login trusted before that (PreLogin::Granted) skips them.
+            let admission = ctx
+                .registry
+                .admit_console_client(ADMIN_DB, &login.user)
+                .map_err(|hit| Refusal {
+                    sqlstate: crate::protocol::sqlstate::PROTOCOL_VIOLATION,
+                    message: format!("client connections exceeded ({})", hit.setting()),
+                })?;
             ctx.auth
                 .authenticate(&config, &login.user, stream, reader)
                 .await?;
@@ -62,7 +72,7 @@ async fn log_in(
             } else {
                 login.user.clone()
             };
-            Ok((rights, shown))
+            Ok((rights, shown, Some(admission)))
         }
     }
 }
@@ -150,7 +160,8 @@ pub async fn serve(
             }),
         None => attempt.await,
     };
-    let (rights, shown_user) = match result {
+    // The admission, if any, is held until the session ends.
+    let (rights, shown_user, _admission) = match result {
         Ok(ok) => ok,
         Err(refusal) => {
             tracing::info!(user = %login.user, addr = %addr, "console login refused: {}", refusal.message);

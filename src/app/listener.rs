@@ -229,35 +229,35 @@ async fn accept_failed(e: &std::io::Error) {
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
 }
 
-/// Counts a client against `max_client_conn` and starts its task.
+/// Counts a connection and starts its task. Every open connection counts against
+/// `max_client_conn`, console ones included; the count is compared with the limit when the
+/// startup packet arrives, and only for a pooled database, after the SSLRequest was answered
+/// (PgBouncer): a client that asked for TLS reads the error in the session it negotiated, and
+/// connections that closed meanwhile no longer count.
 fn admit(
-    mut stream: Stream,
+    stream: Stream,
     (ctx, admin): (&Arc<ClientContext>, &Arc<AdminContext>),
     tracker: &TaskTracker,
     clients: &Arc<AtomicUsize>,
 ) {
-    let config = ctx.registry.config();
-    let max = usize::try_from(config.general.max_client_conn).unwrap_or(usize::MAX);
-    let previous = clients.fetch_add(1, Ordering::AcqRel);
+    clients.fetch_add(1, Ordering::AcqRel);
     let guard = CountGuard(Arc::clone(clients));
-    if previous >= max {
-        tracker.spawn(async move {
-            let mut out = BytesMut::new();
-            ClientError::TooManyClients.write_fatal(&mut out);
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), stream.write_all(&out))
-                .await;
-            drop(guard);
-        });
-        return;
-    }
     let (ctx, admin) = (Arc::clone(ctx), Arc::clone(admin));
     tracker.spawn(async move {
-        handle_connection(ctx, admin, stream).await;
+        handle_connection(ctx, admin, stream, &guard).await;
         drop(guard);
     });
 }
 
 struct CountGuard(Arc<AtomicUsize>);
+
+impl CountGuard {
+    /// Whether the open connections, this one included, are more than `max_client_conn`.
+    fn over(&self, config: &Config) -> bool {
+        let max = usize::try_from(config.general.max_client_conn).unwrap_or(usize::MAX);
+        self.0.load(Ordering::Acquire) > max
+    }
+}
 
 impl Drop for CountGuard {
     fn drop(&mut self) {
@@ -265,7 +265,12 @@ impl Drop for CountGuard {
     }
 }
 
-async fn handle_connection(ctx: Arc<ClientContext>, admin: Arc<AdminContext>, stream: Stream) {
+async fn handle_connection(
+    ctx: Arc<ClientContext>,
+    admin: Arc<AdminContext>,
+    stream: Stream,
+    count: &CountGuard,
+) {
     if tracing::enabled!(tracing::Level::DEBUG) {
         let (addr, port) = stream.peer();
         tracing::debug!(addr = %addr, port, "new connection");
@@ -312,15 +317,26 @@ async fn handle_connection(ctx: Arc<ClientContext>, admin: Arc<AdminContext>, st
             };
             Box::pin(admin::serve(admin, stream, reader, console_login, deadline)).await;
         }
+        Ok(FirstContact::Login(_)) if count.over(&ctx.registry.config()) => {
+            refuse(&mut stream, &ClientError::TooManyClients).await;
+        }
         Ok(FirstContact::Login(login)) => client::serve(ctx, stream, reader, login, deadline).await,
         Err(error) => {
             let (addr, port) = stream.peer();
             let id = ctx.registry.ids().fetch_add(1, Ordering::Relaxed);
             LogPeer::new(Side::Client, id, "(nodb)", "(nouser)", (&addr, port)).closing(&error);
-            let mut out = BytesMut::new();
-            error.write_fatal(&mut out);
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), stream.write_all(&out))
-                .await;
+            refuse(&mut stream, &error).await;
         }
     }
+}
+
+/// Sends a FATAL error and gives the client a second to read it.
+async fn refuse(stream: &mut Stream, error: &ClientError) {
+    let mut out = BytesMut::new();
+    error.write_fatal(&mut out);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+        let _ = stream.write_all(&out).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
 }

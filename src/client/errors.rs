@@ -19,7 +19,7 @@ pub enum ClientError {
     /// `auth_type` needs something this build cannot do.
     #[error("authentication method not supported: {0}")]
     AuthUnsupported(&'static str),
-    /// `max_client_conn` reached.
+    /// `max_client_conn` reached (PgBouncer sends it with 08P01, as its other pooler errors).
     #[error("no more connections allowed (max_client_conn)")]
     TooManyClients,
     /// `max_db_client_connections` or `max_user_client_connections` reached (the setting's name).
@@ -93,9 +93,6 @@ impl ClientError {
             ClientError::NoUser | ClientError::AuthUnsupported(_) => {
                 sqlstate::INVALID_AUTHORIZATION
             }
-            ClientError::TooManyClients | ClientError::ClientLimit(_) => {
-                sqlstate::TOO_MANY_CONNECTIONS
-            }
             ClientError::IdleTransactionTimeout => sqlstate::IDLE_IN_TRANSACTION_TIMEOUT,
             ClientError::Shutdown | ClientError::Pool(PoolError::Closed) => {
                 sqlstate::ADMIN_SHUTDOWN
@@ -109,17 +106,17 @@ impl ClientError {
     pub fn text(&self) -> String {
         match self {
             ClientError::Pool(PoolError::WaitTimeout) => "query_wait_timeout".to_owned(),
-            ClientError::Pool(PoolError::ServerDown(reason)) => {
-                format!(
-                    "server login has been failing, try again later (server_login_retry): {reason}"
-                )
-            }
             other => other.to_string(),
         }
     }
 
-    /// Appends a FATAL ErrorResponse for this error.
+    /// Appends a FATAL ErrorResponse for this error. A refused server login carries the
+    /// server's own SQLSTATE (PgBouncer relays it), which no static code can name.
     pub fn write_fatal(&self, out: &mut BytesMut) {
-        error_response(out, Severity::Fatal, self.sqlstate(), &self.text());
+        let code = match self {
+            ClientError::Pool(PoolError::LoginFailed(failure)) => &failure.sqlstate,
+            other => other.sqlstate(),
+        };
+        error_response(out, Severity::Fatal, code, &self.text());
     }
 }

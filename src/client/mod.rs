@@ -24,7 +24,7 @@ use tokio::time::Instant;
 
 use crate::control::Shutdown;
 use crate::net::{MessageReader, Stream};
-use crate::pool::{Pool, Registry, ServerState};
+use crate::pool::{Pool, Registry};
 use crate::protocol::backend;
 use crate::server::ParamSet;
 use crate::stats::conn_log::LogPeer;
@@ -263,8 +263,7 @@ async fn log_in(
     if pool.welcome_params().is_none() {
         // The welcome message repeats what a real server reports, so the first client of a pool
         // waits for the first server login (as in PgBouncer).
-        let server = pool.checkout().await?;
-        server.release(ServerState::Idle, crate::config::PoolMode::Transaction);
+        pool.checkout_for_welcome().await?.release_untouched();
     }
     let mut params = ParamSet::default();
     for (name, value) in slot_welcome(&pool).iter() {

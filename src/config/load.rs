@@ -73,12 +73,13 @@ impl Config {
         })
     }
 
-    /// Pool size of (db, user): the database's `pool_size`, else the user's, else
+    /// Pool size of (db, user): the user's `pool_size`, else the database's, else
     /// `default_pool_size` (PgBouncer's order).
     pub fn pool_size_for(&self, db: &str, user: &str) -> u32 {
-        self.database(db)
-            .and_then(|d| d.pool_size)
-            .or_else(|| self.users.get(user).and_then(|u| u.pool_size))
+        self.users
+            .get(user)
+            .and_then(|u| u.pool_size)
+            .or_else(|| self.database(db).and_then(|d| d.pool_size))
             .unwrap_or(self.general.default_pool_size)
     }
 

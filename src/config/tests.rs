@@ -47,7 +47,7 @@ fn defaults_match_reference() {
     assert_eq!(g.reserve_pool_timeout, Duration::from_secs(5));
     assert_eq!(g.server_reset_query, "DISCARD ALL");
     assert_eq!(g.server_check_delay, Duration::from_secs(30));
-    assert_eq!(g.server_check_query, "");
+    assert_eq!(g.server_check_query, "<empty>");
     assert_eq!(g.server_lifetime, Duration::from_secs(3600));
     assert_eq!(g.server_idle_timeout, Duration::from_secs(600));
     assert_eq!(g.server_connect_timeout, Duration::from_secs(15));
@@ -336,6 +336,14 @@ fn databases_fallback_and_quoted_names() {
     assert_eq!(bob.query_timeout, Some(Duration::from_secs(2)));
     assert_eq!(cfg.pool_size_for("other", "bob"), 3);
     assert_eq!(cfg.pool_size_for("other", "alice"), 20);
+    let text = text.replace("* = host=fb", "* = host=fb pool_size=9");
+    let cfg = Config::from_ini_str(&text, "t").unwrap();
+    assert_eq!(
+        cfg.pool_size_for("other", "bob"),
+        3,
+        "the user's pool_size first"
+    );
+    assert_eq!(cfg.pool_size_for("other", "alice"), 9);
     assert_eq!(cfg.pool_mode_for("other", "bob"), PoolMode::Statement);
 }
 

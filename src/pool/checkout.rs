@@ -46,10 +46,25 @@ enum Immediate {
 impl Pool {
     /// Gets a server for a client: an idle one, or the first one released or opened after every
     /// client that asked earlier got theirs.
+    ///
+    /// While the last server login failed and no server is open, it fails fast with the cached
+    /// reason ([`PoolError::ServerDown`]) and starts one new attempt, as PgBouncer does for a
+    /// client that needs a server.
     pub async fn checkout(self: &Arc<Self>) -> Result<PooledServer, PoolError> {
+        self.checkout_inner(true).await
+    }
+
+    /// A checkout for a client logging in to a pool that has no welcome message yet: it waits
+    /// for the first server login without failing fast (PgBouncer's clients waiting for the
+    /// welcome), and leaves only when that login is refused or a timeout passes.
+    pub async fn checkout_for_welcome(self: &Arc<Self>) -> Result<PooledServer, PoolError> {
+        self.checkout_inner(false).await
+    }
+
+    async fn checkout_inner(self: &Arc<Self>, fast_fail: bool) -> Result<PooledServer, PoolError> {
         let started = Instant::now();
         loop {
-            let conn = match self.try_immediate()? {
+            let conn = match self.try_immediate(fast_fail)? {
                 Immediate::Server(conn) => conn,
                 Immediate::Wait(ticket) => self.wait(ticket, started).await?,
             };
@@ -60,7 +75,7 @@ impl Pool {
         }
     }
 
-    fn try_immediate(self: &Arc<Self>) -> Result<Immediate, PoolError> {
+    fn try_immediate(self: &Arc<Self>, fast_fail: bool) -> Result<Immediate, PoolError> {
         let mut inner = self.inner.lock();
         if inner.closed {
             return Err(PoolError::Closed);
@@ -78,9 +93,15 @@ impl Pool {
             inner.checked_out += 1;
             return Ok(Immediate::Server(conn));
         }
-        if let Some((at, reason)) = inner.last_failure.as_ref().filter(|_| !paused) {
-            if at.elapsed() < self.settings().server_login_retry && inner.open() == 0 {
-                return Err(PoolError::ServerDown(Arc::clone(reason)));
+        if let Some(reason) = inner.login_failed.as_ref().filter(|_| fast_fail && !paused) {
+            if inner.connected() == 0 {
+                let reason = Arc::clone(reason);
+                // Nobody may be waiting to trigger a retry: start one attempt (it honours
+                // server_login_retry), so the pool recovers once the server does.
+                if inner.connecting == 0 && !inner.closed && !Self::retry_pending(&inner) {
+                    self.try_open(&mut inner, false);
+                }
+                return Err(PoolError::ServerDown(reason));
             }
         }
         let (tx, rx) = oneshot::channel();
@@ -150,7 +171,18 @@ impl Pool {
         let Some(query) = settings.server_check_query.as_deref() else {
             return Some(conn);
         };
-        if conn.last_used.elapsed() <= settings.server_check_delay {
+        // A server no client has used yet is tested only once it has idled past the delay (and
+        // at least a second, the janitor's round in which PgBouncer notices it): one opened for
+        // a waiting client goes to it untested, as in PgBouncer.
+        let fresh = conn.request_time == conn.created;
+        let delay = if fresh {
+            settings
+                .server_check_delay
+                .max(std::time::Duration::from_secs(1))
+        } else {
+            settings.server_check_delay
+        };
+        if conn.last_used.elapsed() <= delay {
             return Some(conn);
         }
         if let Some(entry) = &conn.entry {
@@ -167,7 +199,7 @@ impl Pool {
     /// Opens servers for waiting clients while the limits allow. `reserve` allows going past
     /// `pool_size` by up to `reserve_pool_size`.
     pub(super) fn launch(self: &Arc<Self>, inner: &mut Inner, reserve: bool) {
-        if self.control.paused() {
+        if self.control.paused() || Self::retry_pending(inner) {
             return;
         }
         let size = self.settings().pool_size;
@@ -182,28 +214,86 @@ impl Pool {
         // its own drop, so a dead entry lives only for that moment, and at worst opens one server
         // the pool may use anyway.
         while inner.waiters.len() > inner.connecting && inner.open() < cap && !inner.closed {
-            if !self.db_limit.try_acquire() {
+            if !self.try_open(inner, true) {
                 break;
             }
-            if !self.user_limit.try_acquire() {
-                self.db_limit.release();
-                break;
-            }
-            if size > 0 && inner.open() >= size {
+            if size > 0 && inner.open() > size {
                 conn_log::pool_warning(
                     &self.database,
                     &self.user,
                     &"taking connection from reserve_pool",
                 );
             }
-            inner.connecting += 1;
-            self.spawn_connect();
         }
     }
 
-    /// Opens one server in the background; used by `launch` and by the janitor for
-    /// `min_pool_size`. The caller has counted it in `connecting` and in the limits.
-    pub(super) fn spawn_connect(self: &Arc<Self>) {
+    /// Whether a failed login is too recent to try again (`server_login_retry`).
+    pub(super) fn retry_pending(inner: &Inner) -> bool {
+        inner.retry_at.is_some_and(|at| Instant::now() < at)
+    }
+
+    /// Takes a unit of `max_db_connections` and `max_user_connections` and starts a login;
+    /// `false` when a limit is full. With `evict`, a full limit also closes the longest-idle
+    /// server of another pool under it (PgBouncer's eviction), and this pool tries again once
+    /// that server is gone.
+    pub(super) fn try_open(self: &Arc<Self>, inner: &mut Inner, evict: bool) -> bool {
+        if !self.db_limit.try_acquire() {
+            if evict {
+                self.evict_then_launch(&self.db_limit);
+            }
+            return false;
+        }
+        if !self.user_limit.try_acquire() {
+            self.db_limit.release();
+            if evict {
+                self.evict_then_launch(&self.user_limit);
+            }
+            return false;
+        }
+        inner.connecting += 1;
+        self.spawn_connect();
+        true
+    }
+
+    /// Evicts an idle server of a sibling pool off the background of the caller's lock (pools
+    /// lock one at a time, so two pools evicting from each other cannot deadlock), then
+    /// launches again for this pool's waiters.
+    fn evict_then_launch(self: &Arc<Self>, limit: &Arc<super::ConnLimit>) {
+        if self.evicting.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (pool, limit) = (Arc::clone(self), Arc::clone(limit));
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            self.evicting.store(false, Ordering::Release);
+            return;
+        };
+        handle.spawn(async move {
+            let evicted = limit.evict_idle(&pool);
+            pool.evicting.store(false, Ordering::Release);
+            if evicted {
+                pool.launch(&mut pool.inner.lock(), false);
+            }
+        });
+    }
+
+    /// Closes this pool's longest-idle server to make room under a shared limit; `false` when
+    /// it has none.
+    pub(super) fn evict_one_idle(&self) -> bool {
+        let Some(conn) = self.inner.lock().idle.pop_front() else {
+            return false;
+        };
+        self.forget(conn, CloseReason::Evicted);
+        true
+    }
+
+    /// When this pool's longest-idle server was last used, if it has an idle server.
+    pub(super) fn oldest_idle(&self) -> Option<Instant> {
+        self.inner.lock().idle.front().map(|c| c.last_used)
+    }
+
+    /// Opens one server in the background; used by `try_open`. The caller has counted it in
+    /// `connecting` and in the limits.
+    fn spawn_connect(self: &Arc<Self>) {
         let pool = Arc::clone(self);
         let id = self.ids.fetch_add(1, Ordering::Relaxed);
         let entry = self.control.conns.register(ConnInfo::new(
@@ -214,6 +304,7 @@ impl Pool {
             &self.user,
             ConnState::ServerLogin,
         ));
+        let launched = Instant::now();
         tokio::spawn(async move {
             let result = server::connect(&pool.spec(), id).await.map(|mut conn| {
                 let (addr, port) = conn.io().stream.peer();
@@ -229,11 +320,11 @@ impl Pool {
                 conn.entry = Some(entry);
                 conn
             });
-            pool.on_connected(result);
+            pool.on_connected(result, launched);
         });
     }
 
-    fn on_connected(self: &Arc<Self>, result: Result<ServerConn, ServerError>) {
+    fn on_connected(self: &Arc<Self>, result: Result<ServerConn, ServerError>, launched: Instant) {
         match result {
             Ok(conn) => {
                 if let Some(entry) = conn.entry.as_ref()
@@ -258,7 +349,8 @@ impl Pool {
                 }
                 let mut inner = self.inner.lock();
                 inner.connecting -= 1;
-                inner.last_failure = None;
+                inner.login_failed = None;
+                inner.retry_at = None;
                 if inner.welcome.is_none() {
                     inner.welcome = Some(Arc::clone(&conn.login_params));
                 }
@@ -266,26 +358,46 @@ impl Pool {
                 drop(inner);
                 self.checkin_from(Box::new(conn), true, |inner| inner.testing -= 1);
             }
-            Err(error) => {
-                tracing::warn!(db = %self.database, user = %self.user, "server connection failed: {error}");
-                ErrorCounters::bump(&self.stats.errors().server_connect_failures);
-                self.db_limit.release();
-                self.user_limit.release();
-                let reason: Arc<str> = Arc::from(error.to_string());
-                let mut inner = self.inner.lock();
-                inner.connecting -= 1;
-                inner.last_failure = Some((Instant::now(), Arc::clone(&reason)));
-                // Fail fast rather than make every waiter sit out query_wait_timeout against a
-                // server that is down (PgBouncer's server_login_retry behaviour).
-                if inner.open() == 0 {
-                    for waiter in inner.waiters.drain(..) {
-                        let _ = waiter
-                            .tx
-                            .send(Err(PoolError::ServerDown(Arc::clone(&reason))));
-                    }
-                }
+            Err(error) => self.on_login_failed(&error, launched),
+        }
+    }
+
+    /// PgBouncer's handling of a failed server login: the reason is cached for fast failures
+    /// and no new attempt starts before `server_login_retry`. When the server refused the login
+    /// (other than "starting up or shutting down", 57P03) or the pooler could not answer its
+    /// authentication request, every client waiting for a server is disconnected with that
+    /// error, unless the pool still has usable servers; otherwise they keep waiting for the
+    /// retry.
+    fn on_login_failed(self: &Arc<Self>, error: &ServerError, launched: Instant) {
+        tracing::warn!(db = %self.database, user = %self.user, "server connection failed: {error}");
+        ErrorCounters::bump(&self.stats.errors().server_connect_failures);
+        self.db_limit.release();
+        self.user_limit.release();
+        let retry_at = launched + self.settings().server_login_retry;
+        let mut inner = self.inner.lock();
+        inner.connecting -= 1;
+        inner.login_failed = Some(Arc::from(error.close_reason()));
+        inner.retry_at = Some(retry_at);
+        let usable = inner.connected() > 0 && inner.welcome.is_some();
+        if let (Some((sqlstate, message)), false) = (error.refusal(), usable) {
+            let failure = super::LoginFailure {
+                sqlstate: Arc::from(sqlstate),
+                message: Arc::from(message),
+            };
+            for waiter in inner.waiters.drain(..) {
+                let _ = waiter.tx.send(Err(PoolError::LoginFailed(failure.clone())));
             }
         }
+        if inner.waiters.is_empty() {
+            return;
+        }
+        drop(inner);
+        // The clients still waiting get the retry as soon as server_login_retry allows.
+        let pool = Arc::clone(self);
+        tokio::spawn(async move {
+            tokio::time::sleep_until(retry_at).await;
+            pool.launch(&mut pool.inner.lock(), false);
+        });
     }
 
     /// Returns a clean, idle server: to the first live waiter, else to the idle list.

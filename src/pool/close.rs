@@ -46,6 +46,10 @@ pub enum CloseReason {
     /// PAUSE is in force: servers close as they come back.
     #[error("pause mode")]
     Paused,
+    /// Closed while idle to make room under `max_db_connections` / `max_user_connections` for
+    /// another pool's waiting client.
+    #[error("evicted")]
+    Evicted,
     /// The pool was closed (shutdown, or its database removed).
     #[error("server shutting down")]
     PoolClosed,
@@ -77,6 +81,7 @@ mod tests {
             ),
             (CloseReason::AlignmentFailed, "var change failed"),
             (CloseReason::Paused, "pause mode"),
+            (CloseReason::Evicted, "evicted"),
             (CloseReason::PoolClosed, "server shutting down"),
         ] {
             assert_eq!(reason.to_string(), text);

@@ -98,6 +98,16 @@ impl PooledServer {
         });
     }
 
+    /// Gives back a server that carried no client traffic (the first login of a pool waits for
+    /// one only to learn the welcome message): it stays "never used", so it is not tested
+    /// before its first real use.
+    pub fn release_untouched(mut self) {
+        if let Some(mut conn) = self.conn.take() {
+            conn.request_time = conn.created;
+            self.pool.checkin(conn);
+        }
+    }
+
     /// Closes the server (it is in a state nobody else may see).
     pub fn close(mut self, reason: CloseReason) {
         if let Some(conn) = self.conn.take() {

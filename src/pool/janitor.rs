@@ -66,18 +66,18 @@ impl Pool {
         }
         inner.idle = kept;
         self.launch(&mut inner, false);
-        // min_pool_size applies to pools that have clients (PgBouncer: or a forced user).
-        let wants_min = inner.clients > 0 || inner.open() > 0;
-        while wants_min && inner.open() < min && !inner.closed {
-            if !self.db_limit.try_acquire() {
+        // min_pool_size applies to pools that have clients or a forced user (PgBouncer), within
+        // pool_size, and not while a failed login waits out server_login_retry. It never evicts.
+        let wants_min = inner.clients > 0 || settings.forced_user;
+        let cap = if settings.pool_size == 0 {
+            min
+        } else {
+            min.min(settings.pool_size)
+        };
+        while wants_min && inner.open() < cap && !inner.closed && !Self::retry_pending(&inner) {
+            if !self.try_open(&mut inner, false) {
                 break;
             }
-            if !self.user_limit.try_acquire() {
-                self.db_limit.release();
-                break;
-            }
-            inner.connecting += 1;
-            self.spawn_connect();
         }
         drop(inner);
         for (conn, reason) in expired {

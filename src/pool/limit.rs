@@ -2,14 +2,25 @@
 //! several pools draw from; on client connections (`max_db_client_connections`,
 //! `max_user_client_connections`), a counter every client of a database or user holds a unit of
 //! through a [`ClientAdmission`] for as long as it is connected.
+//!
+//! A server-side limit also knows the pools that draw from it, so that a pool held back by a
+//! full limit can evict the longest-idle server of a sibling pool (PgBouncer's eviction), and
+//! a busy pool is not starved by servers idling in another.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+
+use parking_lot::Mutex;
+
+use super::Pool;
 
 /// A counter with a maximum; 0 means unlimited.
 #[derive(Debug, Default)]
 pub struct ConnLimit {
     max: AtomicUsize,
     current: AtomicUsize,
+    /// The pools whose servers count here (dropped pools are pruned as they are seen).
+    members: Mutex<Vec<Weak<Pool>>>,
 }
 
 impl ConnLimit {
@@ -18,7 +29,33 @@ impl ConnLimit {
         Self {
             max: AtomicUsize::new(max),
             current: AtomicUsize::new(0),
+            members: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Records a pool whose servers count against this limit.
+    pub(super) fn add_member(&self, pool: &Arc<Pool>) {
+        let mut members = self.members.lock();
+        members.retain(|w| w.strong_count() > 0);
+        members.push(Arc::downgrade(pool));
+    }
+
+    /// Closes the longest-idle server among the other pools under this limit, to make room for
+    /// `for_pool`; `false` when none of them has an idle server. Each pool is locked on its
+    /// own, never two at once.
+    pub(super) fn evict_idle(&self, for_pool: &Arc<Pool>) -> bool {
+        let members: Vec<Arc<Pool>> = self
+            .members
+            .lock()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        let oldest = members
+            .iter()
+            .filter(|p| !Arc::ptr_eq(p, for_pool))
+            .filter_map(|p| p.oldest_idle().map(|at| (at, p)))
+            .min_by_key(|(at, _)| *at);
+        oldest.is_some_and(|(_, pool)| pool.evict_one_idle())
     }
 
     /// Changes the maximum (on reload); connections above it are not closed, only new ones refused.
@@ -95,6 +132,18 @@ impl ClientAdmission {
             return Err(ClientLimitHit::User);
         }
         Ok(ClientAdmission { db, user })
+    }
+}
+
+impl ClientAdmission {
+    /// Counts a unit of both limits without checking them (a client the limits exempt).
+    pub fn counted(
+        db: std::sync::Arc<ConnLimit>,
+        user: std::sync::Arc<ConnLimit>,
+    ) -> ClientAdmission {
+        db.current.fetch_add(1, Ordering::AcqRel);
+        user.current.fetch_add(1, Ordering::AcqRel);
+        ClientAdmission { db, user }
     }
 }
 

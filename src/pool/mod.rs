@@ -26,7 +26,7 @@ mod settings;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
@@ -52,12 +52,26 @@ pub enum PoolError {
     /// `query_wait_timeout` passed.
     #[error("query_wait_timeout")]
     WaitTimeout,
-    /// The last attempt to reach the server failed less than `server_login_retry` ago.
-    #[error("server login has been failing, try again later ({0})")]
+    /// The server refused a login while this client waited for it: the server's own error, or
+    /// PgBouncer's text when the pooler could not answer the server's authentication request.
+    #[error("{}", .0.message)]
+    LoginFailed(LoginFailure),
+    /// The last server login failed and no server is open: a client that needs a server fails
+    /// fast with the cached reason until a login succeeds (PgBouncer's `server_login_retry`).
+    #[error("server login has been failing, cached error: {0} (server_login_retry)")]
     ServerDown(Arc<str>),
     /// The pool is shutting down or was removed.
     #[error("pooler is shutting down")]
     Closed,
+}
+
+/// A refused server login as the clients waiting for it are told: SQLSTATE and message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginFailure {
+    /// The server's SQLSTATE, or `08P01` for the pooler's own reasons.
+    pub sqlstate: Arc<str>,
+    /// The message text.
+    pub message: Arc<str>,
 }
 
 struct Waiter {
@@ -75,7 +89,12 @@ struct Inner {
     testing: usize,
     clients: usize,
     next_waiter: u64,
-    last_failure: Option<(Instant, Arc<str>)>,
+    /// PgBouncer's `last_login_failed` with its reason: set when a login fails, cleared when
+    /// one succeeds. While set and no server is open, clients needing a server fail fast.
+    login_failed: Option<Arc<str>>,
+    /// No new login is attempted before this (the last failed attempt's launch plus
+    /// `server_login_retry`); cleared when a login succeeds.
+    retry_at: Option<Instant>,
     closed: bool,
     welcome: Option<Arc<Vec<(String, String)>>>,
 }
@@ -83,6 +102,11 @@ struct Inner {
 impl Inner {
     fn open(&self) -> usize {
         self.idle.len() + self.checked_out + self.connecting + self.testing
+    }
+
+    /// Servers past their login: the ones that count as usable.
+    fn connected(&self) -> usize {
+        self.open() - self.connecting
     }
 
     fn live_waiters(&self) -> usize {
@@ -103,6 +127,8 @@ pub struct Pool {
     user_limit: Arc<ConnLimit>,
     ids: Arc<AtomicU64>,
     control: PoolControl,
+    /// An eviction for this pool is under way (one at a time).
+    evicting: AtomicBool,
     /// Counters for SHOW STATS.
     pub stats: PoolStats,
     inner: Mutex<Inner>,
@@ -171,6 +197,7 @@ impl Pool {
             user_limit,
             ids,
             control,
+            evicting: AtomicBool::new(false),
             stats: PoolStats::default(),
             inner: Mutex::new(Inner::default()),
         }

@@ -170,6 +170,8 @@ impl Registry {
         let config = self.config();
         let policy = self.policy();
         let pool = Arc::new(self.build_pool(&config, &policy, db, user));
+        pool.db_limit.add_member(&pool);
+        pool.user_limit.add_member(&pool);
         pools.insert(key, Arc::clone(&pool));
         pool
     }
@@ -246,6 +248,30 @@ impl Registry {
         )
     }
 
+    /// Counts a console login as `login_user` against the client limits of the console
+    /// database `db_name` (the global `max_db_client_connections`) and of the user. An
+    /// `admin_users` member is counted but never refused (PgBouncer).
+    pub fn admit_console_client(
+        &self,
+        db_name: &str,
+        login_user: &str,
+    ) -> Result<ClientAdmission, ClientLimitHit> {
+        let config = self.config();
+        let g = &config.general;
+        let user_max = config
+            .users
+            .get(login_user)
+            .and_then(|u| u.max_user_client_connections)
+            .unwrap_or(g.max_user_client_connections);
+        let db = limit(&self.db_client_limits, db_name, g.max_db_client_connections);
+        let user = limit(&self.user_client_limits, login_user, user_max);
+        if g.admin_users.iter().any(|u| u == login_user) {
+            Ok(ClientAdmission::counted(db, user))
+        } else {
+            ClientAdmission::take(db, user)
+        }
+    }
+
     /// Every pool, in a stable order (database, then user).
     pub fn pools(&self) -> Vec<Arc<Pool>> {
         let mut pools: Vec<Arc<Pool>> = self.pools.lock().values().cloned().collect();
@@ -300,6 +326,16 @@ impl Registry {
     /// One janitor round: maintains every pool, retired ones included, and closes retired
     /// pools whose last client has left.
     pub fn maintain(&self) {
+        // A database with a forced user and min_pool_size keeps its servers open before any
+        // client comes (PgBouncer creates that pool in its janitor).
+        let config = self.config();
+        for db in config.databases.iter().filter(|d| d.user.is_some()) {
+            if db.min_pool_size.unwrap_or(config.general.min_pool_size) > 0 {
+                if let Some(user) = db.user.as_deref() {
+                    self.pool_for(db, user);
+                }
+            }
+        }
         for pool in self.pools() {
             pool.maintain();
         }

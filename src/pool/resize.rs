@@ -102,7 +102,9 @@ impl Pool {
     /// from the old ones says nothing about the new, so the next client gets a fresh attempt
     /// instead of the old error for the rest of `server_login_retry`.
     pub(super) fn forget_login_failure(&self) {
-        self.inner.lock().last_failure = None;
+        let mut inner = self.inner.lock();
+        inner.login_failed = None;
+        inner.retry_at = None;
     }
 
     /// Logged-in clients attached to this pool.

@@ -48,6 +48,8 @@ pub struct PoolSettings {
     pub max_prepared_statements: usize,
     /// Which server lifecycle events are logged.
     pub log: LogEvents,
+    /// The database forces its server user: `min_pool_size` is kept even with no clients.
+    pub forced_user: bool,
 }
 
 /// `log_connections` / `log_disconnections`, as they apply to a pool's servers.
@@ -82,16 +84,17 @@ impl PoolSettings {
                 .and_then(|u| u.pool_mode)
                 .or(db.pool_mode)
                 .unwrap_or(g.pool_mode),
-            // PgBouncer's order: the database's pool_size, then the user's, then the default.
+            // PgBouncer's order: the pool user's pool_size, then the database's, then the
+            // default (with a forced user, the pool user is the forced one).
             pool_size: to_usize(
-                db.pool_size
-                    .or(u.and_then(|u| u.pool_size))
+                u.and_then(|u| u.pool_size)
+                    .or(db.pool_size)
                     .unwrap_or(g.default_pool_size),
             ),
             min_pool_size: to_usize(db.min_pool_size.unwrap_or(g.min_pool_size)),
             reserve_pool_size: to_usize(
-                db.reserve_pool_size
-                    .or(u.and_then(|u| u.reserve_pool_size))
+                u.and_then(|u| u.reserve_pool_size)
+                    .or(db.reserve_pool_size)
                     .unwrap_or(g.reserve_pool_size),
             ),
             reserve_pool_timeout: g.reserve_pool_timeout,
@@ -122,6 +125,48 @@ impl PoolSettings {
                 connections: g.log_connections,
                 disconnections: g.log_disconnections,
             },
+            forced_user: db.user.is_some(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(text: &str, db: &str, user: &str) -> PoolSettings {
+        let config = Config::from_ini_str(text, "t").unwrap();
+        let def = config.database(db).unwrap();
+        PoolSettings::resolve(&config, &def, user)
+    }
+
+    #[test]
+    fn user_sizes_before_database_sizes() {
+        let text = "[databases]\napp = pool_size=3 reserve_pool_size=4\nforced = user=bob min_pool_size=2\n\
+                    [pgbouncer]\n[users]\nbob = pool_size=1 reserve_pool_size=2\n";
+        let bob = resolve(text, "app", "bob");
+        assert_eq!((bob.pool_size, bob.reserve_pool_size), (1, 2));
+        let alice = resolve(text, "app", "alice");
+        assert_eq!((alice.pool_size, alice.reserve_pool_size), (3, 4));
+        assert!(!alice.forced_user);
+        assert!(resolve(text, "forced", "bob").forced_user);
+    }
+
+    #[test]
+    fn check_query_default_is_an_empty_query_and_empty_disables() {
+        let default = resolve("[databases]\napp = host=h\n[pgbouncer]\n", "app", "u");
+        assert_eq!(default.server_check_query.as_deref(), Some(""));
+        let off = resolve(
+            "[databases]\napp = host=h\n[pgbouncer]\nserver_check_query =\n",
+            "app",
+            "u",
+        );
+        assert_eq!(off.server_check_query, None);
+        let custom = resolve(
+            "[databases]\napp = host=h\n[pgbouncer]\nserver_check_query = select 2\n",
+            "app",
+            "u",
+        );
+        assert_eq!(custom.server_check_query.as_deref(), Some("select 2"));
     }
 }

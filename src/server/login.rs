@@ -19,7 +19,58 @@ use crate::net::{MessageReader, Stream, apply_tcp_options};
 use crate::protocol::frontend;
 use crate::protocol::reply::{self, AuthRequest, ErrorFields};
 use crate::protocol::scan::Scanner;
+use crate::protocol::sqlstate;
 use crate::tls::SslMode;
+
+/// PgBouncer's reason when the secret it has cannot answer the server's authentication request
+/// (a SCRAM or md5 hash of the wrong kind, or a SCRAM secret no client has proved yet).
+const WRONG_PASSWORD_TYPE: &str = "wrong password type";
+
+impl ServerError {
+    /// What the clients waiting for this login are told, as `(SQLSTATE, message)`, or `None`
+    /// when they keep waiting for a retry: the server's own ErrorResponse unless it says the
+    /// server is starting up or shutting down (57P03), or PgBouncer's "server login failed: ..."
+    /// when the pooler could not answer the server. Connection failures and timeouts tell them
+    /// nothing (PgBouncer).
+    pub fn refusal(&self) -> Option<(String, String)> {
+        match self {
+            ServerError::Login(fields) if fields.code.as_deref() != Some(CANNOT_CONNECT_NOW) => {
+                Some((
+                    fields
+                        .code
+                        .clone()
+                        .unwrap_or_else(|| sqlstate::PROTOCOL_VIOLATION.to_owned()),
+                    fields.message.clone().unwrap_or_default(),
+                ))
+            }
+            ServerError::AuthUnsupported(_) => {
+                Some((sqlstate::PROTOCOL_VIOLATION.to_owned(), self.to_string()))
+            }
+            _ => None,
+        }
+    }
+
+    /// PgBouncer's reason for closing a server whose login failed; clients that need a server
+    /// while no login succeeds are told it as the "cached error".
+    pub fn close_reason(&self) -> String {
+        match self {
+            ServerError::Connect { .. } => "connect failed".to_owned(),
+            ServerError::ConnectTimeout => "connect timeout".to_owned(),
+            ServerError::Login(fields) => fields
+                .message
+                .clone()
+                .unwrap_or_else(|| "login failed".to_owned()),
+            ServerError::AuthUnsupported(_) => "failed to answer authreq".to_owned(),
+            ServerError::Io(_) => "server conn crashed?".to_owned(),
+            ServerError::Unexpected(_) => "unknown pkt from server".to_owned(),
+            ServerError::Tls { reason, .. } => (*reason).to_owned(),
+            ServerError::Query(_) => self.to_string(),
+        }
+    }
+}
+
+/// SQLSTATE 57P03: "the database system is starting up" / "is shutting down".
+const CANNOT_CONNECT_NOW: &str = "57P03";
 
 /// Connects and logs in, all within `spec.connect_timeout`.
 pub async fn connect(spec: &ServerSpec, id: u64) -> Result<ServerConn, ServerError> {
@@ -221,18 +272,12 @@ fn scram_client(
         return Ok(ScramClient::with_password(password));
     }
     match (secret, learned) {
-        (Some(Secret::Scram(stored)), Some(l))
-            if matches!(&l.secret, Secret::Scram(kept) if kept == stored) =>
-        {
+        (Some(Secret::Scram(stored)), Some(l)) if matches!(&l.secret, Secret::Scram(kept) if kept == stored) => {
             l.client_key
                 .map(|key| ScramClient::with_keys(key, stored))
-                .ok_or(ServerError::AuthUnsupported(
-                    "server wants SCRAM: no plain-text password, and no client has logged in with SCRAM yet",
-                ))
+                .ok_or(ServerError::AuthUnsupported(WRONG_PASSWORD_TYPE))
         }
-        _ => Err(ServerError::AuthUnsupported(
-            "server wants SCRAM but no plain-text password or SCRAM secret is known",
-        )),
+        _ => Err(ServerError::AuthUnsupported(WRONG_PASSWORD_TYPE)),
     }
 }
 
@@ -257,10 +302,8 @@ async fn authenticate(
         match reply::auth_request(&body).map_err(crate::net::ReadError::from)? {
             AuthRequest::Ok => return Ok(()),
             AuthRequest::Cleartext => {
-                let password =
-                    plain_password(secret.as_ref()).ok_or(ServerError::AuthUnsupported(
-                        "server wants a cleartext password but only a hash is known",
-                    ))?;
+                let password = plain_password(secret.as_ref())
+                    .ok_or(ServerError::AuthUnsupported(WRONG_PASSWORD_TYPE))?;
                 frontend::password_message(&mut out, password.as_bytes());
             }
             AuthRequest::Md5(salt) => {
@@ -268,9 +311,7 @@ async fn authenticate(
                     Some(Secret::Plain(p)) => md5_secret(&spec.user, p),
                     Some(Secret::Md5(hex)) => hex.clone(),
                     _ => {
-                        return Err(ServerError::AuthUnsupported(
-                            "server wants md5 but no password or md5 secret is known",
-                        ));
+                        return Err(ServerError::AuthUnsupported(WRONG_PASSWORD_TYPE));
                     }
                 };
                 frontend::password_message(&mut out, md5_response(&secret_hex, salt).as_bytes());
@@ -278,7 +319,7 @@ async fn authenticate(
             AuthRequest::Sasl(mechanisms) => {
                 if !mechanisms.contains(&"SCRAM-SHA-256") {
                     return Err(ServerError::AuthUnsupported(
-                        "server offers no supported SASL mechanism",
+                        "none of the server's SASL authentication mechanisms are supported",
                     ));
                 }
                 let mut client = scram_client(secret.as_ref(), learned.as_ref())?;
@@ -296,7 +337,7 @@ async fn authenticate(
                 let client = scram.as_mut().ok_or(ServerError::Unexpected('R'))?;
                 client
                     .server_final(data)
-                    .map_err(|_| ServerError::AuthUnsupported("server SCRAM signature invalid"))?;
+                    .map_err(|_| ServerError::AuthUnsupported("invalid server signature"))?;
                 continue;
             }
             AuthRequest::Unsupported(_) => {
@@ -306,5 +347,60 @@ async fn authenticate(
             }
         }
         stream.write_all(&out).await?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(code: &str, message: &str) -> ServerError {
+        ServerError::Login(ErrorFields {
+            severity: Some("FATAL".to_owned()),
+            code: Some(code.to_owned()),
+            message: Some(message.to_owned()),
+        })
+    }
+
+    #[test]
+    fn waiters_get_the_servers_error_or_pgbouncers_text() {
+        let e = refused("28P01", "password authentication failed for user \"u\"");
+        assert_eq!(
+            e.refusal(),
+            Some((
+                "28P01".to_owned(),
+                "password authentication failed for user \"u\"".to_owned()
+            ))
+        );
+        assert_eq!(
+            e.close_reason(),
+            "password authentication failed for user \"u\""
+        );
+        let e = ServerError::AuthUnsupported(WRONG_PASSWORD_TYPE);
+        assert_eq!(
+            e.refusal(),
+            Some((
+                "08P01".to_owned(),
+                "server login failed: wrong password type".to_owned()
+            ))
+        );
+        assert_eq!(e.close_reason(), "failed to answer authreq");
+    }
+
+    #[test]
+    fn starting_up_and_unreachable_servers_fail_no_waiter() {
+        let e = refused("57P03", "the database system is starting up");
+        assert_eq!(e.refusal(), None);
+        assert_eq!(e.close_reason(), "the database system is starting up");
+        let e = ServerError::Connect {
+            addr: ServerAddr::Tcp("127.0.0.1".to_owned(), 1),
+            source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+        };
+        assert_eq!(e.refusal(), None);
+        assert_eq!(e.close_reason(), "connect failed");
+        assert_eq!(
+            ServerError::ConnectTimeout.close_reason(),
+            "connect timeout"
+        );
     }
 }

@@ -268,7 +268,7 @@ async fn statement_mode_refuses_transactions() {
 }
 
 /// `max_db_client_connections` (per database) and `max_user_client_connections` (global here):
-/// logins past a cap get PgBouncer's error with 53300, other databases are unaffected, and a
+/// logins past a cap get PgBouncer's error with 08P01 (as PgBouncer sends it), other databases are unaffected, and a
 /// client that leaves gives its place back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_caps_per_database_and_per_user() {
@@ -288,7 +288,7 @@ async fn client_caps_per_database_and_per_user() {
     let first = pooler.connect("md5_user", &pw, "capped").await.unwrap();
     let _second = pooler.connect("md5_user", &pw, "capped").await.unwrap();
     let refused = pooler.connect("md5_user", &pw, "capped").await.unwrap_err();
-    assert_eq!(sqlstate(&refused).as_deref(), Some("53300"), "{refused}");
+    assert_eq!(sqlstate(&refused).as_deref(), Some("08P01"), "{refused}");
     assert_eq!(
         refused
             .as_db_error()
@@ -302,7 +302,7 @@ async fn client_caps_per_database_and_per_user() {
         Some("1")
     );
     let refused = pooler.connect("md5_user", &pw, "open").await.unwrap_err();
-    assert_eq!(sqlstate(&refused).as_deref(), Some("53300"), "{refused}");
+    assert_eq!(sqlstate(&refused).as_deref(), Some("08P01"), "{refused}");
     assert_eq!(
         refused
             .as_db_error()

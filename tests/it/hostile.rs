@@ -145,7 +145,7 @@ async fn max_client_conn_refuses_fast_and_spares_existing_clients() {
             .await
             .expect_err("beyond max_client_conn");
         assert!(started.elapsed() < Duration::from_secs(3));
-        assert_eq!(sqlstate(&err).as_deref(), Some("53300"), "{err:?}");
+        assert_eq!(sqlstate(&err).as_deref(), Some("08P01"), "{err:?}");
     }
     for (i, c) in clients.iter().enumerate() {
         assert_eq!(

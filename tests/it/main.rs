@@ -33,6 +33,7 @@ mod faults;
 mod harness_selftest;
 mod hostile;
 mod isolation;
+mod login_failures;
 mod metrics_alerts;
 mod metrics_alerts_webhook;
 mod ops_conn_log;
