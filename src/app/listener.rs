@@ -2,9 +2,11 @@
 //! `max_client_conn`, `client_login_timeout`, and routing of each new connection to the client
 //! path, the cancel path or the admin console. Nothing slow happens in an accept loop.
 //!
-//! When shutdown stops accepting, each loop first takes every connection the kernel has
+//! When shutdown stops accepting, each TCP loop first takes every connection the kernel has
 //! already queued on its socket, then closes it: a queued connection would otherwise be reset
-//! by the close, which is what a rolling restart with `so_reuseport` must avoid.
+//! by the close, which is what a rolling restart with `so_reuseport` must avoid. The unix
+//! socket stays open until the process exits (PgBouncer's `cleanup_tcp_sockets`), so the
+//! console can still be reached during a shutdown.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
@@ -13,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use bytes::BytesMut;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use tokio::net::{TcpListener, TcpStream, UnixListener};
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
@@ -170,29 +172,19 @@ pub(super) async fn accept_loops(
         let (ctx, tracker, clients) = (Arc::clone(&ctx), tracker.clone(), Arc::clone(&clients));
         let admin = Arc::clone(&admin);
         loops.spawn(async move {
+            // Open until the process exits, as in PgBouncer: during a shutdown the console
+            // stays reachable here (pooled logins are refused), and a client that cannot reach
+            // the socket at all knows the process is gone.
             loop {
                 let accepted = tokio::select! {
                     r = listener.accept() => r,
-                    () = ctx.shutdown.stop_accepting.cancelled() => break,
+                    () = ctx.shutdown.exit.cancelled() => break,
                 };
                 match accepted {
                     Ok((stream, _)) => {
                         admit(Stream::Unix(stream), (&ctx, &admin), &tracker, &clients);
                     }
                     Err(e) => accept_failed(&e).await,
-                }
-            }
-            if let Ok(listener) = listener.into_std() {
-                for stream in drain(|| listener.accept().map(|(s, _)| s)) {
-                    match stream
-                        .set_nonblocking(true)
-                        .and_then(|()| UnixStream::from_std(stream))
-                    {
-                        Ok(stream) => {
-                            admit(Stream::Unix(stream), (&ctx, &admin), &tracker, &clients);
-                        }
-                        Err(e) => tracing::warn!("queued connection lost at shutdown: {e}"),
-                    }
                 }
             }
         });

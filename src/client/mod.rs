@@ -189,7 +189,9 @@ async fn log_in(
     ),
     ClientError,
 > {
-    if ctx.shutdown.drain.is_cancelled() {
+    // Only the console is open to new logins once shutdown started (the unix socket stays
+    // open until the process exits, as in PgBouncer).
+    if ctx.shutdown.is_started() {
         return Err(ClientError::Shutdown);
     }
     let config = ctx.registry.config();
@@ -239,8 +241,8 @@ async fn log_in(
     let slot = pool.attach_client();
     if pool.welcome_params().is_none() {
         // The welcome message repeats what a real server reports, so the first client of a pool
-        // waits for the first server login (as in PgBouncer).
-        let server = pool.checkout().await?;
+        // waits for the first server login (as in PgBouncer, where that is no assignment).
+        let server = pool.checkout_for_welcome().await?;
         server.release(ServerState::Idle, crate::config::PoolMode::Transaction);
     }
     let mut params = ParamSet::default();

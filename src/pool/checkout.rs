@@ -46,6 +46,16 @@ impl Pool {
     /// Gets a server for a client: an idle one, or the first one released or opened after every
     /// client that asked earlier got theirs.
     pub async fn checkout(self: &Arc<Self>) -> Result<PooledServer, PoolError> {
+        self.checkout_counted(true).await
+    }
+
+    /// [`Pool::checkout`] that counts no server assignment (SHOW STATS): for the first login
+    /// of a pool, which only waits for a server's parameters to greet its client with.
+    pub async fn checkout_for_welcome(self: &Arc<Self>) -> Result<PooledServer, PoolError> {
+        self.checkout_counted(false).await
+    }
+
+    async fn checkout_counted(self: &Arc<Self>, count: bool) -> Result<PooledServer, PoolError> {
         let started = Instant::now();
         loop {
             let conn = match self.try_immediate()? {
@@ -53,7 +63,9 @@ impl Pool {
                 Immediate::Wait(ticket) => self.wait(ticket, started).await?,
             };
             if let Some(conn) = self.check_before_use(conn).await {
-                self.stats.server_assigned(started.elapsed());
+                if count {
+                    self.stats.server_assigned(started.elapsed());
+                }
                 return Ok(PooledServer::new(Arc::clone(self), conn));
             }
         }
