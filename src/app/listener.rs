@@ -143,7 +143,13 @@ pub(super) async fn accept_loops(
         loops.spawn(async move {
             let admit_tcp = |stream: TcpStream| {
                 apply_tcp_options(&stream, &keepalive_settings(&ctx.registry.config()));
-                admit(Stream::Tcp(stream), (&ctx, &admin), &tracker, &clients);
+                admit(
+                    Stream::Tcp(stream),
+                    (&ctx, &admin),
+                    &tracker,
+                    &clients,
+                    false,
+                );
             };
             loop {
                 let accepted = tokio::select! {
@@ -175,14 +181,38 @@ pub(super) async fn accept_loops(
             // Open until the process exits, as in PgBouncer: during a shutdown the console
             // stays reachable here (pooled logins are refused), and a client that cannot reach
             // the socket at all knows the process is gone.
+            let mut listener = listener;
+            let mut late = false;
             loop {
                 let accepted = tokio::select! {
                     r = listener.accept() => r,
+                    () = ctx.shutdown.stop_accepting.cancelled(), if !late => {
+                        late = true;
+                        // What the kernel queued before the shutdown is served as usual (a
+                        // rolling restart loses nothing); what connects later may reach only
+                        // the console.
+                        match take_queued(listener, |s| {
+                            admit(Stream::Unix(s), (&ctx, &admin), &tracker, &clients, false);
+                        }) {
+                            Ok(back) => listener = back,
+                            Err(e) => {
+                                tracing::warn!("unix socket closed at shutdown: {e}");
+                                break;
+                            }
+                        }
+                        continue;
+                    }
                     () = ctx.shutdown.exit.cancelled() => break,
                 };
                 match accepted {
                     Ok((stream, _)) => {
-                        admit(Stream::Unix(stream), (&ctx, &admin), &tracker, &clients);
+                        admit(
+                            Stream::Unix(stream),
+                            (&ctx, &admin),
+                            &tracker,
+                            &clients,
+                            late,
+                        );
                     }
                     Err(e) => accept_failed(&e).await,
                 }
@@ -190,6 +220,25 @@ pub(super) async fn accept_loops(
         });
     }
     while loops.join_next().await.is_some() {}
+}
+
+/// Admits what the kernel has queued on the unix listener and hands the listener back, still
+/// open.
+fn take_queued(
+    listener: UnixListener,
+    mut admit_one: impl FnMut(tokio::net::UnixStream),
+) -> std::io::Result<UnixListener> {
+    let listener = listener.into_std()?;
+    for stream in drain(|| listener.accept().map(|(s, _)| s)) {
+        match stream
+            .set_nonblocking(true)
+            .and_then(|()| tokio::net::UnixStream::from_std(stream))
+        {
+            Ok(stream) => admit_one(stream),
+            Err(e) => tracing::warn!("queued connection lost at shutdown: {e}"),
+        }
+    }
+    UnixListener::from_std(listener)
 }
 
 /// Accepts what the kernel has queued on a non-blocking listener, up to a bound; the caller
@@ -219,12 +268,14 @@ async fn accept_failed(e: &std::io::Error) {
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
 }
 
-/// Counts a client against `max_client_conn` and starts its task.
+/// Counts a client against `max_client_conn` and starts its task. `late`: accepted after
+/// shutdown started, so only a console login is served.
 fn admit(
     mut stream: Stream,
     (ctx, admin): (&Arc<ClientContext>, &Arc<AdminContext>),
     tracker: &TaskTracker,
     clients: &Arc<AtomicUsize>,
+    late: bool,
 ) {
     let config = ctx.registry.config();
     let max = usize::try_from(config.general.max_client_conn).unwrap_or(usize::MAX);
@@ -242,7 +293,7 @@ fn admit(
     }
     let (ctx, admin) = (Arc::clone(ctx), Arc::clone(admin));
     tracker.spawn(async move {
-        handle_connection(ctx, admin, stream).await;
+        handle_connection(ctx, admin, stream, late).await;
         drop(guard);
     });
 }
@@ -255,7 +306,12 @@ impl Drop for CountGuard {
     }
 }
 
-async fn handle_connection(ctx: Arc<ClientContext>, admin: Arc<AdminContext>, stream: Stream) {
+async fn handle_connection(
+    ctx: Arc<ClientContext>,
+    admin: Arc<AdminContext>,
+    stream: Stream,
+    late: bool,
+) {
     if tracing::enabled!(tracing::Level::DEBUG) {
         let (addr, port) = stream.peer();
         tracing::debug!(addr = %addr, port, "new connection");
@@ -277,7 +333,7 @@ async fn handle_connection(ctx: Arc<ClientContext>, admin: Arc<AdminContext>, st
     ))
     .await;
     // A TLS handshake that failed half-way leaves nothing to answer on.
-    let Some(mut stream) = stream else {
+    let Some(stream) = stream else {
         if let Err(error) = first {
             tracing::info!("connection refused during startup: {error}");
         }
@@ -302,14 +358,19 @@ async fn handle_connection(ctx: Arc<ClientContext>, admin: Arc<AdminContext>, st
             };
             Box::pin(admin::serve(admin, stream, reader, console_login, deadline)).await;
         }
-        Ok(FirstContact::Login(login)) => client::serve(ctx, stream, reader, login, deadline).await,
-        Err(error) => {
-            let (addr, _) = stream.peer();
-            tracing::info!(addr = %addr, "connection refused during startup: {error}");
-            let mut out = BytesMut::new();
-            error.write_fatal(&mut out);
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), stream.write_all(&out))
-                .await;
+        Ok(FirstContact::Login(login)) if !late => {
+            client::serve(ctx, stream, reader, login, deadline).await;
         }
+        Ok(FirstContact::Login(_)) => refuse(stream, &ClientError::Shutdown).await,
+        Err(error) => refuse(stream, &error).await,
     }
+}
+
+/// Tells a connection why it is refused (FATAL), best effort, and closes it.
+async fn refuse(mut stream: Stream, error: &ClientError) {
+    let (addr, _) = stream.peer();
+    tracing::info!(addr = %addr, "connection refused during startup: {error}");
+    let mut out = BytesMut::new();
+    error.write_fatal(&mut out);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), stream.write_all(&out)).await;
 }

@@ -189,9 +189,7 @@ async fn log_in(
     ),
     ClientError,
 > {
-    // Only the console is open to new logins once shutdown started (the unix socket stays
-    // open until the process exits, as in PgBouncer).
-    if ctx.shutdown.is_started() {
+    if ctx.shutdown.drain.is_cancelled() {
         return Err(ClientError::Shutdown);
     }
     let config = ctx.registry.config();
