@@ -253,6 +253,8 @@ async fn rights_and_version_gates() {
         "PAUSE",
         "RESUME app",
         "KILL app",
+        // CVE-2026-6667 (fixed in 1.25.2): KILL_CLIENT is for admin_users only.
+        "KILL_CLIENT 1",
         "RELOAD",
         "SET default_pool_size = 3",
         "SHOW FDS",
