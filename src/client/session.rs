@@ -166,6 +166,11 @@ impl Session {
     /// its parameters with this client's.
     async fn checkout(&mut self) -> Result<PooledServer, ClientError> {
         self.conn.set_state(ConnState::ClientWaiting);
+        // SHUTDOWN WAIT_FOR_SERVERS (SIGINT) hands out no more servers: a client that needs
+        // one, or already waits for one, is let go ("server shutting down"), as in PgBouncer.
+        if self.conn.idle_stop_token().is_cancelled() {
+            return Err(self.stopped());
+        }
         let pool = Arc::clone(self.slot.pool());
         let checkout = pool.checkout();
         tokio::pin!(checkout);
@@ -179,7 +184,7 @@ impl Session {
             tokio::select! {
                 biased;
                 r = &mut checkout => break r,
-                () = self.conn.kill_token().cancelled() => return Err(self.stopped()),
+                () = self.conn.idle_stop_token().cancelled() => return Err(self.stopped()),
                 () = &mut notice_at, if !notified => {
                     notified = true;
                     self.notify_queued().await;

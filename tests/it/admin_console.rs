@@ -1003,3 +1003,34 @@ async fn query_wait_notify_tells_a_queued_client() {
         assert!(received.try_recv().is_err(), "one NOTICE per wait");
     }
 }
+
+/// SHUTDOWN WAIT_FOR_SERVERS hands out no more servers: a client waiting for one is let go with
+/// PgBouncer's `server shutting down`, while the running transaction finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_for_servers_lets_waiting_clients_go() {
+    let pooler = start("admdrain", "pool_size=1", "");
+    let pw = password("md5_user");
+    let holder = pooler.connect("md5_user", &pw, "app").await.unwrap();
+    holder.simple_query("begin").await.unwrap();
+    let waiter = pooler.connect("md5_user", &pw, "app").await.unwrap();
+    let query = tokio::spawn(async move { waiter.simple_query("select 1").await.map(|_| ()) });
+    let admin = console(&pooler, ADMIN).await;
+    assert!(
+        eventually(20, || async {
+            show(&admin, "POOLS").await.int("app", "cl_waiting") == 1
+        })
+        .await,
+        "the second client queues"
+    );
+    run(&admin, "SHUTDOWN WAIT_FOR_SERVERS")
+        .await
+        .expect("SHUTDOWN answers");
+    let err = query.await.unwrap().unwrap_err();
+    assert_eq!(error_text(&err), "server shutting down");
+    assert_eq!(sqlstate(&err).as_deref(), Some("57P01"));
+    holder
+        .simple_query("select 2")
+        .await
+        .expect("the running transaction goes on");
+    holder.simple_query("commit").await.expect("and ends");
+}
