@@ -14,14 +14,19 @@ use tokio_util::sync::CancellationToken;
 /// Shutdown signals every task can watch. Each stage implies the ones before it.
 #[derive(Debug, Clone, Default)]
 pub struct Shutdown {
-    /// Stop accepting new connections; connected clients carry on until they leave
-    /// (PgBouncer's SHUTDOWN WAIT_FOR_CLIENTS, SIGTERM).
+    /// Stop accepting new connections on TCP; the unix socket stays open for the console, and
+    /// new pooled logins there are refused ("pooler is shutting down"); connected clients carry
+    /// on until they leave (PgBouncer's SHUTDOWN WAIT_FOR_CLIENTS, SIGTERM).
     pub stop_accepting: CancellationToken,
     /// Also disconnect clients at their next moment without a server: running transactions
     /// finish, then the client is told the pooler is shutting down (WAIT_FOR_SERVERS, SIGINT).
     pub drain: CancellationToken,
-    /// Close everything now (second signal, SIGQUIT, plain SHUTDOWN).
+    /// Close everything now (second signal, SIGQUIT, plain SHUTDOWN). Clients are closed
+    /// without a message, as when PgBouncer exits.
     pub kill: CancellationToken,
+    /// The process is exiting: the unix socket closes too. Set by the app once the stage's
+    /// condition holds (no client left, or no server left), or with `kill`.
+    pub exit: CancellationToken,
 }
 
 impl Shutdown {
@@ -40,6 +45,7 @@ impl Shutdown {
     pub fn immediate(&self) {
         self.wait_for_servers();
         self.kill.cancel();
+        self.exit.cancel();
     }
 
     /// Whether any shutdown stage has started.

@@ -54,11 +54,12 @@ struct Args {
 
 enum Parsed {
     Run(Args),
-    Exit(&'static str),
+    Exit(String),
 }
 
 fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Parsed> {
     let mut args = Args::default();
+    let mut version = false;
     while let Some(arg) = argv.next() {
         match arg.as_str() {
             "-d" | "--daemon" => args.daemon = true,
@@ -79,13 +80,8 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Parsed> {
                     "pgsluice: -R (online restart) was removed in PgBouncer 1.26 and is not implemented; starting normally (see docs/operations.md)"
                 );
             }
-            "-V" | "--version" => {
-                return Ok(Parsed::Exit(concat!(
-                    "pgsluice ",
-                    env!("CARGO_PKG_VERSION")
-                )));
-            }
-            "-h" | "--help" => return Ok(Parsed::Exit(USAGE)),
+            "-V" | "--version" => version = true,
+            "-h" | "--help" => return Ok(Parsed::Exit(USAGE.to_owned())),
             // Combined short flags as getopt allows: -dv, -vvv.
             s if s.starts_with('-')
                 && s.len() > 2
@@ -109,7 +105,28 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Parsed> {
             }
         }
     }
+    if version {
+        return Ok(Parsed::Exit(version_text(&args)));
+    }
     Ok(Parsed::Run(args))
+}
+
+/// What `--version` prints: first the line SHOW VERSION answers (PgBouncer prints
+/// `PgBouncer x.y.z` there too), for the `admin_compat_version` of CONFIG_FILE when one is
+/// given and readable, else for the default; then pgsluice's own version.
+fn version_text(args: &Args) -> String {
+    let emulated = args
+        .config
+        .as_deref()
+        .and_then(|path| Config::load_with_extra(path, args.extra_config.as_deref()).ok())
+        .map_or(pgsluice::admin::LATEST_VERSION, |config| {
+            pgsluice::admin::compat_version(&config)
+        });
+    format!(
+        "{}\npgsluice {}",
+        pgsluice::admin::version_string(emulated),
+        env!("CARGO_PKG_VERSION")
+    )
 }
 
 /// Re-runs this program without `-d`, detached, and returns once it has written its pidfile

@@ -275,12 +275,8 @@ impl Console<'_> {
             "dns_hosts" => show_misc::dns_hosts(version, out),
             "dns_zones" => show_misc::dns_zones(version, out),
             "alerts" => show_alerts::alerts(ctx, version, out),
-            "sockets" | "active_sockets" => {
-                return Err(Failure::unsupported(
-                    &format!("SHOW {}", what.to_ascii_uppercase()),
-                    "it keeps no per-socket buffer positions to show",
-                ));
-            }
+            "sockets" => show_conns::sockets(ctx, version, out),
+            "active_sockets" => show_conns::active_sockets(ctx, version, out),
             "fds" if version < v(1, 26) => {
                 self.admin()?;
                 return Err(Failure::unsupported(

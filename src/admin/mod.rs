@@ -46,7 +46,8 @@ use crate::stats::period::StatsPeriods;
 
 pub use access::{Authenticator, Refusal, Rights};
 pub use session::{Login, cancel, serve};
-pub use table::Version;
+pub use show_misc::version_string;
+pub use table::{LATEST as LATEST_VERSION, Version};
 
 /// The name clients connect to for the console.
 pub const ADMIN_DB: &str = "pgbouncer";

@@ -254,6 +254,10 @@ async fn run(
                 };
                 // A console session never holds a server: it stays `idle`, as in PgBouncer.
                 entry.touch();
+                // Each query string counts as one query and one transaction of the console's
+                // pseudo-pool before it runs, as in PgBouncer: SHOW TOTALS includes itself.
+                ctx.stats.query_done(std::time::Duration::ZERO);
+                ctx.stats.xact_done(std::time::Duration::ZERO);
                 let flow = console.execute(query, &mut out).await;
                 if flow == Flow::Hold {
                     let _ = stream.write_all(&out).await;
@@ -261,8 +265,6 @@ async fn run(
                     return None;
                 }
                 backend::ready_for_query(&mut out, b'I');
-                // The console's row in SHOW STATS counts logins and bytes; its commands are not
-                // pooled transactions, so they do not inflate the query and transaction totals.
                 ctx.stats.received(body.len() + 5);
                 ctx.stats.sent(out.len());
             }

@@ -16,6 +16,7 @@ use super::reload::Reloader;
 use crate::control::{ControlError, Envelope, Reply, Request, Shutdown, ShutdownMode};
 use crate::pool::Registry;
 use crate::protocol::sqlstate;
+use crate::stats::conns::Side;
 
 /// What the control loop works with.
 #[derive(Debug, Clone)]
@@ -47,6 +48,19 @@ fn op(result: Result<(), crate::pool::ControlOpError>) -> Reply {
 async fn wait_until(mut done: impl FnMut() -> bool) {
     while !done() {
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// How long KILL and KILL_CLIENT wait for the killed clients' tasks to leave the connection
+/// directory; a client stuck writing to a full socket does not hold the answer longer.
+const KILL_WAIT: Duration = Duration::from_secs(2);
+
+async fn until_gone(done: impl FnMut() -> bool) {
+    if tokio::time::timeout(KILL_WAIT, wait_until(done))
+        .await
+        .is_err()
+    {
+        tracing::warn!("killed clients still closing after {KILL_WAIT:?}; answering anyway");
     }
 }
 
@@ -83,8 +97,26 @@ async fn execute(env: &ControlEnv, request: Request) -> Reply {
         Request::Disable(db) => op(registry.set_disabled(&db, true)),
         Request::Enable(db) => op(registry.set_disabled(&db, false)),
         Request::Reconnect(db) => op(registry.reconnect(db.as_deref())),
-        Request::Kill(db) => op(registry.kill(db.as_deref())),
-        Request::KillClient(id) => op(registry.kill_client(id)),
+        Request::Kill(db) => {
+            op(registry.kill(db.as_deref()))?;
+            // PgBouncer closes the clients before it answers: a SHOW CLIENTS right after
+            // KILL must not list them.
+            let db = db.as_deref();
+            until_gone(|| {
+                !registry.conns().all().iter().any(|c| {
+                    c.side == Side::Client
+                        && c.database != crate::admin::ADMIN_DB
+                        && db.is_none_or(|name| c.database == name)
+                })
+            })
+            .await;
+            Ok(())
+        }
+        Request::KillClient(id) => {
+            op(registry.kill_client(id))?;
+            until_gone(|| registry.conns().get(id).is_none()).await;
+            Ok(())
+        }
         Request::WaitClose(db) => {
             if let Some(name) = db.as_deref() {
                 op(registry.check_database(name))?;

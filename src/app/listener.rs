@@ -2,9 +2,11 @@
 //! `max_client_conn`, `client_login_timeout`, and routing of each new connection to the client
 //! path, the cancel path or the admin console. Nothing slow happens in an accept loop.
 //!
-//! When shutdown stops accepting, each loop first takes every connection the kernel has
+//! When shutdown stops accepting, each TCP loop first takes every connection the kernel has
 //! already queued on its socket, then closes it: a queued connection would otherwise be reset
-//! by the close, which is what a rolling restart with `so_reuseport` must avoid.
+//! by the close, which is what a rolling restart with `so_reuseport` must avoid. The unix
+//! socket stays open until the process exits (PgBouncer's `cleanup_tcp_sockets`), so the
+//! console can still be reached during a shutdown.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
@@ -13,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use bytes::BytesMut;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use tokio::net::{TcpListener, TcpStream, UnixListener};
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
@@ -143,7 +145,13 @@ pub(super) async fn accept_loops(
         loops.spawn(async move {
             let admit_tcp = |stream: TcpStream| {
                 apply_tcp_options(&stream, &keepalive_settings(&ctx.registry.config()));
-                admit(Stream::Tcp(stream), (&ctx, &admin), &tracker, &clients);
+                admit(
+                    Stream::Tcp(stream),
+                    (&ctx, &admin),
+                    &tracker,
+                    &clients,
+                    false,
+                );
             };
             loop {
                 let accepted = tokio::select! {
@@ -172,34 +180,67 @@ pub(super) async fn accept_loops(
         let (ctx, tracker, clients) = (Arc::clone(&ctx), tracker.clone(), Arc::clone(&clients));
         let admin = Arc::clone(&admin);
         loops.spawn(async move {
+            // Open until the process exits, as in PgBouncer: during a shutdown the console
+            // stays reachable here (pooled logins are refused), and a client that cannot reach
+            // the socket at all knows the process is gone.
+            let mut listener = listener;
+            let mut late = false;
             loop {
                 let accepted = tokio::select! {
                     r = listener.accept() => r,
-                    () = ctx.shutdown.stop_accepting.cancelled() => break,
+                    () = ctx.shutdown.stop_accepting.cancelled(), if !late => {
+                        late = true;
+                        // What the kernel queued before the shutdown is served as usual (a
+                        // rolling restart loses nothing); what connects later may reach only
+                        // the console.
+                        match take_queued(listener, |s| {
+                            admit(Stream::Unix(s), (&ctx, &admin), &tracker, &clients, false);
+                        }) {
+                            Ok(back) => listener = back,
+                            Err(e) => {
+                                tracing::warn!("unix socket closed at shutdown: {e}");
+                                break;
+                            }
+                        }
+                        continue;
+                    }
+                    () = ctx.shutdown.exit.cancelled() => break,
                 };
                 match accepted {
                     Ok((stream, _)) => {
-                        admit(Stream::Unix(stream), (&ctx, &admin), &tracker, &clients);
+                        admit(
+                            Stream::Unix(stream),
+                            (&ctx, &admin),
+                            &tracker,
+                            &clients,
+                            late,
+                        );
                     }
                     Err(e) => accept_failed(&e).await,
-                }
-            }
-            if let Ok(listener) = listener.into_std() {
-                for stream in drain(|| listener.accept().map(|(s, _)| s)) {
-                    match stream
-                        .set_nonblocking(true)
-                        .and_then(|()| UnixStream::from_std(stream))
-                    {
-                        Ok(stream) => {
-                            admit(Stream::Unix(stream), (&ctx, &admin), &tracker, &clients);
-                        }
-                        Err(e) => tracing::warn!("queued connection lost at shutdown: {e}"),
-                    }
                 }
             }
         });
     }
     while loops.join_next().await.is_some() {}
+}
+
+/// Admits what the kernel has queued on the unix listener and hands the listener back, still
+/// open.
+fn take_queued(
+    listener: UnixListener,
+    mut admit_one: impl FnMut(tokio::net::UnixStream),
+) -> std::io::Result<UnixListener> {
+    let listener = listener.into_std()?;
+    for stream in drain(|| listener.accept().map(|(s, _)| s)) {
+        match stream
+            .set_nonblocking(true)
+            .and_then(|()| tokio::net::UnixStream::from_std(stream))
+        {
+            Ok(stream) => admit_one(stream),
+            Err(e) => tracing::warn!("queued connection lost at shutdown: {e}"),
+        }
+    }
+    UnixListener::from_std(listener)
 }
 
 /// Accepts what the kernel has queued on a non-blocking listener, up to a bound; the caller
@@ -234,17 +275,19 @@ async fn accept_failed(e: &std::io::Error) {
 /// startup packet arrives, and only for a pooled database, after the SSLRequest was answered
 /// (PgBouncer): a client that asked for TLS reads the error in the session it negotiated, and
 /// connections that closed meanwhile no longer count.
+/// `late`: accepted after shutdown started, so only a console login is served.
 fn admit(
     stream: Stream,
     (ctx, admin): (&Arc<ClientContext>, &Arc<AdminContext>),
     tracker: &TaskTracker,
     clients: &Arc<AtomicUsize>,
+    late: bool,
 ) {
     clients.fetch_add(1, Ordering::AcqRel);
     let guard = CountGuard(Arc::clone(clients));
     let (ctx, admin) = (Arc::clone(ctx), Arc::clone(admin));
     tracker.spawn(async move {
-        handle_connection(ctx, admin, stream, &guard).await;
+        handle_connection(ctx, admin, stream, &guard, late).await;
         drop(guard);
     });
 }
@@ -270,6 +313,7 @@ async fn handle_connection(
     admin: Arc<AdminContext>,
     stream: Stream,
     count: &CountGuard,
+    late: bool,
 ) {
     if tracing::enabled!(tracing::Level::DEBUG) {
         let (addr, port) = stream.peer();
@@ -318,20 +362,22 @@ async fn handle_connection(
             Box::pin(admin::serve(admin, stream, reader, console_login, deadline)).await;
         }
         Ok(FirstContact::Login(_)) if count.over(&ctx.registry.config()) => {
-            refuse(&mut stream, &ClientError::TooManyClients).await;
+            refuse(&ctx, &mut stream, &ClientError::TooManyClients).await;
         }
-        Ok(FirstContact::Login(login)) => client::serve(ctx, stream, reader, login, deadline).await,
-        Err(error) => {
-            let (addr, port) = stream.peer();
-            let id = ctx.registry.ids().fetch_add(1, Ordering::Relaxed);
-            LogPeer::new(Side::Client, id, "(nodb)", "(nouser)", (&addr, port)).closing(&error);
-            refuse(&mut stream, &error).await;
+        Ok(FirstContact::Login(login)) if !late => {
+            client::serve(ctx, stream, reader, login, deadline).await;
         }
+        Ok(FirstContact::Login(_)) => refuse(&ctx, &mut stream, &ClientError::Shutdown).await,
+        Err(error) => refuse(&ctx, &mut stream, &error).await,
     }
 }
 
-/// Sends a FATAL error and gives the client a second to read it.
-async fn refuse(stream: &mut Stream, error: &ClientError) {
+/// Logs why a connection is refused (PgBouncer's `closing because:` line), sends it a FATAL
+/// error and gives the client a second to read it.
+async fn refuse(ctx: &ClientContext, stream: &mut Stream, error: &ClientError) {
+    let (addr, port) = stream.peer();
+    let id = ctx.registry.ids().fetch_add(1, Ordering::Relaxed);
+    LogPeer::new(Side::Client, id, "(nodb)", "(nouser)", (&addr, port)).closing(error);
     let mut out = BytesMut::new();
     error.write_fatal(&mut out);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {

@@ -206,6 +206,29 @@ fn start_observers(
 }
 
 impl Running {
+    /// Whether the shutdown stage that started is complete, with PgBouncer's log reason.
+    fn stage_done(&self) -> Option<&'static str> {
+        let shutdown = &self.ctx.shutdown;
+        if shutdown.exit.is_cancelled() {
+            Some("shutdown requested")
+        } else if shutdown.drain.is_cancelled() {
+            let in_use: usize = self
+                .ctx
+                .registry
+                .pools()
+                .iter()
+                .map(|p| p.snapshot().sv_active)
+                .sum();
+            (in_use == 0).then_some("server connections dropped")
+        } else {
+            let open = self
+                .admin
+                .connections
+                .load(std::sync::atomic::Ordering::Acquire);
+            (open == 0).then_some("client connections dropped")
+        }
+    }
+
     /// The first TCP address (tests bind one).
     pub fn addr(&self) -> Option<SocketAddr> {
         self.tcp_addrs.first().copied()
@@ -248,17 +271,29 @@ impl Running {
         self.reloader.apply(config)
     }
 
-    /// Waits until shutdown has been requested and every client is gone, then closes the pools.
+    /// Waits until shutdown has been requested and its stage is complete, then closes every
+    /// connection and the pools: WAIT_FOR_CLIENTS (SIGTERM) exits once no connection is left,
+    /// console sessions included; WAIT_FOR_SERVERS (SIGINT) once no server is in use; an
+    /// immediate shutdown at once. As in PgBouncer, clients still connected then are closed
+    /// without a message.
     pub async fn wait(self) {
-        self.ctx.shutdown.stop_accepting.cancelled().await;
-        self.tracker.close();
-        tokio::select! {
-            () = self.tracker.wait() => {}
-            () = self.ctx.shutdown.kill.cancelled() => {
-                // Give tasks a moment to send their goodbyes.
-                let _ = tokio::time::timeout(std::time::Duration::from_secs(2), self.tracker.wait()).await;
+        let shutdown = &self.ctx.shutdown;
+        shutdown.stop_accepting.cancelled().await;
+        loop {
+            if let Some(why) = self.stage_done() {
+                tracing::info!("{why}, exiting");
+                break;
+            }
+            // PgBouncer's janitor checks the same conditions on its timer.
+            tokio::select! {
+                () = shutdown.exit.cancelled() => break,
+                () = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
             }
         }
+        shutdown.immediate();
+        self.tracker.close();
+        // Give tasks a moment to close their sockets.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), self.tracker.wait()).await;
         self.janitor_stop.cancel();
         self.ctx.registry.close_all();
         // Let the background Terminate messages go out.

@@ -1,5 +1,6 @@
-//! Unix signals, with PgBouncer's meanings: SIGHUP reload; SIGTERM wait for clients; SIGINT wait
-//! for servers (running transactions finish); a second SIGINT/SIGTERM, or SIGQUIT, immediate;
+//! Unix signals, with PgBouncer's meanings and log lines: SIGHUP reload; SIGTERM wait for
+//! clients; SIGINT wait for servers (running transactions finish); a second SIGINT or SIGTERM
+//! during any shutdown, or SIGQUIT, immediate;
 //! SIGUSR1 PAUSE and SIGUSR2 RESUME of every database, as the console's commands.
 
 use std::sync::Arc;
@@ -32,21 +33,23 @@ pub fn spawn(
                         let _ = control.request(Request::Reload).await;
                     });
                 }
+                // A second SIGTERM or SIGINT during any shutdown (signal or console) exits at
+                // once, as in PgBouncer.
                 _ = term.recv() => {
                     if shutdown.is_started() {
-                        tracing::info!("got SIGTERM again, shutting down immediately");
+                        tracing::info!("got SIGTERM while shutting down, fast exit");
                         shutdown.immediate();
                     } else {
-                        tracing::info!("got SIGTERM, waiting for clients to disconnect (SHUTDOWN WAIT_FOR_CLIENTS)");
+                        tracing::info!("got SIGTERM, shutting down, waiting for all clients disconnect");
                         shutdown.wait_for_clients();
                     }
                 }
                 _ = int.recv() => {
-                    if shutdown.drain.is_cancelled() {
-                        tracing::info!("got SIGINT again, shutting down immediately");
+                    if shutdown.is_started() {
+                        tracing::info!("got SIGINT while shutting down, fast exit");
                         shutdown.immediate();
                     } else {
-                        tracing::info!("got SIGINT, finishing running transactions (SHUTDOWN WAIT_FOR_SERVERS)");
+                        tracing::info!("got SIGINT, shutting down, waiting for all servers connections to be released");
                         shutdown.wait_for_servers();
                     }
                 }
@@ -57,13 +60,17 @@ pub fn spawn(
                     }
                 }
                 _ = usr2.recv() => {
+                    if shutdown.is_started() {
+                        tracing::info!("got SIGUSR2 while shutting down, ignoring");
+                        continue;
+                    }
                     tracing::info!("got SIGUSR2, continuing");
                     if let Err(e) = registry.resume(None) {
                         tracing::info!("RESUME: {e}");
                     }
                 }
                 _ = quit.recv() => {
-                    tracing::info!("got SIGQUIT, shutting down immediately");
+                    tracing::info!("got SIGQUIT, fast exit");
                     shutdown.immediate();
                 }
             }

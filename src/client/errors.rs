@@ -61,6 +61,13 @@ pub enum ClientError {
     /// The pooler is shutting down.
     #[error("pooler is shutting down")]
     Shutdown,
+    /// SHUTDOWN WAIT_FOR_SERVERS (SIGINT): the client is let go between transactions.
+    #[error("server shutting down")]
+    ServerShutdown,
+    /// The process exits now (a second SIGTERM/SIGINT, SIGQUIT, SHUTDOWN): as PgBouncer, which
+    /// exits without a word, the connection is closed and nothing is sent.
+    #[error("pooler exiting")]
+    Exiting,
     /// A plain-text login under `client_tls_sslmode` `require` or stricter.
     #[error("SSL required")]
     SslRequired,
@@ -94,9 +101,10 @@ impl ClientError {
                 sqlstate::INVALID_AUTHORIZATION
             }
             ClientError::IdleTransactionTimeout => sqlstate::IDLE_IN_TRANSACTION_TIMEOUT,
-            ClientError::Shutdown | ClientError::Pool(PoolError::Closed) => {
-                sqlstate::ADMIN_SHUTDOWN
-            }
+            ClientError::Shutdown
+            | ClientError::ServerShutdown
+            | ClientError::Exiting
+            | ClientError::Pool(PoolError::Closed) => sqlstate::ADMIN_SHUTDOWN,
             ClientError::StatementModeTransaction => sqlstate::FEATURE_NOT_SUPPORTED,
             _ => sqlstate::PROTOCOL_VIOLATION,
         }
@@ -113,6 +121,9 @@ impl ClientError {
     /// Appends a FATAL ErrorResponse for this error. A refused server login carries the
     /// server's own SQLSTATE (PgBouncer relays it), which no static code can name.
     pub fn write_fatal(&self, out: &mut BytesMut) {
+        if matches!(self, ClientError::Exiting) {
+            return;
+        }
         let code = match self {
             ClientError::Pool(PoolError::LoginFailed(failure)) => &failure.sqlstate,
             other => other.sqlstate(),

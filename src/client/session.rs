@@ -183,10 +183,30 @@ impl Session {
     /// its parameters with this client's.
     async fn checkout(&mut self) -> Result<PooledServer, ClientError> {
         self.conn.set_state(ConnState::ClientWaiting);
+        // SHUTDOWN WAIT_FOR_SERVERS (SIGINT) hands out no more servers: a client that needs
+        // one, or already waits for one, is let go ("server shutting down"), as in PgBouncer.
+        if self.conn.idle_stop_token().is_cancelled() {
+            return Err(self.stopped());
+        }
         let pool = Arc::clone(self.slot.pool());
-        let checked_out = tokio::select! {
-            r = pool.checkout() => r,
-            () = self.conn.kill_token().cancelled() => return Err(self.stopped()),
+        let checkout = pool.checkout();
+        tokio::pin!(checkout);
+        let notify = self.ctx.registry.config().general.query_wait_notify;
+        // Timers start only when first polled, so a checkout that finds an idle server (the
+        // biased first branch) arms none.
+        let notice_at = tokio::time::sleep(notify);
+        tokio::pin!(notice_at);
+        let mut notified = notify.is_zero();
+        let checked_out = loop {
+            tokio::select! {
+                biased;
+                r = &mut checkout => break r,
+                () = self.conn.idle_stop_token().cancelled() => return Err(self.stopped()),
+                () = &mut notice_at, if !notified => {
+                    notified = true;
+                    self.notify_queued().await;
+                }
+            }
         };
         let mut server = match checked_out {
             Ok(server) => server,
@@ -226,6 +246,23 @@ impl Session {
         Ok(server)
     }
 
+    /// `query_wait_notify`: tells a client queued that long that it waits for a server, once
+    /// per wait, with PgBouncer's NOTICE. Best effort: a client not reading is not waited for.
+    async fn notify_queued(&mut self) {
+        let mut out = BytesMut::new();
+        crate::protocol::backend::notice_response(
+            &mut out,
+            "00000",
+            "No server connection available in postgres backend, client being queued",
+            None,
+        );
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            self.stream.write_all(&out),
+        )
+        .await;
+    }
+
     /// Records the client-server link in the connection directory.
     fn link(&self, server: &mut PooledServer) {
         let conn = server.conn();
@@ -249,10 +286,12 @@ impl Session {
     }
 
     /// The error a client stopped by its kill tokens gets: PgBouncer's reason text for a kill
-    /// from the console, else the shutdown notice.
+    /// from the console; nothing when the process exits now; else (a drain between
+    /// transactions) "server shutting down".
     pub(super) fn stopped(&self) -> ClientError {
         match self.conn.kill_reason() {
-            KillReason::None => ClientError::Shutdown,
+            KillReason::None if self.ctx.shutdown.kill.is_cancelled() => ClientError::Exiting,
+            KillReason::None => ClientError::ServerShutdown,
             reason => ClientError::Protocol(reason.text().to_owned()),
         }
     }

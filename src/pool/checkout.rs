@@ -56,12 +56,16 @@ impl Pool {
 
     /// A checkout for a client logging in to a pool that has no welcome message yet: it waits
     /// for the first server login without failing fast (PgBouncer's clients waiting for the
-    /// welcome), and leaves only when that login is refused or a timeout passes.
+    /// welcome), leaves only when that login is refused or a timeout passes, and counts no
+    /// server assignment in SHOW STATS (it only fetches a server's parameters to greet with).
     pub async fn checkout_for_welcome(self: &Arc<Self>) -> Result<PooledServer, PoolError> {
         self.checkout_inner(false).await
     }
 
-    async fn checkout_inner(self: &Arc<Self>, fast_fail: bool) -> Result<PooledServer, PoolError> {
+    /// `for_client`: a checkout for a client's work (fails fast while logins fail, counts an
+    /// assignment), not for the welcome.
+    async fn checkout_inner(self: &Arc<Self>, for_client: bool) -> Result<PooledServer, PoolError> {
+        let (fast_fail, count) = (for_client, for_client);
         let started = Instant::now();
         loop {
             let conn = match self.try_immediate(fast_fail)? {
@@ -69,7 +73,9 @@ impl Pool {
                 Immediate::Wait(ticket) => self.wait(ticket, started).await?,
             };
             if let Some(conn) = self.check_before_use(conn).await {
-                self.stats.server_assigned(started.elapsed());
+                if count {
+                    self.stats.server_assigned(started.elapsed());
+                }
                 return Ok(PooledServer::new(Arc::clone(self), conn));
             }
         }

@@ -458,7 +458,8 @@ async fn stats_count_what_ran() {
     assert_eq!(stats.int("app", "total_xact_count"), 8);
     assert!(stats.int("app", "avg_query_count") >= 0);
     let totals = show(&admin, "TOTALS").await;
-    assert_eq!(totals.int("total_xact_count", "value"), 8);
+    // And the three console commands, SHOW TOTALS included (PgBouncer counts them).
+    assert_eq!(totals.int("total_xact_count", "value"), 8 + 3);
 }
 
 /// Console access: admins, stats users, and everyone else.
@@ -854,4 +855,182 @@ async fn console_cancel_resumes() {
         .await,
         "the cancel request resumed the pooler"
     );
+}
+
+/// SHOW SOCKETS lists clients and servers with PgBouncer's columns (CLIENTS' 21 and the 7
+/// buffer positions) and list names; SHOW ACTIVE_SOCKETS has the same columns and, as pgsluice
+/// reports no buffered bytes, no row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_sockets_and_active_sockets() {
+    let pooler = start("admsockets", "", "pool_mode = session");
+    let pw = password("md5_user");
+    let holder = pooler.connect("md5_user", &pw, "app").await.unwrap();
+    holder.simple_query("select 1").await.unwrap();
+    let admin = console(&pooler, ADMIN).await;
+    let sockets = show(&admin, "SOCKETS").await;
+    assert_eq!(sockets.columns.len(), 28, "{:?}", sockets.columns);
+    assert_eq!(
+        &sockets.columns[21..],
+        &[
+            "recv_pos",
+            "pkt_pos",
+            "pkt_remain",
+            "send_pos",
+            "send_remain",
+            "pkt_avail",
+            "send_avail"
+        ]
+    );
+    let (db, state) = (sockets.col("database"), sockets.col("state"));
+    let mut app: Vec<(String, String)> = sockets
+        .rows
+        .iter()
+        .filter(|r| r[db].as_deref() == Some("app"))
+        .map(|r| (r[0].clone().unwrap(), r[state].clone().unwrap()))
+        .collect();
+    app.sort();
+    assert_eq!(
+        app,
+        vec![
+            ("C".to_owned(), "cl_active".to_owned()),
+            ("S".to_owned(), "sv_active".to_owned())
+        ]
+    );
+    let active = show(&admin, "ACTIVE_SOCKETS").await;
+    assert_eq!(active.columns, sockets.columns);
+    assert!(active.rows.is_empty(), "{:?}", active.rows);
+}
+
+/// KILL answers once the database's clients are gone: SHOW CLIENTS right after it lists none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_answers_once_the_clients_are_gone() {
+    let pooler = start("admkillsync", "", "");
+    let pw = password("md5_user");
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        let c = pooler.connect("md5_user", &pw, "app").await.unwrap();
+        c.simple_query("select 1").await.unwrap();
+        clients.push(c);
+    }
+    let admin = console(&pooler, ADMIN).await;
+    let count = |set: &Set| {
+        let db = set.col("database");
+        set.rows
+            .iter()
+            .filter(|r| r[db].as_deref() == Some("app"))
+            .count()
+    };
+    assert_eq!(count(&show(&admin, "CLIENTS").await), 3);
+    run(&admin, "KILL app").await.expect("kill");
+    assert_eq!(count(&show(&admin, "CLIENTS").await), 0);
+    let err = clients[0].simple_query("select 1").await.unwrap_err();
+    assert!(
+        clients[0].is_closed() || error_text(&err).contains("database removed"),
+        "{err}"
+    );
+}
+
+/// Server assignments count each time a client gets a server, the first login of a pool
+/// (which waits for a server's parameters) included only once; console commands count as a
+/// query and a transaction of the `pgbouncer` row before they run, as in PgBouncer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assignments_and_console_commands_are_counted() {
+    let pooler = start("admassign", "", "pool_mode = session");
+    let pw = password("md5_user");
+    for _ in 0..3 {
+        let c = pooler.connect("md5_user", &pw, "app").await.unwrap();
+        c.simple_query("select 1").await.unwrap();
+        c.simple_query("select 2").await.unwrap();
+    }
+    let admin = console(&pooler, ADMIN).await;
+    let stats = show(&admin, "STATS").await;
+    assert_eq!(stats.int("app", "total_server_assignment_count"), 3);
+    assert_eq!(stats.int("app", "total_xact_count"), 6);
+    // SHOW STATS was the first console command; SHOW TOTALS, the second, counts itself.
+    assert_eq!(stats.int("pgbouncer", "total_query_count"), 1);
+    let totals = show(&admin, "TOTALS").await;
+    assert_eq!(totals.int("total_query_count", "value"), 6 + 2);
+    assert_eq!(totals.int("total_server_assignment_count", "value"), 3);
+}
+
+/// `query_wait_notify`: a client queued that long gets PgBouncer's NOTICE, once per wait, and
+/// then its result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_wait_notify_tells_a_queued_client() {
+    use futures_util::StreamExt as _;
+    let pooler = start("admnotify", "pool_size=1", "query_wait_notify = 1");
+    let pw = password("md5_user");
+    let holder = pooler.connect("md5_user", &pw, "app").await.unwrap();
+    let (waiter, mut connection) = tokio_postgres::connect(
+        &pooler.conn_string("md5_user", &pw, "app"),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
+    let waiter = Arc::new(waiter);
+    let (notices, mut received) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(Ok(message)) = messages.next().await {
+            if let tokio_postgres::AsyncMessage::Notice(n) = message {
+                let _ = notices.send(n.message().to_owned());
+            }
+        }
+    });
+    let admin = console(&pooler, ADMIN).await;
+    for round in 0..2 {
+        holder.simple_query("begin").await.unwrap();
+        let query = tokio::spawn({
+            let waiter = Arc::clone(&waiter);
+            async move { waiter.simple_query("select 7").await.map(|_| ()) }
+        });
+        // The NOTICE arrives while the client still waits.
+        let notice = tokio::time::timeout(Duration::from_secs(20), received.recv())
+            .await
+            .expect("a NOTICE while queued")
+            .unwrap();
+        assert_eq!(
+            notice,
+            "No server connection available in postgres backend, client being queued"
+        );
+        assert_eq!(
+            show(&admin, "POOLS").await.int("app", "cl_waiting"),
+            1,
+            "{round}"
+        );
+        holder.simple_query("commit").await.unwrap();
+        query.await.unwrap().expect("served after the wait");
+        assert!(received.try_recv().is_err(), "one NOTICE per wait");
+    }
+}
+
+/// SHUTDOWN WAIT_FOR_SERVERS hands out no more servers: a client waiting for one is let go with
+/// PgBouncer's `server shutting down`, while the running transaction finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_for_servers_lets_waiting_clients_go() {
+    let pooler = start("admdrain", "pool_size=1", "");
+    let pw = password("md5_user");
+    let holder = pooler.connect("md5_user", &pw, "app").await.unwrap();
+    holder.simple_query("begin").await.unwrap();
+    let waiter = pooler.connect("md5_user", &pw, "app").await.unwrap();
+    let query = tokio::spawn(async move { waiter.simple_query("select 1").await.map(|_| ()) });
+    let admin = console(&pooler, ADMIN).await;
+    assert!(
+        eventually(20, || async {
+            show(&admin, "POOLS").await.int("app", "cl_waiting") == 1
+        })
+        .await,
+        "the second client queues"
+    );
+    run(&admin, "SHUTDOWN WAIT_FOR_SERVERS")
+        .await
+        .expect("SHUTDOWN answers");
+    let err = query.await.unwrap().unwrap_err();
+    assert_eq!(error_text(&err), "server shutting down");
+    assert_eq!(sqlstate(&err).as_deref(), Some("57P01"));
+    holder
+        .simple_query("select 2")
+        .await
+        .expect("the running transaction goes on");
+    holder.simple_query("commit").await.expect("and ends");
 }

@@ -20,9 +20,29 @@ fn run(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn version_help_and_check() {
+    // The first line is what SHOW VERSION answers (PgBouncer prints `PgBouncer x.y.z` there),
+    // for the default emulated version without a config file.
     let v = run(&["-V"]);
     assert!(v.status.success());
-    assert!(String::from_utf8_lossy(&v.stdout).starts_with("pgsluice "));
+    let text = String::from_utf8_lossy(&v.stdout).into_owned();
+    let mut lines = text.lines();
+    let version = env!("CARGO_PKG_VERSION");
+    assert_eq!(
+        lines.next(),
+        Some(format!("PgBouncer 1.26.0 (pgsluice {version})").as_str())
+    );
+    assert_eq!(lines.next(), Some(format!("pgsluice {version}").as_str()));
+    // With a config file, for its admin_compat_version.
+    let dir = TempDir::new("pgsluice-version");
+    let ini = dir.write(
+        "pgbouncer.ini",
+        "[pgbouncer]\nlisten_port = 6432\n[pgsluice]\nadmin_compat_version = 1.18\n",
+    );
+    let v = run(&["--version", ini.to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&v.stdout)
+            .starts_with(&format!("PgBouncer 1.18.0 (pgsluice {version})\n"))
+    );
     let h = run(&["--help"]);
     assert!(h.status.success());
     for flag in [

@@ -41,6 +41,7 @@ mod ops_listen;
 mod ops_logging;
 mod ops_reload;
 mod ops_restart;
+mod ops_shutdown;
 mod prepared;
 mod prepared_drivers;
 mod prepared_model;
