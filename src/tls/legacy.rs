@@ -145,9 +145,11 @@ fn check_extensions(cert: &Cert<'_>, purpose: Purpose) -> Result<(), Error> {
     Ok(())
 }
 
-/// OpenSSL's test for a certificate that may issue others: basicConstraints says so; or, without
-/// basicConstraints, a self-signed v1 root, or a key usage that allows certificate signing.
-fn check_issuer(cert: &Cert<'_>) -> Result<(), Error> {
+/// OpenSSL's test for a certificate that may issue others: basicConstraints says so; or, for a
+/// trust anchor without basicConstraints, a self-signed v1 root or a key usage that allows
+/// certificate signing. An intermediate must say `CA:TRUE` (OpenSSL applies its strict rule to
+/// intermediates).
+fn check_issuer(cert: &Cert<'_>, anchor: bool) -> Result<(), Error> {
     let ku = cert.key_usage().map_err(|e| invalid(&e.to_string()))?;
     if ku.is_some_and(|ku| ku & key_usage::KEY_CERT_SIGN == 0) {
         return Err(invalid(
@@ -169,8 +171,8 @@ fn check_issuer(cert: &Cert<'_>) -> Result<(), Error> {
                 "issuer is not a CA (basicConstraints CA:FALSE)".to_owned(),
             ))),
         ))),
-        None if cert.version == 1 && cert.self_issued() => Ok(()),
-        None if ku.is_some() => Ok(()),
+        None if anchor && cert.version == 1 && cert.self_issued() => Ok(()),
+        None if anchor && ku.is_some() => Ok(()),
         None => Err(invalid("issuer is not a CA (no basicConstraints)")),
     }
 }
@@ -209,8 +211,8 @@ impl<'a> Search<'a, '_> {
 
     /// Whether `issuer` may sign the certificate at `depth` (leaf = 0) with `below`
     /// non-self-issued intermediates between them.
-    fn issuer_ok(&mut self, issuer: &Cert<'_>, below: u32) -> Result<(), Error> {
-        check_issuer(issuer)?;
+    fn issuer_ok(&mut self, issuer: &Cert<'_>, below: u32, anchor: bool) -> Result<(), Error> {
+        check_issuer(issuer, anchor)?;
         check_time(issuer, self.now)?;
         check_extensions(issuer, self.purpose)?;
         if let Some(limit) = issuer
@@ -247,7 +249,7 @@ impl<'a> Search<'a, '_> {
             let checked = if is_itself {
                 Ok(())
             } else {
-                self.issuer_ok(anchor, below)
+                self.issuer_ok(anchor, below, true)
                     .and_then(|()| self.signed_by(cert, anchor))
             };
             match checked {
@@ -268,7 +270,7 @@ impl<'a> Search<'a, '_> {
                 below + 1
             };
             let checked = self
-                .issuer_ok(inter, below)
+                .issuer_ok(inter, below, false)
                 .and_then(|()| self.signed_by(cert, inter));
             if let Err(e) = checked {
                 self.note(e);
@@ -540,6 +542,66 @@ mod tests {
             verify(&client_only, &good, now(), Purpose::ServerAuth),
             Err(Error::InvalidCertificate(CertificateError::InvalidPurpose))
         ));
+    }
+
+    fn issued_ca(parent: &Issuer, cn: &str, is_ca: rcgen::IsCa) -> Issuer {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = is_ca;
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &parent.cert, &parent.key).unwrap();
+        Issuer { cert, key }
+    }
+
+    #[test]
+    fn intermediates_must_say_ca_and_respect_path_length() {
+        let root = ca(true);
+        let inter = issued_ca(
+            &root,
+            "unit intermediate",
+            rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained),
+        );
+        let cert = leaf(&inter, "db", &[], &[]);
+        let chain = |inter: &Issuer, root: &Issuer, cert: &[u8]| {
+            verify_chain(
+                cert,
+                &[inter.cert.der().as_ref()],
+                &[root.cert.der().as_ref()],
+                &algs(),
+                now(),
+                Purpose::ServerAuth,
+            )
+        };
+        chain(&inter, &root, &cert).unwrap();
+        // Without the intermediate the leaf's issuer is unknown.
+        assert!(verify(&cert, &root, now(), Purpose::ServerAuth).is_err());
+        // An intermediate without basicConstraints CA:TRUE may not issue.
+        let plain = issued_ca(&root, "unit not a CA", rcgen::IsCa::NoCa);
+        let under_plain = leaf(&plain, "db", &[], &[]);
+        let err = chain(&plain, &root, &under_plain).unwrap_err();
+        assert!(err.to_string().contains("not a CA"), "{err}");
+        // A root limited to pathlen 0 may not have an intermediate below it.
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "unit short CA");
+        let key = rcgen::KeyPair::generate().unwrap();
+        let short = Issuer {
+            cert: params.self_signed(&key).unwrap(),
+            key,
+        };
+        let inter = issued_ca(
+            &short,
+            "unit intermediate 2",
+            rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained),
+        );
+        let cert = leaf(&inter, "db", &[], &[]);
+        let err = chain(&inter, &short, &cert).unwrap_err();
+        assert!(err.to_string().contains("path length"), "{err}");
     }
 
     #[test]
