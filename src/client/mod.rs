@@ -114,7 +114,7 @@ async fn open_session(
     if config.general.log_connections {
         tracing::info!(client = id, db = %login.database, user = %login.user, addr = %addr, port, tls = login.tls.as_deref().unwrap_or("no"), "login ok");
     }
-    let cancel = ctx.cancels.register();
+    let cancel = ctx.cancels.register(config.general.peer_id);
     let mut out = BytesMut::with_capacity(512);
     write_welcome(
         &mut out,
@@ -123,6 +123,17 @@ async fn open_session(
         cancel.pid,
         cancel.key,
     );
+    if !config.general.login_notify_message.is_empty() {
+        // PgBouncer 1.26's `login_notify_message`: a NOTICE right before ReadyForQuery.
+        let ready = out.split_off(out.len() - 6);
+        backend::notice_response(
+            &mut out,
+            "00000",
+            &config.general.login_notify_message,
+            None,
+        );
+        out.unsplit(ready);
+    }
     if stream.write_all(&out).await.is_err() {
         return None;
     }
@@ -279,11 +290,35 @@ fn write_welcome(
     backend::ready_for_query(out, b'I');
 }
 
-/// Forwards a cancel request to the server the matching client holds, if any.
+/// Forwards a cancel request to the server the matching client holds, if any, or, with
+/// `peer_id` set, to the peer process whose key it is.
 pub async fn handle_cancel(ctx: &ClientContext, pid: i32, key: i32) {
-    if let Some(target) = ctx.cancels.target(pid, key) {
-        if let Err(e) = cancel::send_cancel(&target).await {
-            tracing::info!("forwarding cancel request failed: {e}");
+    let config = ctx.registry.config();
+    let timeout = config.general.cancel_wait_timeout;
+    match cancel::route(config.general.peer_id, pid, key) {
+        cancel::Route::Local { key } => {
+            let Some(ticket) = ctx.cancels.ticket(pid, key) else {
+                tracing::debug!("cancel request for an unknown or idle client");
+                return;
+            };
+            let t = &ticket.target;
+            if let Err(e) = cancel::send_cancel(&t.addr, t.pid, t.key, timeout).await {
+                tracing::info!("forwarding cancel request failed: {e}");
+            }
+        }
+        cancel::Route::Peer { peer, key } => {
+            let Some(def) = config.peers.get(&peer) else {
+                tracing::info!(peer, "could not find peer to forward request to");
+                return;
+            };
+            tracing::debug!(peer, "forwarding cancellation request to peer");
+            let addr = crate::server::ServerAddr::new(Some(&def.host), def.port);
+            if let Err(e) = cancel::send_cancel(&addr, pid, key, timeout).await {
+                tracing::info!(peer, "forwarding cancel request to peer failed: {e}");
+            }
+        }
+        cancel::Route::Expired => {
+            tracing::info!("failed to forward cancel request because its TTL was exhausted");
         }
     }
 }

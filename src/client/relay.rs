@@ -172,8 +172,13 @@ pub async fn run(session: &mut Session, server: &mut PooledServer) -> RelayEnd {
                 if query_deadline.is_some_and(|d| now >= d) {
                     t.cancel_sent = true;
                     ErrorCounters::bump(&stats.errors().query_timeouts);
-                    let target = server.conn().cancel_target().clone();
-                    tokio::spawn(async move { let _ = super::cancel::send_cancel(&target).await; });
+                    if let Some(ticket) = session.cancel.ticket() {
+                        let timeout = session.ctx.registry.config().general.cancel_wait_timeout;
+                        tokio::spawn(async move {
+                            let t = &ticket.target;
+                            let _ = super::cancel::send_cancel(&t.addr, t.pid, t.key, timeout).await;
+                        });
+                    }
                 } else if idle_tx_deadline.is_some_and(|d| now >= d) {
                     return RelayEnd::Fatal(ClientError::IdleTransactionTimeout, t.state(session.scanner.at_boundary()));
                 } else if xact_deadline.is_some_and(|d| now >= d) {
