@@ -1,7 +1,7 @@
 //! Model-based test of the prepared-statement mapping, end to end: several raw-protocol clients
 //! send seeded random pipelines of Parse (named and unnamed, the same names and texts across
 //! clients), Bind, Describe, Execute, Close, Flush and Sync, with errors in the middle (a Parse of
-//! invalid SQL, a Bind of the absent unnamed statement, a division by zero at Execute), plus DISCARD ALL,
+//! invalid SQL, a division by zero at Execute), plus DISCARD ALL,
 //! DEALLOCATE ALL and SQL `DEALLOCATE name` between pipelines, through a transaction-mode pool of two servers that keep at
 //! most three statements each. Every reply each client gets is compared, in order, with what a
 //! simple model of one PostgreSQL session says it must be: which of ParseComplete, BindComplete,
@@ -389,19 +389,18 @@ impl Model {
     }
 
     /// A name to Bind or Describe: one this client holds (and has not closed in this pipeline),
-    /// or sometimes the unnamed statement, which may be absent.
-    fn held_name(&self, rng: &mut StdRng) -> String {
+    /// or sometimes the unnamed statement while this pipeline has one; `None` if there is none.
+    fn held_name(&self, rng: &mut StdRng) -> Option<String> {
         let mut held: Vec<&String> = self
             .names
             .keys()
             .filter(|n| !self.closed.contains(*n))
             .collect();
         held.sort();
-        if !held.is_empty() && rng.gen_bool(0.85) {
-            held[rng.gen_range(0..held.len())].clone()
-        } else {
-            String::new()
+        if self.unnamed.is_some() && (held.is_empty() || rng.gen_bool(0.15)) {
+            return Some(String::new());
         }
+        (!held.is_empty()).then(|| held[rng.gen_range(0..held.len())].clone())
     }
 
     /// One pipeline ending in Sync (or one simple query), as chunks: each chunk but the last ends
@@ -483,18 +482,20 @@ impl Model {
                         self.bind_execute(chunk, "", v, rng.gen_bool(0.3));
                     }
                 }
-                40..=74 => {
-                    let name = self.held_name(rng);
+                roll @ 40..=84 => {
+                    let Some(name) = self.held_name(rng) else {
+                        continue;
+                    };
+                    if roll >= 75 {
+                        self.describe(chunk, &name);
+                        continue;
+                    }
                     let v = if self.names.get(&name) == Some(&DIVISION) {
                         v % 3
                     } else {
                         v
                     };
                     self.bind_execute(chunk, &name, v, rng.gen_bool(0.3));
-                }
-                75..=84 => {
-                    let name = self.held_name(rng);
-                    self.describe(chunk, &name);
                 }
                 85..=94 => {
                     let name = self.some_name(rng);
