@@ -45,6 +45,10 @@ pub struct ClientContext {
     pub shutdown: Shutdown,
     /// Prepared statements by text, shared by all clients.
     pub statements: Arc<prepared::StatementRegistry>,
+    /// The PgBouncer version reported as `pgbouncer.version` at login (`1.26.0`), or `None`
+    /// when the emulated version predates these reports (the app derives it from
+    /// `admin_compat_version`).
+    pub reported_version: fn(&crate::config::Config) -> Option<String>,
 }
 
 /// Logs in a client that asked for a pooled database, then serves it until it leaves.
@@ -116,24 +120,26 @@ async fn open_session(
     }
     let cancel = ctx.cancels.register(config.general.peer_id);
     let mut out = BytesMut::with_capacity(512);
+    let settings = slot.pool().settings();
+    let max_prepared = settings.max_prepared_statements.to_string();
+    let version = (ctx.reported_version)(&config);
+    // PgBouncer 1.26 tells drivers what they talk to.
+    let reports = version.as_deref().map(|version| {
+        [
+            ("pgbouncer.version", version),
+            ("pgbouncer.pool_mode", settings.pool_mode.as_str()),
+            ("pgbouncer.max_prepared_statements", max_prepared.as_str()),
+        ]
+    });
+    let notice = &config.general.login_notify_message;
     write_welcome(
         &mut out,
         &slot_welcome(slot.pool()),
         &params,
-        cancel.pid,
-        cancel.key,
+        reports.as_ref().map_or(&[][..], |r| &r[..]),
+        (cancel.pid, cancel.key),
+        (!notice.is_empty()).then_some(notice.as_str()),
     );
-    if !config.general.login_notify_message.is_empty() {
-        // PgBouncer 1.26's `login_notify_message`: a NOTICE right before ReadyForQuery.
-        let ready = out.split_off(out.len() - 6);
-        backend::notice_response(
-            &mut out,
-            "00000",
-            &config.general.login_notify_message,
-            None,
-        );
-        out.unsplit(ready);
-    }
     if stream.write_all(&out).await.is_err() {
         return None;
     }
@@ -269,12 +275,16 @@ async fn log_in(
     Ok((slot, params, admission))
 }
 
+/// AuthenticationOk, the ParameterStatus set (the pool's, overridden by the client's own, then
+/// the pooler's own `reports`), BackendKeyData, the `login_notify_message` NOTICE, and
+/// ReadyForQuery.
 fn write_welcome(
     out: &mut BytesMut,
     welcome: &[(String, String)],
     params: &ParamSet,
-    pid: i32,
-    key: i32,
+    reports: &[(&str, &str)],
+    (pid, key): (i32, i32),
+    notice: Option<&str>,
 ) {
     backend::auth_ok(out);
     for (name, value) in welcome {
@@ -286,7 +296,13 @@ fn write_welcome(
             backend::parameter_status(out, name, value);
         }
     }
+    for (name, value) in reports {
+        backend::parameter_status(out, name, value);
+    }
     backend::backend_key_data(out, pid, key);
+    if let Some(text) = notice {
+        backend::notice_response(out, "00000", text, None);
+    }
     backend::ready_for_query(out, b'I');
 }
 

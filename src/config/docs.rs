@@ -185,6 +185,17 @@ parameter in options: NAME\", unless `options` itself is in `ignore_startup_para
 unknown pairs are skipped and tracked ones still apply). Any other argument (`-d 5`, `-c name`
 without a value) fails with \"unsupported options startup parameter: only '-c config=val' and
 '--config=val' are allowed\".
+
+A client that asks for a newer protocol minor version than 3.0 (PostgreSQL 18's 3.2, or the
+3.9999 \"grease\" of PostgreSQL 19's libpq) or sends `_pq_.` options gets one
+NegotiateProtocolVersion (3.0 and the options not recognised) and logs in on 3.0.
+
+At login, besides the server's parameters, a client gets PgBouncer 1.26's reports as
+ParameterStatus: `pgbouncer.version` (the emulated version, `1.26.0` by default),
+`pgbouncer.pool_mode` (the pool's mode) and `pgbouncer.max_prepared_statements`; they are left
+out when `admin_compat_version` in `[pgsluice]` names an older PgBouncer. A non-empty
+`login_notify_message` is sent as a NOTICE (SQLSTATE 00000) just before the first
+ReadyForQuery.
 ";
 
 const REST: &str = "

@@ -294,37 +294,138 @@ async fn cancel_forwarded_to_the_peer_that_owns_the_key() {
     one.stop().await;
 }
 
-/// `login_notify_message` arrives as a NOTICE before the first ReadyForQuery.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn login_notify_message_is_a_notice_at_login() {
-    let pg = PgCluster::shared();
-    let db = pg.create_database("proto_notify");
-    let pooler = Pooler::start(
-        &db_line("app", &db, ""),
-        "auth_type = trust\nlogin_notify_message = welcome to the pool",
-        &users(),
-    );
-    let mut s = TcpStream::connect(("127.0.0.1", pooler.port))
-        .await
-        .unwrap();
-    s.write_all(&crate::harness::raw::startup_packet(USER, "app"))
-        .await
-        .unwrap();
-    let mut tags = Vec::new();
-    let mut notice = None;
+/// A startup packet with any protocol version code and parameters.
+fn startup(version: i32, params: &[(&str, &str)]) -> Vec<u8> {
+    let mut body = version.to_be_bytes().to_vec();
+    for (k, v) in params {
+        body.extend_from_slice(k.as_bytes());
+        body.push(0);
+        body.extend_from_slice(v.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    let mut out = i32::try_from(body.len() + 4)
+        .unwrap()
+        .to_be_bytes()
+        .to_vec();
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Logs in (trust) with `packet` and returns every message up to the first ReadyForQuery.
+async fn login_messages(port: u16, packet: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    s.write_all(packet).await.unwrap();
+    let mut messages = Vec::new();
     while let Some((tag, body)) = read_message(&mut s).await {
-        tags.push(tag);
-        if tag == b'N' {
-            notice = Some(String::from_utf8_lossy(&body).into_owned());
-        }
-        if tag == b'Z' {
+        messages.push((tag, body));
+        if tag == b'Z' || tag == b'E' {
             break;
         }
     }
-    let notice = notice.expect("a notice");
+    messages
+}
+
+fn parameter_statuses(messages: &[(u8, Vec<u8>)]) -> Vec<(String, String)> {
+    messages
+        .iter()
+        .filter(|(tag, _)| *tag == b'S')
+        .map(|(_, body)| {
+            let mut parts = body.split(|b| *b == 0);
+            let name = String::from_utf8_lossy(parts.next().unwrap()).into_owned();
+            let value = String::from_utf8_lossy(parts.next().unwrap()).into_owned();
+            (name, value)
+        })
+        .collect()
+}
+
+/// `login_notify_message` arrives as a NOTICE between BackendKeyData and the first
+/// ReadyForQuery; PgBouncer 1.26's `pgbouncer.*` reports come with the other parameters, and
+/// not when an older PgBouncer is emulated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_notice_and_pgbouncer_reports() {
+    let pg = PgCluster::shared();
+    let db = pg.create_database("proto_notify");
+    let dbs = db_line("app", &db, "");
+    let pooler = Pooler::start(
+        &dbs,
+        "auth_type = trust\npool_mode = transaction\nmax_prepared_statements = 17\nlogin_notify_message = welcome to the pool",
+        &users(),
+    );
+    let messages = login_messages(
+        pooler.port,
+        &startup(196_608, &[("user", USER), ("database", "app")]),
+    )
+    .await;
+    let tags: Vec<u8> = messages.iter().map(|m| m.0).collect();
+    assert_eq!(&tags[tags.len() - 3..], b"KNZ", "{tags:?}");
+    let notice = String::from_utf8_lossy(&messages[messages.len() - 2].1).into_owned();
     assert!(notice.contains("SNOTICE"), "{notice}");
     assert!(notice.contains("C00000"), "{notice}");
     assert!(notice.contains("Mwelcome to the pool"), "{notice}");
-    assert_eq!(&tags[tags.len() - 3..], b"KNZ");
+    let params = parameter_statuses(&messages);
+    for (name, value) in [
+        ("pgbouncer.version", "1.26.0"),
+        ("pgbouncer.pool_mode", "transaction"),
+        ("pgbouncer.max_prepared_statements", "17"),
+    ] {
+        assert!(
+            params.iter().any(|(n, v)| n == name && v == value),
+            "{name}={value} in {params:?}"
+        );
+    }
+    pooler.stop().await;
+
+    let pooler = Pooler::start(
+        &dbs,
+        "auth_type = trust\n[pgsluice]\nadmin_compat_version = 1.25",
+        &users(),
+    );
+    let messages = login_messages(
+        pooler.port,
+        &startup(196_608, &[("user", USER), ("database", "app")]),
+    )
+    .await;
+    assert_eq!(messages.last().map(|m| m.0), Some(b'Z'));
+    assert!(!messages.iter().any(|m| m.0 == b'N'));
+    let params = parameter_statuses(&messages);
+    assert!(
+        !params.iter().any(|(n, _)| n.starts_with("pgbouncer.")),
+        "{params:?}"
+    );
+    pooler.stop().await;
+}
+
+/// A client that asks for a newer minor version and `_pq_.` options (the "grease" of
+/// PostgreSQL 19's libpq) is told 3.0 and which options were not recognised, and logs in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn newer_minor_version_and_protocol_options_are_negotiated_down() {
+    let pg = PgCluster::shared();
+    let db = pg.create_database("proto_grease");
+    let pooler = Pooler::start(&db_line("app", &db, ""), "auth_type = trust", &users());
+    let packet = startup(
+        (3 << 16) + 9999,
+        &[
+            ("user", USER),
+            ("database", "app"),
+            ("_pq_.test_protocol_negotiation", "1"),
+        ],
+    );
+    let messages = login_messages(pooler.port, &packet).await;
+    let (tag, body) = &messages[0];
+    assert_eq!(*tag, b'v', "NegotiateProtocolVersion first: {messages:?}");
+    assert_eq!(&body[..8], &[0, 0, 0, 0, 0, 0, 0, 1], "3.0, one option");
+    assert_eq!(&body[8..], b"_pq_.test_protocol_negotiation\0");
+    assert_eq!(messages.iter().filter(|m| m.0 == b'v').count(), 1);
+    assert_eq!(messages.last().map(|m| m.0), Some(b'Z'), "{messages:?}");
+    // A plain 3.2 request without options is negotiated the same way.
+    let messages = login_messages(
+        pooler.port,
+        &startup((3 << 16) + 2, &[("user", USER), ("database", "app")]),
+    )
+    .await;
+    assert_eq!(messages[0].0, b'v');
+    assert_eq!(&messages[0].1[..8], &[0, 0, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(messages.last().map(|m| m.0), Some(b'Z'));
     pooler.stop().await;
 }
