@@ -21,7 +21,7 @@ use bytes::BytesMut;
 use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::protocol::frontend;
 use crate::server::{CancelTarget, ServerAddr};
@@ -44,10 +44,13 @@ struct SlotInner {
 
 type Slot = Arc<SlotInner>;
 
-/// Registered clients by their pooler-issued key.
+/// Registered clients by their pooler-issued key, and the in-flight limits of forwarding to
+/// peers.
 #[derive(Debug, Default)]
 pub struct CancelMap {
     clients: Mutex<HashMap<(i32, i32), Slot>>,
+    /// Per peer id: the `pool_size` the semaphore was made for, and the semaphore.
+    peers: Mutex<HashMap<u16, (usize, Arc<Semaphore>)>>,
 }
 
 /// A client's entry; removed from the map when dropped.
@@ -168,6 +171,23 @@ impl CancelMap {
     pub fn ticket(&self, pid: i32, key: i32) -> Option<CancelTicket> {
         let slot = self.clients.lock().get(&(pid, key)).cloned()?;
         take_ticket(&slot)
+    }
+
+    /// Waits for one of the `pool_size` forwarding slots of `peer` (PgBouncer's per-peer limit
+    /// of cancels in flight); the slot is free again when the permit drops. A changed
+    /// `pool_size` (RELOAD) starts a fresh count.
+    pub async fn peer_slot(&self, peer: u16, pool_size: usize) -> Option<OwnedSemaphorePermit> {
+        let semaphore = {
+            let mut peers = self.peers.lock();
+            let entry = peers
+                .entry(peer)
+                .or_insert_with(|| (pool_size, Arc::new(Semaphore::new(pool_size))));
+            if entry.0 != pool_size {
+                *entry = (pool_size, Arc::new(Semaphore::new(pool_size)));
+            }
+            Arc::clone(&entry.1)
+        };
+        semaphore.acquire_owned().await.ok()
     }
 
     /// Number of registered clients.
@@ -314,6 +334,18 @@ mod tests {
             })
         })
         .await
+    }
+
+    #[tokio::test]
+    async fn peer_slots_cap_cancels_in_flight_per_peer() {
+        let map = CancelMap::default();
+        let first = map.peer_slot(2, 1).await.unwrap();
+        let mut second = Box::pin(map.peer_slot(2, 1));
+        assert!(futures_poll_once(second.as_mut()).await.is_none());
+        // Another peer has its own slots.
+        assert!(map.peer_slot(3, 1).await.is_some());
+        drop(first);
+        assert!(second.await.is_some());
     }
 
     #[test]

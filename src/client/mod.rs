@@ -17,6 +17,7 @@ pub mod startup;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
@@ -329,7 +330,26 @@ pub async fn handle_cancel(ctx: &ClientContext, pid: i32, key: i32) {
             };
             tracing::debug!(peer, "forwarding cancellation request to peer");
             let addr = crate::server::ServerAddr::new(Some(&def.host), def.port);
-            if let Err(e) = cancel::send_cancel(&addr, pid, key, timeout).await {
+            let pool_size = def.pool_size.unwrap_or(config.general.default_pool_size);
+            let forward = async {
+                // At most `pool_size` cancels in flight to one peer; the others queue.
+                let _slot = ctx
+                    .cancels
+                    .peer_slot(
+                        peer,
+                        usize::try_from(pool_size).unwrap_or(usize::MAX).max(1),
+                    )
+                    .await;
+                cancel::send_cancel(&addr, pid, key, Duration::ZERO).await
+            };
+            let result = if timeout.is_zero() {
+                forward.await
+            } else {
+                tokio::time::timeout(timeout, forward)
+                    .await
+                    .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
+            };
+            if let Err(e) = result {
                 tracing::info!(peer, "forwarding cancel request to peer failed: {e}");
             }
         }

@@ -159,7 +159,7 @@ for the process's own `peer_id` may be listed (it is ignored), so every process 
 |---|---|
 | `host` | host name, IP, or unix socket directory (starts with `/`); required |
 | `port` | port (default 6432) |
-| `pool_size` | accepted for PgBouncer compatibility; pgsluice opens one short connection per forwarded cancel and does not cap them |
+| `pool_size` | most cancels in flight to this peer at once (default `default_pool_size`); more wait for a free slot, within `cancel_wait_timeout` |
 
 An id outside 1..65535, a missing `host` or another key is an error, as in PgBouncer. A peer
 id the section does not list drops the cancel (\"could not find peer to forward request

@@ -262,7 +262,7 @@ async fn cancel_forwarded_to_the_peer_that_owns_the_key() {
     let two = Pooler::start(
         &dbs,
         &format!(
-            "pool_mode = transaction\npeer_id = 2\n[peers]\n1 = host=127.0.0.1 port={}\n2 = host=127.0.0.1 port=1\n",
+            "pool_mode = transaction\nadmin_users = {USER}\npeer_id = 2\n[peers]\n1 = host=127.0.0.1 port={} pool_size=3\n2 = host=127.0.0.1 port=1\n",
             one.port
         ),
         &users(),
@@ -289,6 +289,37 @@ async fn cancel_forwarded_to_the_peer_that_owns_the_key() {
         error.as_deref(),
         Some("57014"),
         "the cancel sent to peer 2 reached peer 1's query"
+    );
+    // The console lists the section.
+    let console = two
+        .connect(USER, &password(USER), "pgbouncer")
+        .await
+        .unwrap();
+    let rows: Vec<Vec<String>> = console
+        .simple_query("SHOW PEERS")
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => Some(
+                (0..4)
+                    .map(|i| r.get(i).unwrap_or_default().to_owned())
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            vec![
+                "1".to_owned(),
+                "127.0.0.1".into(),
+                one.port.to_string(),
+                "3".into()
+            ],
+            vec!["2".to_owned(), "127.0.0.1".into(), "1".into(), "20".into()],
+        ]
     );
     two.stop().await;
     one.stop().await;
