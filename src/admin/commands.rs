@@ -259,7 +259,7 @@ impl Console<'_> {
             "config" => show_misc::config(ctx, version, out),
             "databases" => show_databases::databases(ctx, version, out),
             "users" => show_databases::users(ctx, version, out),
-            "peers" if v19 => show_databases::peers(version, out),
+            "peers" if v19 => show_databases::peers(ctx, version, out),
             "pools" => show_pools::pools(ctx, version, out),
             "peer_pools" if v19 => show_pools::peer_pools(version, out),
             "clients" => show_conns::clients(ctx, version, out),

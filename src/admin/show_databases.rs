@@ -219,7 +219,17 @@ pub(super) fn users(ctx: &AdminContext, version: Version, out: &mut BytesMut) {
     rs.write(out, version);
 }
 
-/// SHOW PEERS: no rows (pgsluice does not act on `[peers]`).
-pub(super) fn peers(version: Version, out: &mut BytesMut) {
-    ResultSet::new(PEERS).write(out, version);
+/// SHOW PEERS: the `[peers]` section, by peer id (`pool_size` defaults to `default_pool_size`).
+pub(super) fn peers(ctx: &AdminContext, version: Version, out: &mut BytesMut) {
+    let config = ctx.registry.config();
+    let mut rs = ResultSet::new(PEERS);
+    for peer in config.peers.values() {
+        rs.row(vec![
+            n(peer.id),
+            s(peer.host.clone()),
+            n(peer.port),
+            n(peer.pool_size.unwrap_or(config.general.default_pool_size)),
+        ]);
+    }
+    rs.write(out, version);
 }

@@ -59,7 +59,7 @@ pub(super) fn lists(ctx: &AdminContext, version: Version, out: &mut BytesMut) {
         s("users"),
         count(show_databases::user_names(ctx, &config).len()),
     ]);
-    rs.row_since(since19, vec![s("peers"), n(0)]);
+    rs.row_since(since19, vec![s("peers"), count(config.peers.len())]);
     rs.row(vec![s("pools"), count(pools.len() + 1)]);
     rs.row_since(since19, vec![s("peer_pools"), n(0)]);
     rs.row(vec![s("free_clients"), n(0)]);

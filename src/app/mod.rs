@@ -106,6 +106,10 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<Running, AppE
         cancels: Arc::new(CancelMap::default()),
         shutdown: shutdown.clone(),
         statements: Arc::default(),
+        reported_version: |config| {
+            let version = crate::admin::compat_version(config);
+            (version >= crate::admin::table::v(1, 26)).then(|| version.full())
+        },
     });
     let bound = listener::bind_all(&config)?;
     let (control, requests) = ControlHandle::channel();

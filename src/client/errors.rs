@@ -28,6 +28,13 @@ pub enum ClientError {
     /// A startup parameter not allowed by `ignore_startup_parameters`.
     #[error("unsupported startup parameter: {0}")]
     UnsupportedParameter(String),
+    /// A `-c name=value` in the `options` startup parameter that is neither tracked nor ignored.
+    #[error("unsupported startup parameter in options: {0}")]
+    UnsupportedOption(String),
+    /// Bind or Describe of a statement name the client never prepared (tracked prepared
+    /// statements); PgBouncer's text.
+    #[error("prepared statement did not exist")]
+    PreparedStatementMissing,
     /// Startup packet without `user`.
     #[error("no username supplied")]
     NoUser,

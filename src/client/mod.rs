@@ -17,6 +17,7 @@ pub mod startup;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
@@ -46,6 +47,10 @@ pub struct ClientContext {
     pub shutdown: Shutdown,
     /// Prepared statements by text, shared by all clients.
     pub statements: Arc<prepared::StatementRegistry>,
+    /// The PgBouncer version reported as `pgbouncer.version` at login (`1.26.0`), or `None`
+    /// when the emulated version predates these reports (the app derives it from
+    /// `admin_compat_version`).
+    pub reported_version: fn(&crate::config::Config) -> Option<String>,
 }
 
 /// Logs in a client that asked for a pooled database, then serves it until it leaves.
@@ -137,14 +142,27 @@ async fn open_session(
             login.database, login.user
         ));
     }
-    let cancel = ctx.cancels.register();
+    let cancel = ctx.cancels.register(config.general.peer_id);
     let mut out = BytesMut::with_capacity(512);
+    let settings = slot.pool().settings();
+    let max_prepared = settings.max_prepared_statements.to_string();
+    let version = (ctx.reported_version)(&config);
+    // PgBouncer 1.26 tells drivers what they talk to.
+    let reports = version.as_deref().map(|version| {
+        [
+            ("pgbouncer.version", version),
+            ("pgbouncer.pool_mode", settings.pool_mode.as_str()),
+            ("pgbouncer.max_prepared_statements", max_prepared.as_str()),
+        ]
+    });
+    let notice = &config.general.login_notify_message;
     write_welcome(
         &mut out,
         &slot_welcome(slot.pool()),
         &params,
-        cancel.pid,
-        cancel.key,
+        reports.as_ref().map_or(&[][..], |r| &r[..]),
+        (cancel.pid, cancel.key),
+        (!notice.is_empty()).then_some(notice.as_str()),
     );
     if stream.write_all(&out).await.is_err() {
         return None;
@@ -280,12 +298,16 @@ async fn log_in(
     Ok((slot, params, admission))
 }
 
+/// AuthenticationOk, the ParameterStatus set (the pool's, overridden by the client's own, then
+/// the pooler's own `reports`), BackendKeyData, the `login_notify_message` NOTICE, and
+/// ReadyForQuery.
 fn write_welcome(
     out: &mut BytesMut,
     welcome: &[(String, String)],
     params: &ParamSet,
-    pid: i32,
-    key: i32,
+    reports: &[(&str, &str)],
+    (pid, key): (i32, i32),
+    notice: Option<&str>,
 ) {
     backend::auth_ok(out);
     for (name, value) in welcome {
@@ -297,15 +319,64 @@ fn write_welcome(
             backend::parameter_status(out, name, value);
         }
     }
+    for (name, value) in reports {
+        backend::parameter_status(out, name, value);
+    }
     backend::backend_key_data(out, pid, key);
+    if let Some(text) = notice {
+        backend::notice_response(out, "00000", text, None);
+    }
     backend::ready_for_query(out, b'I');
 }
 
-/// Forwards a cancel request to the server the matching client holds, if any.
+/// Forwards a cancel request to the server the matching client holds, if any, or, with
+/// `peer_id` set, to the peer process whose key it is.
 pub async fn handle_cancel(ctx: &ClientContext, pid: i32, key: i32) {
-    if let Some(target) = ctx.cancels.target(pid, key) {
-        if let Err(e) = cancel::send_cancel(&target).await {
-            tracing::info!("forwarding cancel request failed: {e}");
+    let config = ctx.registry.config();
+    let timeout = config.general.cancel_wait_timeout;
+    match cancel::route(config.general.peer_id, pid, key) {
+        cancel::Route::Local { key } => {
+            let Some(ticket) = ctx.cancels.ticket(pid, key) else {
+                tracing::debug!("cancel request for an unknown or idle client");
+                return;
+            };
+            let t = &ticket.target;
+            if let Err(e) = cancel::send_cancel(&t.addr, t.pid, t.key, timeout).await {
+                tracing::info!("forwarding cancel request failed: {e}");
+            }
+        }
+        cancel::Route::Peer { peer, key } => {
+            let Some(def) = config.peers.get(&peer) else {
+                tracing::info!(peer, "could not find peer to forward request to");
+                return;
+            };
+            tracing::debug!(peer, "forwarding cancellation request to peer");
+            let addr = crate::server::ServerAddr::new(Some(&def.host), def.port);
+            let pool_size = def.pool_size.unwrap_or(config.general.default_pool_size);
+            let forward = async {
+                // At most `pool_size` cancels in flight to one peer; the others queue.
+                let _slot = ctx
+                    .cancels
+                    .peer_slot(
+                        peer,
+                        usize::try_from(pool_size).unwrap_or(usize::MAX).max(1),
+                    )
+                    .await;
+                cancel::send_cancel(&addr, pid, key, Duration::ZERO).await
+            };
+            let result = if timeout.is_zero() {
+                forward.await
+            } else {
+                tokio::time::timeout(timeout, forward)
+                    .await
+                    .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
+            };
+            if let Err(e) = result {
+                tracing::info!(peer, "forwarding cancel request to peer failed: {e}");
+            }
+        }
+        cancel::Route::Expired => {
+            tracing::info!("failed to forward cancel request because its TTL was exhausted");
         }
     }
 }

@@ -170,8 +170,13 @@ pub async fn run(session: &mut Session, server: &mut PooledServer) -> RelayEnd {
                     // The cancel makes the backend stop the query instead of running it to its
                     // end for nobody.
                     ErrorCounters::bump(&stats.errors().query_timeouts);
-                    let target = server.conn().cancel_target().clone();
-                    tokio::spawn(async move { let _ = super::cancel::send_cancel(&target).await; });
+                    if let Some(ticket) = session.cancel.ticket() {
+                        let timeout = session.ctx.registry.config().general.cancel_wait_timeout;
+                        tokio::spawn(async move {
+                            let t = &ticket.target;
+                            let _ = super::cancel::send_cancel(&t.addr, t.pid, t.key, timeout).await;
+                        });
+                    }
                     return RelayEnd::Fatal(ClientError::QueryTimeout, ServerState::Unknown);
                 } else if idle_tx_deadline.is_some_and(|d| now >= d) {
                     return RelayEnd::Fatal(ClientError::IdleTransactionTimeout, t.state(session.scanner.at_boundary()));

@@ -94,7 +94,7 @@ impl PreparedState {
             b'B' => {
                 if let Some((portal, rest)) = split_cstr(body) {
                     if let Some((name, rest)) = split_cstr(rest) {
-                        if let Some(statement) = self.lookup(name) {
+                        if let Some(statement) = self.lookup(name)? {
                             self.ensure(side, &statement, at);
                             self.splice.insert_with(at, |b| {
                                 let mut prefix = portal.to_vec();
@@ -111,9 +111,8 @@ impl PreparedState {
             b'D' => {
                 let expect = match body.split_first() {
                     Some((b'S', rest)) => {
-                        if let Some(statement) =
-                            split_cstr(rest).and_then(|(name, _)| self.lookup(name))
-                        {
+                        let name = split_cstr(rest).map_or(&[][..], |(name, _)| name);
+                        if let Some(statement) = self.lookup(name)? {
                             self.ensure(side, &statement, at);
                             self.splice.insert_with(at, |b| {
                                 write_renamed(b, b'D', b"S", statement.id, &[]);
@@ -174,14 +173,24 @@ impl PreparedState {
         Ok(())
     }
 
-    fn lookup(&self, name: &[u8]) -> Option<std::sync::Arc<Statement>> {
+    /// The statement a Bind or Describe names: `None` for the unnamed statement (it goes to the
+    /// server as it is). A name this client never prepared ends the session, as in PgBouncer:
+    /// the pooler cannot answer it in place without breaking a pipeline behind it.
+    fn lookup(&self, name: &[u8]) -> Result<Option<std::sync::Arc<Statement>>, ClientError> {
         if name.is_empty() {
-            return None;
+            return Ok(None);
         }
-        std::str::from_utf8(name)
+        let found = std::str::from_utf8(name)
             .ok()
-            .and_then(|n| self.statements.get(n))
-            .cloned()
+            .and_then(|n| self.statements.get(n));
+        if let Some(statement) = found {
+            return Ok(Some(std::sync::Arc::clone(statement)));
+        }
+        tracing::info!(
+            "prepared statement '{}' not found",
+            String::from_utf8_lossy(name)
+        );
+        Err(ClientError::PreparedStatementMissing)
     }
 
     fn on_parse(
@@ -354,11 +363,12 @@ mod tests {
         let mut r = Relay::default();
         r.client(10, &[parse("s0", "select 1"), sync()]);
         assert_eq!(r.server(&[msg(b'1', &[]), ready()]), b"1Z");
-        // Describe of an unknown name fails; the Close and Parse behind it are skipped.
+        // Describe of the (absent) unnamed statement fails; the Close and Parse behind it are
+        // skipped.
         r.client(
             10,
             &[
-                msg(b'D', &[b"Snope\0"]),
+                msg(b'D', &[b"S\0"]),
                 msg(b'C', &[b"Ss0\0"]),
                 parse("s1", "select 2"),
                 parse("s0", "select 3"),
@@ -382,11 +392,12 @@ mod tests {
         let mut r = Relay::default();
         r.client(1, &[parse("s0", "select 1"), sync()]);
         r.server(&[msg(b'1', &[]), ready()]);
-        // A Bind of an unknown name fails; the eviction of "select 1" behind it is skipped.
+        // A Bind of the (absent) unnamed statement fails; the eviction of "select 1" behind it
+        // is skipped.
         let sent = r.client(
             1,
             &[
-                msg(b'B', &[b"\0zz\0", &[0, 0, 0, 0, 0, 0]]),
+                msg(b'B', &[b"\0\0", &[0, 0, 0, 0, 0, 0]]),
                 parse("s1", "select 2"),
                 sync(),
             ],
@@ -405,6 +416,33 @@ mod tests {
         r.client(1, &[parse("s2", "select 4"), sync()]);
         assert_eq!(r.server(&[msg(b'3', &[]), msg(b'1', &[]), ready()]), b"1Z");
         assert_eq!(r.server.len(), 1);
+    }
+
+    #[test]
+    fn bind_or_describe_of_a_name_never_prepared_ends_the_session() {
+        let mut r = Relay::default();
+        r.client(10, &[parse("s0", "select 1"), sync()]);
+        r.server(&[msg(b'1', &[]), ready()]);
+        let mut side = ClientSide {
+            registry: &r.registry,
+            server: &mut r.server,
+            capacity: 10,
+            stats: &r.stats,
+        };
+        for m in [
+            msg(b'D', &[b"Snope\0"]),
+            msg(b'B', &[b"\0nope\0", &[0, 0, 0, 0, 0, 0]]),
+        ] {
+            let result = r.ps.on_client_message(&mut side, m[0], &m[5..], 0);
+            assert!(
+                matches!(result, Err(ClientError::PreparedStatementMissing)),
+                "{result:?}"
+            );
+        }
+        // A known name and the unnamed statement still pass.
+        for m in [msg(b'D', &[b"Ss0\0"]), msg(b'D', &[b"S\0"])] {
+            assert!(r.ps.on_client_message(&mut side, m[0], &m[5..], 0).is_ok());
+        }
     }
 
     #[test]

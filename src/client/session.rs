@@ -42,7 +42,7 @@ pub struct Session {
     slot: ClientSlot,
     /// This client's units of `max_db_client_connections` / `max_user_client_connections`.
     _admission: ClientAdmission,
-    cancel: CancelRegistration,
+    pub(super) cancel: CancelRegistration,
 }
 
 fn tracks_prepared(settings: &crate::pool::PoolSettings) -> bool {
@@ -125,7 +125,8 @@ impl Session {
     async fn transaction(&mut self) -> Result<Option<Leave>, ClientError> {
         let mut server = self.checkout().await?;
         let end = relay::run(self, &mut server).await;
-        self.cancel.set_target(None);
+        // No cancel aimed at this client may reach the server once another client has it.
+        self.cancel.detach().await;
         self.unlink(&mut server);
         match end {
             RelayEnd::Released => server.release(ServerState::Idle, self.mode),
@@ -220,11 +221,13 @@ impl Session {
                 let replacement = self.ctx.registry.pool_for(&db, &pool.user);
                 self.slot = replacement.attach_client();
                 self.mode = replacement.settings().pool_mode;
-                self.track_prepared = tracks_prepared(&replacement.settings());
                 replacement.checkout().await?
             }
             Err(e) => return Err(e.into()),
         };
+        // `max_prepared_statements` applies live (SET, RELOAD); between transactions nothing is
+        // owed, so tracking can start or stop here.
+        self.track_prepared = tracks_prepared(&self.slot.pool().settings());
         let conn = server.conn();
         if let Some(sql) = conn.params.alignment_sql(&self.params) {
             match conn.simple_query(&sql).await {
@@ -241,7 +244,7 @@ impl Session {
             }
         }
         self.cancel
-            .set_target(Some(server.conn().cancel_target().clone()));
+            .set_target(Arc::clone(server.conn().cancel_target()));
         self.link(&mut server);
         Ok(server)
     }

@@ -171,6 +171,8 @@ async fn validate(
             database = Some(value);
         } else if name.starts_with("_pq_.") {
             protocol_options.push(name);
+        } else if name == "options" {
+            options_params(&value, ignored, &mut tracked)?;
         } else if let Some(canonical) = params::canonical(&name) {
             tracked.push((canonical, value));
         } else if !ignored.iter().any(|i| i.eq_ignore_ascii_case(&name)) {
@@ -197,4 +199,25 @@ async fn validate(
         params: tracked,
         tls: None,
     })
+}
+
+/// The tracked parameters of the `options` startup parameter (`-c name=value`, `--name=value`),
+/// as PgBouncer 1.20+ reads it: names in `ignore_startup_parameters` are skipped, any other
+/// untracked name is refused unless `options` itself is in that list.
+fn options_params(
+    options: &str,
+    ignored: &[String],
+    tracked: &mut Vec<(&'static str, String)>,
+) -> Result<(), ClientError> {
+    let is_ignored = |name: &str| ignored.iter().any(|i| i.eq_ignore_ascii_case(name));
+    let pairs =
+        startup::parse_options(options).map_err(|e| ClientError::Protocol(e.to_string()))?;
+    for (name, value) in pairs {
+        if let Some(canonical) = params::canonical(&name) {
+            tracked.push((canonical, value));
+        } else if !is_ignored(&name) && !is_ignored("options") {
+            return Err(ClientError::UnsupportedOption(name));
+        }
+    }
+    Ok(())
 }

@@ -57,6 +57,8 @@ pub fn render() -> String {
     md.push_str(".\n");
     md.push_str(USERS);
     key_table(&mut md, users::KEYS);
+    md.push_str(PEERS);
+    md.push_str(STARTUP);
     md.push_str(REST);
     md
 }
@@ -125,6 +127,75 @@ const USERS: &str = "
 
 Each line is `username = key=value ...`. Timeouts are whole seconds. An unknown key fails with
 \"unrecognized user parameter: KEY\".
+";
+
+const PEERS: &str = "
+## `[peers]`
+
+Several pgsluice (or PgBouncer 1.21+) processes behind one TCP load balancer, such as pooler
+replicas behind one Kubernetes Service or processes sharing a port with `so_reuseport`, form a
+peer group so that cancel requests work: a cancel arrives on a new connection, which the
+balancer may send to another process than the one that runs the query. Give each process a
+unique `peer_id` (1 to 16383) and list the group in `[peers]`:
+
+```ini
+[pgbouncer]
+peer_id = 1
+
+[peers]
+1 = host=/var/run/pgsluice-1
+2 = host=pooler-2.example.com port=6432
+3 = host=10.0.0.3 port=6432 pool_size=20
+```
+
+Each process then puts its `peer_id` in every cancel key it hands out (PgBouncer's encoding: the
+2nd and 3rd bytes of the 8-byte key, plus a 2-bit forwarding TTL in its last byte), and a
+cancel that carries another id is forwarded, as it is, to that peer; after three hops it is
+dropped. Keys are compatible with PgBouncer 1.21 and later, so mixed groups work. The entry
+for the process's own `peer_id` may be listed (it is ignored), so every process can share one
+`[peers]` section.
+
+| key | meaning |
+|---|---|
+| `host` | host name, IP, or unix socket directory (starts with `/`); required |
+| `port` | port (default 6432) |
+| `pool_size` | most cancels in flight to this peer at once (default `default_pool_size`); more wait for a free slot, within `cancel_wait_timeout` |
+
+An id outside 1..65535, a missing `host` or another key is an error, as in PgBouncer. A peer
+id the section does not list drops the cancel (\"could not find peer to forward request
+to\" in the log). With `peer_id = 0` (the default) keys are fully random and `[peers]` is not
+used.
+";
+
+const STARTUP: &str = "
+## Startup parameters
+
+A client's StartupMessage may carry `user`, `database`, `application_name`, `client_encoding`,
+`DateStyle`, `TimeZone`, `standard_conforming_strings` and `IntervalStyle` (names are
+case-insensitive), `_pq_.*` protocol options (answered with NegotiateProtocolVersion and
+ignored), and anything listed in `ignore_startup_parameters`. Any other parameter ends the login
+with \"unsupported startup parameter: NAME\".
+
+`options` is read as PostgreSQL reads it, within PgBouncer's limits: only `-c name=value`,
+`-cname=value` and `--name=value` arguments, separated by blanks, with `\\` making the next
+character literal (`options=-c datestyle=German,\\ YMD`). Each pair is treated like a startup
+parameter of that name: tracked ones are applied to the client's session, names in
+`ignore_startup_parameters` are skipped, and any other name fails with \"unsupported startup
+parameter in options: NAME\", unless `options` itself is in `ignore_startup_parameters` (then
+unknown pairs are skipped and tracked ones still apply). Any other argument (`-d 5`, `-c name`
+without a value) fails with \"unsupported options startup parameter: only '-c config=val' and
+'--config=val' are allowed\".
+
+A client that asks for a newer protocol minor version than 3.0 (PostgreSQL 18's 3.2, or the
+3.9999 \"grease\" of PostgreSQL 19's libpq) or sends `_pq_.` options gets one
+NegotiateProtocolVersion (3.0 and the options not recognised) and logs in on 3.0.
+
+At login, besides the server's parameters, a client gets PgBouncer 1.26's reports as
+ParameterStatus: `pgbouncer.version` (the emulated version, `1.26.0` by default),
+`pgbouncer.pool_mode` (the pool's mode) and `pgbouncer.max_prepared_statements`; they are left
+out when `admin_compat_version` in `[pgsluice]` names an older PgBouncer. A non-empty
+`login_notify_message` is sent as a NOTICE (SQLSTATE 00000) just before the first
+ReadyForQuery.
 ";
 
 const REST: &str = "

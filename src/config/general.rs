@@ -98,6 +98,9 @@ fn parse_auth_type(v: &str) -> Result<AuthType, String> {
     .ok_or_else(|| format!("invalid auth_type: {v}"))
 }
 
+/// The largest `peer_id`: it travels in 14 bits of the cancel key.
+pub const MAX_PEER_ID: u16 = 16383;
+
 fn u16_of(v: &str) -> Result<u16, String> {
     u16::try_from(parse_c_long(v)?).map_err(|_| format!("value out of range: {v}"))
 }
@@ -133,6 +136,13 @@ fn apply_main(g: &mut General, name: &str, v: &str) -> Result<bool, String> {
         "application_name_add_host" => g.application_name_add_host = parse_bool(v)?,
         "stats_period" => g.stats_period = Duration::from_secs(u64::from(parse_u32(v)?)),
         "max_prepared_statements" => g.max_prepared_statements = parse_u32(v)?,
+        "peer_id" => {
+            g.peer_id = u16_of(v)
+                .ok()
+                .filter(|id| *id <= MAX_PEER_ID)
+                .ok_or_else(|| format!("peer_id must be between 0 and {MAX_PEER_ID}: {v}"))?;
+        }
+        "login_notify_message" => v.clone_into(&mut g.login_notify_message),
         "auth_type" => g.auth_type = parse_auth_type(v)?,
         "auth_hba_file" => g.auth_hba_file = opt_path(v),
         "auth_file" => g.auth_file = opt_path(v),
@@ -218,6 +228,8 @@ fn zero() -> General {
         application_name_add_host: false,
         stats_period: Duration::ZERO,
         max_prepared_statements: 0,
+        peer_id: 0,
+        login_notify_message: String::new(),
         auth_type: AuthType::Md5,
         auth_hba_file: None,
         auth_file: None,

@@ -161,7 +161,7 @@ impl Builder {
                         "pgbouncer" => self.general(&key, &value, &loc)?,
                         "databases" => self.database_str(&key, &value, &loc)?,
                         "users" => self.user_str(&key, &value, &loc)?,
-                        "peers" => self.peer(&key, &value, &loc),
+                        "peers" => self.peer(&key, &value, &loc)?,
                         _ => self.pgsluice(&key, value),
                     }
                 }
@@ -251,8 +251,10 @@ impl Builder {
         Ok(())
     }
 
-    pub(crate) fn peer(&mut self, name: &str, value: &str, _loc: &Loc) {
-        self.cfg.peers.insert(name.to_owned(), value.to_owned());
+    pub(crate) fn peer(&mut self, name: &str, value: &str, loc: &Loc) -> Result<(), Error> {
+        let peer = super::peers::parse(name, value).map_err(|e| loc.err(e))?;
+        self.cfg.peers.insert(peer.id, peer);
+        Ok(())
     }
 
     pub(crate) fn pgsluice(&mut self, key: &str, value: String) {

@@ -19,6 +19,7 @@ mod error;
 mod general;
 pub mod ini;
 mod load;
+pub mod peers;
 pub mod restart;
 mod set;
 pub mod settings;
@@ -42,7 +43,7 @@ use settings::Support;
 
 /// The settings in `cfg` that pgsluice accepts but does not act on yet, for the app to log
 /// once at start. Only values set in the file and different from the default count, plus
-/// `auth_type` values not implemented (pam, ldap) and `[peers]`.
+/// `auth_type` values not implemented (pam, ldap).
 pub fn not_supported(cfg: &Config) -> Vec<&'static str> {
     let mut out: Vec<&'static str> = settings::all()
         .filter(|s| s.support == Support::NotYet)
@@ -55,9 +56,6 @@ pub fn not_supported(cfg: &Config) -> Vec<&'static str> {
         .collect();
     if matches!(cfg.general.auth_type, AuthType::Pam | AuthType::Ldap) {
         out.push("auth_type");
-    }
-    if !cfg.peers.is_empty() {
-        out.push("[peers]");
     }
     out
 }

@@ -176,7 +176,7 @@ const GENERIC: &[Setting] = &[
     s("server_round_robin", "0", true, Supported, Bool, "Reuse servers in FIFO instead of LIFO order."),
     s("track_extra_parameters", "IntervalStyle", false, NotYet, Str, "Extra reported parameters tracked per client."),
     s("ignore_startup_parameters", "", true, Supported, List, "Startup parameters accepted and ignored (e.g. extra_float_digits)."),
-    s("peer_id", "0", true, NotYet, Int, "This process's id in a peer group."),
+    s("peer_id", "0", true, Supported, Int, "This process's id in a peer group (1-16383; 0 disables peering): it is encoded in every cancel key, and cancels carrying another id are forwarded to that `[peers]` entry."),
     s("disable_pqexec", "0", false, NotYet, Bool, "Reject the simple query protocol."),
     s("application_name_add_host", "0", true, Supported, Bool, "Append the client address and port to application_name."),
     s("conffile", "", true, Supported, Path, "The configuration file RELOAD reads."),
@@ -186,7 +186,7 @@ const GENERIC: &[Setting] = &[
     s("max_prepared_statements", "200", true, Supported, Int, "Named protocol-level prepared statements kept per server (LRU) in transaction and statement mode; 0 turns tracking off."),
     s("scram_iterations", "4096", true, NotYet, Int, "Iterations used when computing SCRAM secrets."),
     s("pool_idle_timeout", "0", true, NotYet, Time, "Free a pool with no clients and no servers after this long."),
-    s("login_notify_message", "", true, NotYet, Str, "NOTICE sent to clients after login."),
+    s("login_notify_message", "", true, Supported, Str, "NOTICE sent to clients after login."),
 ];
 
 // One setting per line, so the table reads as a table.

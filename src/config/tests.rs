@@ -442,7 +442,8 @@ fn rr_keys_warn_and_not_supported_lists() {
     assert!(!ns.contains(&"server_tls_sslmode"));
     assert!(!ns.contains(&"auth_user"));
     assert!(ns.contains(&"auth_ident_file"));
-    assert!(ns.contains(&"[peers]"));
+    assert!(!ns.contains(&"[peers]"));
+    assert_eq!(cfg.peers.get(&1).map(|p| p.host.as_str()), Some("h"));
     for s in settings::all() {
         if let Support::Ignored(why) = s.support {
             assert!(!why.is_empty());

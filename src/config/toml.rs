@@ -81,7 +81,7 @@ pub(crate) fn read(text: &str, name: &str, b: &mut Builder) -> Result<(), Error>
         let at = loc(table.span().start);
         let pairs = located_pairs(table.into_inner(), &loc, |_, _| Ok(()))?;
         let joined: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        b.peer(&id, &joined.join(" "), &at);
+        b.peer(&id, &joined.join(" "), &at)?;
     }
     if let Some(ps) = doc.pgsluice {
         for (key, val) in ps.into_inner() {

@@ -24,8 +24,8 @@ pub struct Config {
     /// Raw `[pgsluice]` settings (metrics, alerts, ...), keyed by name, kept for the modules
     /// that own them.
     pub pgsluice: BTreeMap<String, String>,
-    /// The `[peers]` section (not yet acted on): peer id → raw connection string.
-    pub peers: BTreeMap<String, String>,
+    /// The `[peers]` section, by peer id.
+    pub peers: BTreeMap<u16, super::peers::PeerDef>,
 }
 
 /// `pool_mode`.
@@ -291,6 +291,10 @@ pub struct General {
     pub stats_period: Duration,
     /// `max_prepared_statements`.
     pub max_prepared_statements: u32,
+    /// `peer_id` (0: peering off).
+    pub peer_id: u16,
+    /// `login_notify_message` (empty: none).
+    pub login_notify_message: String,
     /// `auth_type`.
     pub auth_type: AuthType,
     /// `auth_hba_file`.

@@ -68,6 +68,53 @@ fn parse_params(mut body: &[u8]) -> Result<Vec<(String, String)>, ProtocolError>
     }
 }
 
+/// The `options` startup parameter held something other than `-c name=value` / `--name=value`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unsupported options startup parameter: only '-c config=val' and '--config=val' are allowed"
+)]
+pub struct UnsupportedOptions;
+
+/// Splits the `options` startup parameter into the `name=value` pairs of its `-c name=value`,
+/// `-cname=value` and `--name=value` arguments, as PostgreSQL reads them: arguments are separated
+/// by whitespace and a backslash makes the next character literal (`-c datestyle=ISO,\ DMY`).
+/// Any other argument (`-d 5`, a bare `-c name`) is refused, as PgBouncer refuses it.
+pub fn parse_options(options: &str) -> Result<Vec<(String, String)>, UnsupportedOptions> {
+    let mut pairs = Vec::new();
+    let mut rest = options.trim_start();
+    while !rest.is_empty() {
+        rest = if let Some(after) = rest.strip_prefix("--") {
+            after
+        } else if let Some(after) = rest.strip_prefix("-c") {
+            after.trim_start()
+        } else {
+            return Err(UnsupportedOptions);
+        };
+        let (token, after) = escaped_token(rest);
+        let (name, value) = token.split_once('=').ok_or(UnsupportedOptions)?;
+        pairs.push((name.to_owned(), value.to_owned()));
+        rest = after.trim_start();
+    }
+    Ok(pairs)
+}
+
+/// Reads one whitespace-delimited token, unescaping backslashes; returns it and the rest.
+fn escaped_token(s: &str) -> (String, &str) {
+    let mut token = String::new();
+    let mut chars = s.char_indices();
+    while let Some((at, c)) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some((_, escaped)) => token.push(escaped),
+                None => break,
+            },
+            c if c.is_whitespace() => return (token, s.get(at..).unwrap_or_default()),
+            c => token.push(c),
+        }
+    }
+    (token, "")
+}
+
 /// Splits off a NUL-terminated UTF-8 string.
 pub fn take_cstr(bytes: &[u8]) -> Option<(&str, &[u8])> {
     let nul = bytes.iter().position(|&b| b == 0)?;
@@ -146,12 +193,52 @@ mod tests {
         assert!(sasl_initial(b"SCRAM-SHA-256\0\0\0\0\x09abc").is_err());
     }
 
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn options_accept_c_and_double_dash_forms() {
+        assert_eq!(
+            parse_options("  -c    datestyle=German,\\ YMD").unwrap(),
+            pairs(&[("datestyle", "German, YMD")])
+        );
+        assert_eq!(
+            parse_options("-ctimezone=UTC  --datestyle=ISO -c a=b ").unwrap(),
+            pairs(&[("timezone", "UTC"), ("datestyle", "ISO"), ("a", "b")])
+        );
+        assert_eq!(
+            parse_options("-c t\\imezone=\\E\\u\\r\\o\\pe/Lisbon -c dat\\estyle\\=\\Ge\\rman")
+                .unwrap(),
+            pairs(&[("timezone", "Europe/Lisbon"), ("datestyle", "German")])
+        );
+        assert_eq!(parse_options("").unwrap(), pairs(&[]));
+        assert_eq!(parse_options("-c x=").unwrap(), pairs(&[("x", "")]));
+    }
+
+    #[test]
+    fn options_refuse_other_arguments() {
+        for bad in [
+            "-d",
+            "-c timezone",
+            "-d 5",
+            "-c",
+            "timezone=UTC",
+            "-c a=b -B 8",
+        ] {
+            assert_eq!(parse_options(bad), Err(UnsupportedOptions), "{bad}");
+        }
+    }
+
     proptest! {
         #[test]
         fn never_panics(buf in proptest::collection::vec(any::<u8>(), 0..128)) {
             let _ = parse(&buf);
             let _ = sasl_initial(&buf);
             let _ = password_body(&buf);
+            let _ = parse_options(&String::from_utf8_lossy(&buf));
         }
     }
 }

@@ -45,6 +45,7 @@ mod ops_shutdown;
 mod prepared;
 mod prepared_drivers;
 mod prepared_model;
+mod protocol_compat;
 mod soak;
 mod tls_auth;
 mod tls_openssl_certs;

@@ -1,7 +1,7 @@
 //! Model-based test of the prepared-statement mapping, end to end: several raw-protocol clients
 //! send seeded random pipelines of Parse (named and unnamed, the same names and texts across
 //! clients), Bind, Describe, Execute, Close, Flush and Sync, with errors in the middle (a Parse of
-//! invalid SQL, a Bind of an unknown name, a division by zero at Execute), plus DISCARD ALL,
+//! invalid SQL, a division by zero at Execute), plus DISCARD ALL,
 //! DEALLOCATE ALL and SQL `DEALLOCATE name` between pipelines, through a transaction-mode pool of two servers that keep at
 //! most three statements each. Every reply each client gets is compared, in order, with what a
 //! simple model of one PostgreSQL session says it must be: which of ParseComplete, BindComplete,
@@ -239,6 +239,11 @@ struct Model {
     /// it succeed; it undoes a failed pipeline's name changes when the error arrives, which is
     /// too late for messages already sent behind it. Drivers wait for such results.)
     barrier: bool,
+    /// Names closed in the current pipeline, even by a Close the server skips: the pooler drops
+    /// a name when the Close passes, so the client names them no more until Sync. (A Bind or
+    /// Describe of a name the client does not hold ends the session, as in PgBouncer; that is
+    /// `prepared::bind_of_a_name_never_prepared_closes_the_session`.)
+    closed: std::collections::HashSet<String>,
 }
 
 /// Messages to write, and the replies the model owes for them.
@@ -354,6 +359,7 @@ impl Model {
             chunk.expect.push(Reply::CloseComplete);
             self.names.remove(name);
         }
+        self.closed.insert(name.to_owned());
     }
 
     fn sync(&mut self, chunk: &mut Chunk) {
@@ -362,6 +368,7 @@ impl Model {
         self.failed = false;
         self.unnamed = None;
         self.portal = None;
+        self.closed.clear();
     }
 
     fn simple(chunk: &mut Chunk, sql: &str, replies: Vec<Reply>) {
@@ -379,6 +386,21 @@ impl Model {
         } else {
             NAMES[rng.gen_range(0..NAMES.len())].to_owned()
         }
+    }
+
+    /// A name to Bind or Describe: one this client holds (and has not closed in this pipeline),
+    /// or sometimes the unnamed statement while this pipeline has one; `None` if there is none.
+    fn held_name(&self, rng: &mut StdRng) -> Option<String> {
+        let mut held: Vec<&String> = self
+            .names
+            .keys()
+            .filter(|n| !self.closed.contains(*n))
+            .collect();
+        held.sort();
+        if self.unnamed.is_some() && (held.is_empty() || rng.gen_bool(0.15)) {
+            return Some(String::new());
+        }
+        (!held.is_empty()).then(|| held[rng.gen_range(0..held.len())].clone())
     }
 
     /// One pipeline ending in Sync (or one simple query), as chunks: each chunk but the last ends
@@ -460,18 +482,20 @@ impl Model {
                         self.bind_execute(chunk, "", v, rng.gen_bool(0.3));
                     }
                 }
-                40..=74 => {
-                    let name = self.some_name(rng);
+                roll @ 40..=84 => {
+                    let Some(name) = self.held_name(rng) else {
+                        continue;
+                    };
+                    if roll >= 75 {
+                        self.describe(chunk, &name);
+                        continue;
+                    }
                     let v = if self.names.get(&name) == Some(&DIVISION) {
                         v % 3
                     } else {
                         v
                     };
                     self.bind_execute(chunk, &name, v, rng.gen_bool(0.3));
-                }
-                75..=84 => {
-                    let name = self.some_name(rng);
-                    self.describe(chunk, &name);
                 }
                 85..=94 => {
                     let name = self.some_name(rng);
