@@ -433,7 +433,7 @@ fn rr_keys_warn_and_not_supported_lists() {
     assert!(!ns.contains(&"client_tls_sslmode"));
     assert!(!ns.contains(&"server_tls_sslmode"));
     assert!(!ns.contains(&"auth_user"));
-    assert!(ns.contains(&"auth_ident_file"));
+    assert!(!ns.contains(&"auth_ident_file"));
     assert!(ns.contains(&"[peers]"));
     for s in settings::all() {
         if let Support::Ignored(why) = s.support {
