@@ -139,6 +139,10 @@ fn apply_main(g: &mut General, name: &str, v: &str) -> Result<bool, String> {
         "auth_file" => g.auth_file = opt_path(v),
         "auth_user" => g.auth_user = opt_string(v),
         "auth_query" => v.clone_into(&mut g.auth_query),
+        // PgBouncer's cf_set_authdb: the console cannot run auth_query.
+        "auth_dbname" if v == "pgbouncer" => {
+            return Err("cannot use the reserved \"pgbouncer\" database as an auth_dbname".into());
+        }
         "auth_dbname" => g.auth_dbname = opt_string(v),
         "syslog" => g.syslog = parse_bool(v)?,
         "syslog_ident" => v.clone_into(&mut g.syslog_ident),

@@ -199,6 +199,10 @@ fn bad_lines_name_file_and_line() {
             "t.ini:2: auth_type = hba needs auth_hba_file",
         ),
         (
+            "[pgbouncer]\nauth_dbname = pgbouncer\n",
+            "t.ini:2: invalid value \"pgbouncer\" for parameter auth_dbname: cannot use the reserved \"pgbouncer\" database as an auth_dbname",
+        ),
+        (
             "[pgbouncer]\n%include nowhere/missing.ini\n",
             "t.ini:2: error processing include file",
         ),
