@@ -4,7 +4,8 @@
 //! `local`, `host`, `hostssl`, `hostnossl`; database lists (`all`, `sameuser`, `replication`,
 //! names, `@file`), user lists (`all`, names, `@file`), addresses (`all`, IPv4/IPv6 with a
 //! CIDR suffix or a separate mask); methods `trust`, `reject`, `md5`, `scram-sha-256`,
-//! `password`, `cert`, `peer`; `map=` kept for `cert`/`peer`. Evaluation: the first rule that
+//! `password`, `cert`, `peer`; `map=` kept for `cert`/`peer` and checked against the
+//! `auth_ident_file` maps ([`Hba::check_maps`]). Evaluation: the first rule that
 //! matches the connection wins; no match means the login is refused.
 //!
 //! Does not: read files itself (`@file` lists come through the caller's `include` function), or
@@ -15,6 +16,8 @@
 //! `ldap`, `pam`...) are errors, not silently ignored rules.
 
 use std::net::IpAddr;
+
+use super::ident::IdentMaps;
 
 /// The connection kinds a rule applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,14 +113,15 @@ pub struct Connection<'a> {
 
 /// A word of a line and whether it was quoted.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Token {
-    text: String,
-    quoted: bool,
+pub(super) struct Token {
+    pub(super) text: String,
+    pub(super) quoted: bool,
 }
 
 /// Splits a line into words: blanks separate, `"..."` quotes (with `""` as a quote), `#` starts
-/// a comment outside quotes. Commas stay inside words (lists are split later).
-fn tokenize(line: &str) -> Result<Vec<Token>, String> {
+/// a comment outside quotes. Commas stay inside words (lists are split later). The ident map
+/// file has the same lexical rules.
+pub(super) fn tokenize(line: &str) -> Result<Vec<Token>, String> {
     let mut out = Vec::new();
     let mut chars = line.chars().peekable();
     loop {
@@ -389,6 +393,21 @@ impl Hba {
     /// The first rule that matches, if any.
     pub fn find(&self, c: &Connection<'_>) -> Option<&Rule> {
         self.rules.iter().find(|r| r.matches(c))
+    }
+
+    /// Checks that every `map=` names a map of `ident` (the `auth_ident_file`, empty when none
+    /// is set); the first rule naming an unknown map is an error at its line.
+    pub fn check_maps(&self, ident: &IdentMaps, file: &str) -> Result<(), HbaError> {
+        for rule in &self.rules {
+            if let Some(map) = rule.map.as_deref().filter(|m| !ident.contains(m)) {
+                return Err(HbaError {
+                    file: file.to_owned(),
+                    line: rule.line,
+                    reason: format!("ident map {map} is not found in auth_ident_file"),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// How many rules the file has.

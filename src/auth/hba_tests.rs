@@ -150,6 +150,19 @@ fn masks_and_prefixes() {
     assert!(any4.find(&conn(Some("::1"), false, "d", "u")).is_none());
 }
 
+#[test]
+fn maps_must_exist_in_the_ident_file() {
+    let hba = parse(FILE).unwrap();
+    let (none, _) = IdentMaps::parse("", "ident.conf");
+    let err = hba.check_maps(&none, "hba.conf").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "hba.conf:4: ident map certmap is not found in auth_ident_file"
+    );
+    let (maps, _) = IdentMaps::parse("certmap alice bob\n", "ident.conf");
+    assert_eq!(hba.check_maps(&maps, "hba.conf"), Ok(()));
+}
+
 proptest::proptest! {
     #[test]
     fn never_panics(text in "\\PC{0,200}") {

@@ -3,7 +3,8 @@
 //! Owns: pure functions over authentication messages and secrets — md5 responses
 //! (`md5.rs`), both sides of SCRAM (`scram.rs`), choosing the method a client login uses
 //! ([`method_for`]), checking a cleartext password ([`verify_cleartext`]), the HBA file subset
-//! PgBouncer supports ([`hba`]), and constant-time comparison.
+//! PgBouncer supports ([`hba`]) and its user-name maps ([`ident`]), and constant-time
+//! comparison.
 //!
 //! Does not: touch sockets, run async code, frame protocol messages, log, or look users up.
 //! Callers (`client/startup.rs`, `server/login.rs`) move the bytes and map [`AuthError`] to
@@ -15,6 +16,7 @@
 mod ct;
 mod error;
 pub mod hba;
+pub mod ident;
 mod md5;
 mod scram;
 

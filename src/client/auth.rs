@@ -1,7 +1,8 @@
 //! Authenticating a client with PgBouncer's `auth_type` rules: trust, any, plain (cleartext), md5
 //! (SCRAM when the stored secret is SCRAM), scram-sha-256, cert (the TLS client certificate names
 //! the user), and hba (the first matching `auth_hba_file` rule picks one of those, or reject, or
-//! peer on the unix socket). Secrets come from `auth_file`, else from `auth_query`.
+//! peer on the unix socket; a `cert` or `peer` rule with `map=` checks the identity through the
+//! `auth_ident_file` map instead). Secrets come from `auth_file`, else from `auth_query`.
 //!
 //! Does not: send AuthenticationOk, or touch pools beyond the auth_query lookup: what a login
 //! proved (the secret, and a SCRAM ClientKey for pass-through) is returned to the caller.
@@ -43,14 +44,15 @@ fn flow_of(method: HbaMethod) -> Flow {
     }
 }
 
+/// The flow for this login, and the `map=` of the HBA rule that chose it (`cert`/`peer` only).
 fn choose_flow(
     registry: &Registry,
     database: &str,
     user: &str,
     stream: &Stream,
-) -> Result<Flow, ClientError> {
+) -> Result<(Flow, Option<String>), ClientError> {
     let config = registry.config();
-    Ok(match config.general.auth_type {
+    let flow = match config.general.auth_type {
         AuthType::Any => Flow::Any,
         AuthType::Trust => Flow::Trust,
         AuthType::Plain => Flow::Cleartext,
@@ -68,25 +70,86 @@ fn choose_flow(
             };
             let rule = hba.find(&conn).ok_or(ClientError::NoHbaRule)?;
             tracing::debug!(line = rule.line, "HBA rule matched");
-            if rule.map.is_some() {
-                tracing::warn!(
-                    line = rule.line,
-                    "HBA map= (auth_ident_file) is not supported"
-                );
-                return Ok(Flow::Reject);
-            }
-            flow_of(rule.method)
+            return Ok((flow_of(rule.method), rule.map.clone()));
         }
         other @ (AuthType::Pam | AuthType::Ldap) => {
             return Err(ClientError::AuthUnsupported(other.as_str()));
         }
-    })
+    };
+    Ok((flow, None))
+}
+
+/// Whether `map` of `auth_ident_file` lets an identity that `is_identity` recognises log in as
+/// `user`; PgBouncer's log line names the map when none does.
+fn map_allows(
+    registry: &Registry,
+    map: &str,
+    is_identity: impl Fn(&str) -> bool,
+    user: &str,
+    unmatched: &str,
+) -> bool {
+    let allowed = registry.policy().ident.allows(map, is_identity, user);
+    if allowed {
+        tracing::debug!("ident map '{map}' is applied");
+    } else {
+        tracing::error!(user, "{unmatched}");
+    }
+    allowed
+}
+
+/// `cert`: the client certificate must name the user, or, with `map=`, name a system user
+/// that the map lets log in as the user.
+fn cert_login(
+    registry: &Registry,
+    stream: &Stream,
+    map: Option<&str>,
+    user: &str,
+) -> Result<(), ClientError> {
+    let Some(cert) = stream.client_certificate() else {
+        return Err(ClientError::CertAuthFailed);
+    };
+    let names = |name: &str| crate::tls::peer::cert_names_user(cert, name);
+    let ok = match map {
+        Some(map) => map_allows(
+            registry,
+            map,
+            names,
+            user,
+            &format!("ident map: {map} does not have a match"),
+        ),
+        None => names(user),
+    };
+    ok.then_some(()).ok_or(ClientError::CertAuthFailed)
+}
+
+/// `peer`: the unix-socket peer's OS user must be the user, or, with `map=`, a system user
+/// that the map lets log in as the user.
+fn peer_login(
+    registry: &Registry,
+    stream: &Stream,
+    map: Option<&str>,
+    user: &str,
+) -> Result<(), ClientError> {
+    let Some(os_user) = stream.peer_user_name() else {
+        return Err(ClientError::PeerAuthFailed);
+    };
+    let ok = match map {
+        Some(map) => map_allows(
+            registry,
+            map,
+            |system| system == os_user,
+            user,
+            &format!("ident map {map} cannot be matched"),
+        ),
+        None => os_user == user,
+    };
+    ok.then_some(()).ok_or(ClientError::PeerAuthFailed)
 }
 
 /// Runs the login exchange for `user` of `database`; returns once the client has proven who it
 /// is, with what the proof teaches the pool's server logins (AuthenticationOk is not sent here).
 /// `db` is the `[databases]` entry, whose `auth_user` settings allow an `auth_query` lookup;
-/// the admin console passes `None`.
+/// the admin console passes `None` (its lookups use the global `auth_user` and `auth_dbname`).
 pub async fn authenticate(
     registry: &Registry,
     database: &str,
@@ -95,17 +158,16 @@ pub async fn authenticate(
     stream: &mut Stream,
     reader: &mut MessageReader,
 ) -> Result<Option<Learned>, ClientError> {
-    let flow = choose_flow(registry, database, user, stream)?;
+    let (flow, map) = choose_flow(registry, database, user, stream)?;
     match flow {
         Flow::Any => return Ok(None),
         Flow::Reject => return Err(ClientError::LoginRejected),
         _ => {}
     }
     let config = registry.config();
-    let secret = match (config.auth_users.get(user), db) {
-        (Some(secret), _) => Some(secret.clone()),
-        (None, Some(db)) => super::auth_query::lookup(registry, db, user).await?,
-        (None, None) => None,
+    let secret = match config.auth_users.get(user) {
+        Some(secret) => Some(secret.clone()),
+        None => super::auth_query::lookup(registry, db, user).await?,
     };
     let learned = |client_key| secret.clone().map(|secret| Learned { secret, client_key });
     let failed = || ClientError::AuthFailed(user.to_owned());
@@ -123,22 +185,16 @@ pub async fn authenticate(
             }
         },
         Flow::Scram => Ok(learned(scram(user, secret.as_ref(), stream, reader).await?)),
+        // An unknown user fails before any map is consulted, as PgBouncer's mock login does.
         Flow::Cert => {
-            let named = stream
-                .client_certificate()
-                .is_some_and(|cert| crate::tls::peer::cert_names_user(cert, user));
-            if named && secret.is_some() {
-                Ok(learned(None))
-            } else {
-                Err(ClientError::CertAuthFailed)
-            }
+            secret.as_ref().ok_or(ClientError::CertAuthFailed)?;
+            cert_login(registry, stream, map.as_deref(), user)?;
+            Ok(learned(None))
         }
         Flow::Peer => {
-            if secret.is_some() && stream.peer_user_name().as_deref() == Some(user) {
-                Ok(learned(None))
-            } else {
-                Err(ClientError::PeerAuthFailed)
-            }
+            secret.as_ref().ok_or(ClientError::PeerAuthFailed)?;
+            peer_login(registry, stream, map.as_deref(), user)?;
+            Ok(learned(None))
         }
         Flow::Any | Flow::Reject => Ok(None),
     }

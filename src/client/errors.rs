@@ -62,7 +62,7 @@ pub enum ClientError {
     /// `client_login_timeout`.
     #[error("client_login_timeout")]
     LoginTimeout,
-    /// Statement mode and a transaction block.
+    /// Statement mode and a transaction block (08P01, as PgBouncer's disconnect).
     #[error("transaction blocks not allowed in statement pooling mode")]
     StatementModeTransaction,
     /// The pooler is shutting down.
@@ -93,9 +93,13 @@ pub enum ClientError {
     /// `auth_query` returned no row for the user.
     #[error("no such user")]
     NoSuchUser,
-    /// `auth_query` could not be run.
-    #[error("auth_query failed")]
-    AuthQueryFailed,
+    /// `auth_query` could not be run, or the auth database cannot be used (the reason is
+    /// logged; the client gets PgBouncer's generic text).
+    #[error("bouncer config error")]
+    ConfigError,
+    /// The auth database (`auth_dbname`) is disabled.
+    #[error("authentication database \"{0}\" is disabled")]
+    AuthDbDisabled(String),
 }
 
 impl ClientError {
@@ -112,7 +116,6 @@ impl ClientError {
             | ClientError::ServerShutdown
             | ClientError::Exiting
             | ClientError::Pool(PoolError::Closed) => sqlstate::ADMIN_SHUTDOWN,
-            ClientError::StatementModeTransaction => sqlstate::FEATURE_NOT_SUPPORTED,
             _ => sqlstate::PROTOCOL_VIOLATION,
         }
     }

@@ -145,9 +145,14 @@ fn apply_main(g: &mut General, name: &str, v: &str) -> Result<bool, String> {
         "login_notify_message" => v.clone_into(&mut g.login_notify_message),
         "auth_type" => g.auth_type = parse_auth_type(v)?,
         "auth_hba_file" => g.auth_hba_file = opt_path(v),
+        "auth_ident_file" => g.auth_ident_file = opt_path(v),
         "auth_file" => g.auth_file = opt_path(v),
         "auth_user" => g.auth_user = opt_string(v),
         "auth_query" => v.clone_into(&mut g.auth_query),
+        // PgBouncer's cf_set_authdb: the console cannot run auth_query.
+        "auth_dbname" if v == "pgbouncer" => {
+            return Err("cannot use the reserved \"pgbouncer\" database as an auth_dbname".into());
+        }
         "auth_dbname" => g.auth_dbname = opt_string(v),
         "syslog" => g.syslog = parse_bool(v)?,
         "syslog_ident" => v.clone_into(&mut g.syslog_ident),
@@ -232,6 +237,7 @@ fn zero() -> General {
         login_notify_message: String::new(),
         auth_type: AuthType::Md5,
         auth_hba_file: None,
+        auth_ident_file: None,
         auth_file: None,
         auth_user: None,
         auth_query: String::new(),

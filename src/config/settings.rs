@@ -194,10 +194,10 @@ const GENERIC: &[Setting] = &[
 const AUTH: &[Setting] = &[
     s("auth_type", "md5", true, Supported, Choice(AUTH_TYPES), "trust, any, plain, md5, scram-sha-256, cert and hba are supported; pam and ldap are not."),
     s("auth_hba_file", "", true, Supported, Path, "HBA file used with auth_type = hba (local/host/hostssl/hostnossl; trust, reject, md5, scram-sha-256, password, cert, peer); re-read on RELOAD."),
-    s("auth_ident_file", "", true, NotYet, Path, "User-name map for cert and peer."),
+    s("auth_ident_file", "", true, Supported, Path, "User-name maps (pg_ident.conf subset) for HBA cert and peer rules with map=; re-read on RELOAD."),
     s("auth_file", "", true, Supported, Path, "The userlist file; relative paths are relative to the working directory."),
     s("auth_user", "", true, Supported, Str, "User that runs auth_query for users missing from auth_file."),
-    s("auth_query", DEFAULT_AUTH_QUERY, true, Supported, Str, "Query that fetches a user's password hash; answers are cached for 30 seconds."),
+    s("auth_query", DEFAULT_AUTH_QUERY, true, Supported, Str, "Query that fetches a user's password hash; run at every login of a user missing from auth_file."),
     s("auth_dbname", "", true, Supported, Str, "Database auth_query runs in."),
     s("auth_ldap_options", "", true, NotYet, Str, "LDAP options for auth_type = ldap."),
 ];

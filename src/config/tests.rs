@@ -199,6 +199,10 @@ fn bad_lines_name_file_and_line() {
             "t.ini:2: auth_type = hba needs auth_hba_file",
         ),
         (
+            "[pgbouncer]\nauth_dbname = pgbouncer\n",
+            "t.ini:2: invalid value \"pgbouncer\" for parameter auth_dbname: cannot use the reserved \"pgbouncer\" database as an auth_dbname",
+        ),
+        (
             "[pgbouncer]\n%include nowhere/missing.ini\n",
             "t.ini:2: error processing include file",
         ),
@@ -441,7 +445,7 @@ fn rr_keys_warn_and_not_supported_lists() {
     assert!(!ns.contains(&"client_tls_sslmode"));
     assert!(!ns.contains(&"server_tls_sslmode"));
     assert!(!ns.contains(&"auth_user"));
-    assert!(ns.contains(&"auth_ident_file"));
+    assert!(!ns.contains(&"auth_ident_file"));
     assert!(!ns.contains(&"[peers]"));
     assert_eq!(cfg.peers.get(&1).map(|p| p.host.as_str()), Some("h"));
     for s in settings::all() {

@@ -299,6 +299,8 @@ pub struct General {
     pub auth_type: AuthType,
     /// `auth_hba_file`.
     pub auth_hba_file: Option<PathBuf>,
+    /// `auth_ident_file` (user-name maps for HBA `map=`).
+    pub auth_ident_file: Option<PathBuf>,
     /// `auth_file`.
     pub auth_file: Option<PathBuf>,
     /// `auth_user`.

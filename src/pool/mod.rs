@@ -12,7 +12,6 @@
 //! counted under the one mutex, so SHOW POOLS is true by construction; the mutex is never held
 //! across an `.await`; when clients wait, the idle list is empty.
 
-pub mod auth_cache;
 mod checkout;
 mod close;
 pub mod control;

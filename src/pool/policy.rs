@@ -1,5 +1,6 @@
 //! What RELOAD rebuilds from files besides the [`Config`] itself: the TLS contexts (certificate
-//! files) and the HBA rules (`auth_hba_file`). Built whole, swapped whole.
+//! files), the HBA rules (`auth_hba_file`) and their user-name maps (`auth_ident_file`). Built
+//! whole, swapped whole.
 //!
 //! Does not: apply anything: the registry holds the current policy and hands it to new server
 //! specs and to client logins; connections already up keep what they negotiated.
@@ -11,6 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::auth::hba::{Hba, HbaError};
+use crate::auth::ident::IdentMaps;
 use crate::config::{AuthType, Config};
 use crate::tls::{TlsContext, TlsError};
 
@@ -21,6 +23,8 @@ pub struct LoginPolicy {
     pub tls: Arc<TlsContext>,
     /// The rules of `auth_hba_file`, loaded when `auth_type = hba`.
     pub hba: Option<Arc<Hba>>,
+    /// The maps of `auth_ident_file` that HBA `map=` options name (empty when none is set).
+    pub ident: Arc<IdentMaps>,
 }
 
 /// Why a policy could not be loaded.
@@ -43,35 +47,54 @@ pub enum PolicyError {
     },
 }
 
-/// Reads and parses `auth_hba_file`; `@file` lists are relative to its directory, as in
-/// PostgreSQL.
-fn load_hba(path: &Path) -> Result<Hba, PolicyError> {
-    let io = |path: &Path, source| PolicyError::Io {
+fn read(path: &Path) -> Result<String, PolicyError> {
+    std::fs::read_to_string(path).map_err(|source| PolicyError::Io {
         path: path.display().to_string(),
         source,
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| io(path, e))?;
+    })
+}
+
+/// Reads and parses `auth_hba_file`; `@file` lists are relative to its directory, as in
+/// PostgreSQL. Every `map=` must name a map of `ident`.
+fn load_hba(path: &Path, ident: &IdentMaps) -> Result<Hba, PolicyError> {
+    let text = read(path)?;
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     let mut include = |name: &str| {
         std::fs::read_to_string(dir.join(name)).map_err(|e| format!("could not read {name}: {e}"))
     };
-    Ok(Hba::parse(
-        &text,
-        &path.display().to_string(),
-        &mut include,
-    )?)
+    let file = path.display().to_string();
+    let hba = Hba::parse(&text, &file, &mut include)?;
+    hba.check_maps(ident, &file)?;
+    Ok(hba)
+}
+
+/// Reads and parses `auth_ident_file`; lines PgBouncer cannot use are logged and skipped.
+fn load_ident(path: &Path) -> Result<IdentMaps, PolicyError> {
+    let text = read(path)?;
+    let (maps, warnings) = IdentMaps::parse(&text, &path.display().to_string());
+    for warning in warnings {
+        tracing::warn!("auth_ident_file: {warning}");
+    }
+    Ok(maps)
 }
 
 impl LoginPolicy {
     /// Reads every file the config names for TLS and HBA.
     pub fn load(config: &Config) -> Result<LoginPolicy, PolicyError> {
-        let hba = match (&config.general.auth_type, &config.general.auth_hba_file) {
-            (AuthType::Hba, Some(path)) => Some(Arc::new(load_hba(path)?)),
+        let g = &config.general;
+        // As in PgBouncer, the ident file is only read when `auth_type = hba`.
+        let ident = match (&g.auth_type, &g.auth_ident_file) {
+            (AuthType::Hba, Some(path)) => load_ident(path)?,
+            _ => IdentMaps::default(),
+        };
+        let hba = match (&g.auth_type, &g.auth_hba_file) {
+            (AuthType::Hba, Some(path)) => Some(Arc::new(load_hba(path, &ident)?)),
             _ => None,
         };
         Ok(LoginPolicy {
             tls: Arc::new(TlsContext::from_config(config)?),
             hba,
+            ident: Arc::new(ident),
         })
     }
 }

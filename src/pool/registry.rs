@@ -29,7 +29,6 @@ use crate::stats::conns::ConnDirectory;
 pub struct Registry {
     config: RwLock<Arc<Config>>,
     policy: RwLock<LoginPolicy>,
-    auth_cache: super::auth_cache::AuthCache,
     pools: Mutex<HashMap<(String, String), Arc<Pool>>>,
     db_limits: Mutex<HashMap<String, Arc<ConnLimit>>>,
     user_limits: Mutex<HashMap<String, Arc<ConnLimit>>>,
@@ -106,7 +105,6 @@ impl Registry {
         Self {
             config: RwLock::new(config),
             policy: RwLock::new(policy),
-            auth_cache: super::auth_cache::AuthCache::default(),
             pools: Mutex::new(HashMap::new()),
             db_limits: Mutex::new(HashMap::new()),
             user_limits: Mutex::new(HashMap::new()),
@@ -142,11 +140,6 @@ impl Registry {
     /// The TLS contexts and HBA rules in effect.
     pub fn policy(&self) -> LoginPolicy {
         self.policy.read().clone()
-    }
-
-    /// Recent `auth_query` answers.
-    pub fn auth_cache(&self) -> &super::auth_cache::AuthCache {
-        &self.auth_cache
     }
 
     /// The process-wide id counter for connections (SHOW CLIENTS/SERVERS `id`).
@@ -289,7 +282,6 @@ impl Registry {
         });
         *self.config.write() = Arc::clone(config);
         *self.policy.write() = policy.clone();
-        self.auth_cache.clear();
         let mut summary = ReloadSummary::default();
         let mut retired = Vec::new();
         self.pools.lock().retain(|(db_name, user), pool| {

@@ -23,6 +23,7 @@ mod admin_console;
 mod admin_docs;
 mod admin_exporter;
 mod admin_pgbouncer_compat;
+mod auth_rules;
 mod core_auth;
 mod core_binary;
 mod core_pooling;
