@@ -42,6 +42,17 @@ install_postgres() {
   fi
 }
 
+# Installs the Debian package `pkg` when `cmd` is missing (tools the tests run: openssl makes the
+# certificates of the TLS tests). Without apt-get or root it stops with a clear message.
+ensure_tool() { # cmd pkg
+  command -v "$1" >/dev/null 2>&1 && return 0
+  command -v apt-get >/dev/null 2>&1 && as_root true || die "$1 not found; install the $2 package"
+  say "installing $2 (for $1)"
+  as_root apt-get install -y -qq --no-install-recommends "$2" >/dev/null ||
+    { as_root apt-get update -qq && as_root apt-get install -y -qq --no-install-recommends "$2" >/dev/null; } ||
+    die "could not install $2"
+}
+
 # Sets and exports PGSLUICE_PG_BINDIR to usable server binaries, installing them if needed.
 ensure_postgres() {
   if [[ -n ${PGSLUICE_PG_BINDIR:-} ]]; then

@@ -14,6 +14,7 @@ source scripts/lib.sh
 
 ensure_rust
 ensure_postgres
+ensure_tool openssl openssl
 
 # promtool (Debian package `prometheus`) checks the /metrics page and the alert rules file. The
 # package is only unpacked under target/, never installed, so no Prometheus service is set up.
