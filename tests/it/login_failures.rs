@@ -282,7 +282,7 @@ async fn full_database_evicts_another_pools_idle_server() {
     ]);
     let pooler = Pooler::start(
         &db_line("app", &db, "max_db_connections=1"),
-        "auth_type = plain\nquery_wait_timeout = 20\nserver_idle_timeout = 600",
+        "auth_type = plain\npool_mode = transaction\nquery_wait_timeout = 20\nserver_idle_timeout = 600",
         &users,
     );
     let a = pooler
@@ -316,12 +316,16 @@ async fn full_database_evicts_another_pools_idle_server() {
 async fn user_pool_size_and_forced_user_min_pool_size() {
     let pg = PgCluster::shared();
     let db = pg.create_database("poolsizes");
-    let users = userlist(&[("trust_user", ""), ("stats", "stats_pw")]);
+    let users = userlist(&[
+        ("trust_user", ""),
+        ("stats", ""),
+        ("pass_user", &password("pass_user")),
+    ]);
     let mut dbs = db_line("app", &db, "pool_size=3");
-    dbs.push_str(&db_line("warm", &db, "user=trust_user min_pool_size=2"));
+    dbs.push_str(&db_line("warm", &db, "user=pass_user min_pool_size=2"));
     let pooler = Pooler::start(
         &dbs,
-        "auth_type = trust\nstats_users = stats\n\n[users]\ntrust_user = pool_size=1",
+        "auth_type = trust\npool_mode = transaction\nstats_users = stats\n\n[users]\ntrust_user = pool_size=1",
         &users,
     );
     let console = pooler.connect("stats", "", "pgbouncer").await.unwrap();
