@@ -73,10 +73,10 @@ mod tests {
     #[test]
     fn parses_pgbouncer_peer_lines() {
         assert_eq!(
-            parse("2", "host=/tmp/pgbouncer-2  port=5555").unwrap(),
+            parse("2", "host=/var/run/pgbouncer-2  port=5555").unwrap(),
             PeerDef {
                 id: 2,
-                host: "/tmp/pgbouncer-2".into(),
+                host: "/var/run/pgbouncer-2".into(),
                 port: 5555,
                 pool_size: None
             }
