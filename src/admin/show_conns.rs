@@ -93,7 +93,7 @@ fn row(ctx: &AdminContext, info: &Arc<ConnInfo>, version: Version, used_after_us
         s(if info.side == Side::Client { "C" } else { "S" }),
         s(info.user.clone()),
         s(info.database.clone()),
-        s("none"),
+        s(info.replication),
         s(state),
         s(e.addr),
         n(e.port),

@@ -10,6 +10,7 @@ use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 
 use super::errors::ClientError;
+use super::startup::Replication;
 use crate::auth::hba::{Connection, HbaMethod};
 use crate::auth::{SCRAM_SHA_256, ScramServer, verify_cleartext, verify_md5};
 use crate::config::{AuthType, DatabaseDef, Secret};
@@ -45,7 +46,7 @@ fn flow_of(method: HbaMethod) -> Flow {
 
 fn choose_flow(
     registry: &Registry,
-    database: &str,
+    (database, replication): (&str, Replication),
     user: &str,
     stream: &Stream,
 ) -> Result<Flow, ClientError> {
@@ -65,6 +66,7 @@ fn choose_flow(
                 tls: stream.is_tls(),
                 database,
                 user,
+                physical_replication: replication == Replication::Physical,
             };
             let rule = hba.find(&conn).ok_or(ClientError::NoHbaRule)?;
             tracing::debug!(line = rule.line, "HBA rule matched");
@@ -86,16 +88,16 @@ fn choose_flow(
 /// Runs the login exchange for `user` of `database`; returns once the client has proven who it
 /// is, with what the proof teaches the pool's server logins (AuthenticationOk is not sent here).
 /// `db` is the `[databases]` entry, whose `auth_user` settings allow an `auth_query` lookup;
-/// the admin console passes `None`.
+/// the admin console passes `None`. `replication` decides which HBA rules apply.
 pub async fn authenticate(
     registry: &Registry,
-    database: &str,
+    (database, replication): (&str, Replication),
     db: Option<&DatabaseDef>,
     user: &str,
     stream: &mut Stream,
     reader: &mut MessageReader,
 ) -> Result<Option<Learned>, ClientError> {
-    let flow = choose_flow(registry, database, user, stream)?;
+    let flow = choose_flow(registry, (database, replication), user, stream)?;
     match flow {
         Flow::Any => return Ok(None),
         Flow::Reject => return Err(ClientError::LoginRejected),

@@ -32,7 +32,7 @@ use crate::stats::conns::{ConnInfo, ConnState, Endpoints, Side};
 use cancel::CancelMap;
 use errors::ClientError;
 use session::Session;
-use startup::LoginRequest;
+use startup::{LoginRequest, Replication};
 
 /// What every client task shares.
 #[derive(Debug)]
@@ -109,27 +109,40 @@ async fn open_session(
             return None;
         }
     };
+    // Waiting for room is not part of the login, as for any client waiting for a server.
+    let dedicated = match login.replication {
+        Replication::None => None,
+        _ => match open_dedicated(slot.pool(), login, &params).await {
+            Ok(server) => Some(server),
+            Err(error) => {
+                tracing::info!(db = %login.database, user = %login.user, addr = %addr, "replication server failed: {error}");
+                let mut out = BytesMut::new();
+                error.write_fatal(&mut out);
+                let _ = stream.write_all(&out).await;
+                return None;
+            }
+        },
+    };
     let config = ctx.registry.config();
     let id = ctx.registry.ids().fetch_add(1, Ordering::Relaxed);
     if config.general.log_connections {
         tracing::info!(client = id, db = %login.database, user = %login.user, addr = %addr, port, tls = login.tls.as_deref().unwrap_or("no"), "login ok");
     }
     let cancel = ctx.cancels.register();
+    let mut dedicated = dedicated;
+    let welcome = match dedicated.as_mut() {
+        Some(server) => Arc::clone(&server.conn().login_params),
+        None => slot_welcome(slot.pool()),
+    };
     let mut out = BytesMut::with_capacity(512);
-    write_welcome(
-        &mut out,
-        &slot_welcome(slot.pool()),
-        &params,
-        cancel.pid,
-        cancel.key,
-    );
+    write_welcome(&mut out, &welcome, &params, cancel.pid, cancel.key);
     if stream.write_all(&out).await.is_err() {
         return None;
     }
     slot.pool().stats.client_login();
     let buf = reader.into_buffer();
     let conn = register(&ctx, &stream, login, &slot, &params, id);
-    Some(Session::new(
+    let mut session = Session::new(
         ctx,
         stream,
         buf,
@@ -138,7 +151,33 @@ async fn open_session(
         cancel,
         id,
         conn,
-    ))
+    );
+    if let Some(server) = dedicated {
+        session.dedicate(server);
+    }
+    Some(session)
+}
+
+/// Opens the replication client's own server: the same `replication` value, the parameters the
+/// client set and its `options`, as PgBouncer forwards them (a physical walsender accepts no SET,
+/// so nothing is aligned later).
+async fn open_dedicated(
+    pool: &Arc<Pool>,
+    login: &LoginRequest,
+    params: &ParamSet,
+) -> Result<crate::pool::PooledServer, ClientError> {
+    // Only what the client set (and application_name_add_host's name): the welcome defaults
+    // are not in a replication client's set.
+    let mut startup: Vec<(&str, &str)> = params.iter().collect();
+    if let Some(value) = login.replication.startup_value() {
+        startup.push(("replication", value));
+    }
+    if let Some(options) = login.options.as_deref() {
+        startup.push(("options", options));
+    }
+    pool.checkout_dedicated(&startup, login.replication.label())
+        .await
+        .map_err(ClientError::from)
 }
 
 /// Adds the client to the connection directory (SHOW CLIENTS); it leaves when the entry drops.
@@ -159,6 +198,7 @@ fn register(
         ConnState::ClientIdle,
     )
     .with_application_name(params.get("application_name").unwrap_or_default())
+    .with_replication(login.replication.label())
     .with_shutdown(&ctx.shutdown.kill, &ctx.shutdown.drain);
     let ((addr, port), (local_addr, local_port)) = (stream.peer(), stream.local());
     info.set_endpoints(Endpoints {
@@ -199,7 +239,7 @@ async fn log_in(
         .ok_or_else(|| ClientError::NoSuchDatabase(login.database.clone()))?;
     let authenticated = auth::authenticate(
         &ctx.registry,
-        &login.database,
+        (&login.database, login.replication),
         Some(&db),
         &login.user,
         stream,
@@ -237,15 +277,18 @@ async fn log_in(
         pool.spec().learned.set(learned);
     }
     let slot = pool.attach_client();
-    if pool.welcome_params().is_none() {
+    // A replication client's welcome is what its own server reports (`open_dedicated`).
+    if login.replication == Replication::None && pool.welcome_params().is_none() {
         // The welcome message repeats what a real server reports, so the first client of a pool
         // waits for the first server login (as in PgBouncer).
         let server = pool.checkout().await?;
         server.release(ServerState::Idle, crate::config::PoolMode::Transaction);
     }
     let mut params = ParamSet::default();
-    for (name, value) in slot_welcome(&pool).iter() {
-        params.set(name, value);
+    if login.replication == Replication::None {
+        for (name, value) in slot_welcome(&pool).iter() {
+            params.set(name, value);
+        }
     }
     for (name, value) in &login.params {
         params.set(name, value);

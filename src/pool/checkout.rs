@@ -182,6 +182,7 @@ impl Pool {
         } else {
             size
         };
+        self.grant_dedicated(inner, cap);
         // `waiters.len()`, not a scan for live ones: a waiter that gave up leaves the queue in
         // its own drop, so a dead entry lives only for that moment, and at worst opens one server
         // the pool may use anyway.
@@ -286,8 +287,18 @@ impl Pool {
         leave_state(&mut inner);
         // PAUSE closes servers as they come back.
         if expired || inner.closed || self.control.paused() {
+            let room_wanted = !inner.dedicated.is_empty();
             drop(inner);
             self.forget(conn);
+            if room_wanted {
+                self.launch(&mut self.inner.lock(), false);
+            }
+            return;
+        }
+        if Pool::dedicated_first(&inner) {
+            // A replication client asked first: this server makes room for its own.
+            self.forget(conn);
+            self.launch(&mut inner, false);
             return;
         }
         conn.last_used = Instant::now();
