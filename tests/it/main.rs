@@ -42,5 +42,6 @@ mod ops_restart;
 mod prepared;
 mod prepared_drivers;
 mod prepared_model;
+mod replication;
 mod soak;
 mod tls_auth;
