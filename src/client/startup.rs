@@ -239,7 +239,7 @@ async fn validate(
     let mut options = None;
     for (name, value) in params {
         if name == "replication" {
-            continue;
+            // Read above; the dedicated server gets it from `replication`.
         } else if name == "options" && replication != Replication::None {
             options = Some(value);
         } else if name == "user" {
