@@ -153,7 +153,7 @@ fn row(
         s(if info.side == Side::Client { "C" } else { "S" }),
         s(info.user.clone()),
         s(info.database.clone()),
-        s("none"),
+        s(info.replication),
         s(state),
         s(e.addr),
         n(e.port),

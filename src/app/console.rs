@@ -24,7 +24,10 @@ impl Authenticator for ClientAuth {
             let _ = config;
             crate::client::auth::authenticate(
                 &self.0,
-                crate::admin::ADMIN_DB,
+                (
+                    crate::admin::ADMIN_DB,
+                    crate::client::startup::Replication::None,
+                ),
                 None,
                 user,
                 stream,

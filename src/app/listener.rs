@@ -73,6 +73,14 @@ fn bind_tcp(addr: SocketAddr, config: &Config) -> std::io::Result<TcpListener> {
         socket.set_only_v6(true)?;
     }
     socket.set_nonblocking(true)?;
+    // tcp_socket_buffer before listen(), as PgBouncer does: accepted sockets inherit it, and the
+    // window scale offered in the handshake then fits it. Shrinking the receive buffer of an
+    // established loopback connection afterwards stalls it on 200 ms window probes.
+    if config.general.tcp_socket_buffer > 0 {
+        let size = usize::try_from(config.general.tcp_socket_buffer).unwrap_or(usize::MAX);
+        socket.set_recv_buffer_size(size)?;
+        socket.set_send_buffer_size(size)?;
+    }
     socket.bind(&addr.into())?;
     socket.listen(i32::try_from(config.general.listen_backlog).unwrap_or(128))?;
     TcpListener::from_std(socket.into())

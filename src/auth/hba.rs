@@ -109,6 +109,9 @@ pub struct Connection<'a> {
     pub database: &'a str,
     /// Requested user.
     pub user: &'a str,
+    /// A physical replication login: only rules whose database list has `replication` apply to
+    /// it (as in PostgreSQL and PgBouncer); a logical one matches database names as usual.
+    pub physical_replication: bool,
 }
 
 /// A word of a line and whether it was quoted.
@@ -351,13 +354,17 @@ impl Rule {
             (Address::Net(net, prefix), Some(addr)) => net_contains(*net, *prefix, addr),
             (Address::Net(..), None) => false,
         };
-        let db_ok = self.databases.iter().any(|d| match d {
-            Name::All => true,
-            Name::SameUser => c.database == c.user,
-            // Replication connections are not pooled, so the keyword never matches.
-            Name::Replication => false,
-            Name::Literal(name) => name == c.database,
-        });
+        let db_ok = if c.physical_replication {
+            self.databases.contains(&Name::Replication)
+        } else {
+            self.databases.iter().any(|d| match d {
+                Name::All => true,
+                Name::SameUser => c.database == c.user,
+                // The keyword names physical replication logins only.
+                Name::Replication => false,
+                Name::Literal(name) => name == c.database,
+            })
+        };
         let user_ok = self.users.iter().any(|u| match u {
             Name::Literal(name) => name == c.user,
             _ => true,

@@ -17,6 +17,7 @@ fn conn<'a>(addr: Option<&str>, tls: bool, database: &'a str, user: &'a str) -> 
         tls,
         database,
         user,
+        physical_replication: false,
     }
 }
 
@@ -168,4 +169,21 @@ proptest::proptest! {
     fn never_panics(text in "\\PC{0,200}") {
         let _ = parse(&text);
     }
+}
+
+#[test]
+fn physical_replication_matches_only_the_replication_keyword() {
+    let hba = parse(
+        "host replication repl 127.0.0.1/32 md5\n\
+         host all          all  127.0.0.1/32 trust\n",
+    )
+    .unwrap();
+    let mut c = conn(Some("127.0.0.1"), false, "replication", "repl");
+    // A normal login to a database called "replication" does not take the keyword's rule.
+    assert_eq!(method(&hba, &c), Some(HbaMethod::Trust));
+    c.physical_replication = true;
+    assert_eq!(method(&hba, &c), Some(HbaMethod::Md5));
+    // Physical replication never falls through to `all`.
+    c.user = "other";
+    assert_eq!(method(&hba, &c), None);
 }

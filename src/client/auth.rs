@@ -11,6 +11,7 @@ use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 
 use super::errors::ClientError;
+use super::startup::Replication;
 use crate::auth::hba::{Connection, HbaMethod};
 use crate::auth::{SCRAM_SHA_256, ScramServer, verify_cleartext, verify_md5};
 use crate::config::{AuthType, DatabaseDef, Secret};
@@ -47,7 +48,7 @@ fn flow_of(method: HbaMethod) -> Flow {
 /// The flow for this login, and the `map=` of the HBA rule that chose it (`cert`/`peer` only).
 fn choose_flow(
     registry: &Registry,
-    database: &str,
+    (database, replication): (&str, Replication),
     user: &str,
     stream: &Stream,
 ) -> Result<(Flow, Option<String>), ClientError> {
@@ -67,6 +68,7 @@ fn choose_flow(
                 tls: stream.is_tls(),
                 database,
                 user,
+                physical_replication: replication == Replication::Physical,
             };
             let rule = hba.find(&conn).ok_or(ClientError::NoHbaRule)?;
             tracing::debug!(line = rule.line, "HBA rule matched");
@@ -150,15 +152,16 @@ fn peer_login(
 /// is, with what the proof teaches the pool's server logins (AuthenticationOk is not sent here).
 /// `db` is the `[databases]` entry, whose `auth_user` settings allow an `auth_query` lookup;
 /// the admin console passes `None` (its lookups use the global `auth_user` and `auth_dbname`).
+/// `replication` decides which HBA rules apply.
 pub async fn authenticate(
     registry: &Registry,
-    database: &str,
+    (database, replication): (&str, Replication),
     db: Option<&DatabaseDef>,
     user: &str,
     stream: &mut Stream,
     reader: &mut MessageReader,
 ) -> Result<Option<Learned>, ClientError> {
-    let (flow, map) = choose_flow(registry, database, user, stream)?;
+    let (flow, map) = choose_flow(registry, (database, replication), user, stream)?;
     match flow {
         Flow::Any => return Ok(None),
         Flow::Reject => return Err(ClientError::LoginRejected),

@@ -3,9 +3,10 @@
 
 use bytes::BytesMut;
 
-use crate::pool::PoolError;
+use crate::pool::{DedicatedError, PoolError};
 use crate::protocol::backend::{Severity, error_response};
 use crate::protocol::sqlstate;
+use crate::server::ServerError;
 
 /// A reason to send a client an error.
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +101,26 @@ pub enum ClientError {
     /// The auth database (`auth_dbname`) is disabled.
     #[error("authentication database \"{0}\" is disabled")]
     AuthDbDisabled(String),
+    /// A replication client's own server refused the login (PgBouncer's text; the server's
+    /// reason, such as a missing `replication` pg_hba.conf line, is in the log).
+    #[error("login failed")]
+    ReplicationLoginFailed,
+    /// A replication client's own server could not be reached.
+    #[error("{0}")]
+    ReplicationServer(String),
+}
+
+impl From<DedicatedError> for ClientError {
+    fn from(error: DedicatedError) -> Self {
+        match error {
+            DedicatedError::Pool(e) => ClientError::Pool(e),
+            DedicatedError::Server(ServerError::Login(fields)) => {
+                tracing::warn!("replication server login failed: {fields}");
+                ClientError::ReplicationLoginFailed
+            }
+            DedicatedError::Server(e) => ClientError::ReplicationServer(e.to_string()),
+        }
+    }
 }
 
 impl ClientError {

@@ -34,7 +34,7 @@ use crate::stats::conns::{ConnInfo, ConnState, Endpoints, Side};
 use cancel::CancelMap;
 use errors::ClientError;
 use session::Session;
-use startup::LoginRequest;
+use startup::{LoginRequest, Replication};
 
 /// What every client task shares.
 #[derive(Debug)]
@@ -109,22 +109,20 @@ async fn open_session(
     let (slot, params, admission) = match login_result {
         Ok(ok) => ok,
         Err(error) => {
-            if ctx.registry.config().general.log_disconnections {
-                let id = ctx.registry.ids().fetch_add(1, Ordering::Relaxed);
-                LogPeer::new(
-                    Side::Client,
-                    id,
-                    &login.database,
-                    &login.user,
-                    (&addr, port),
-                )
-                .closing(&error);
-            }
-            let mut out = BytesMut::new();
-            error.write_fatal(&mut out);
-            let _ = stream.write_all(&out).await;
+            refuse_login(&ctx, &mut stream, login, (&addr, port), &error).await;
             return None;
         }
+    };
+    // Waiting for room is not part of the login, as for any client waiting for a server.
+    let dedicated = match login.replication {
+        Replication::None => None,
+        _ => match open_dedicated(slot.pool(), login, &params).await {
+            Ok(server) => Some(server),
+            Err(error) => {
+                refuse_login(&ctx, &mut stream, login, (&addr, port), &error).await;
+                return None;
+            }
+        },
     };
     let config = ctx.registry.config();
     let id = ctx.registry.ids().fetch_add(1, Ordering::Relaxed);
@@ -143,8 +141,86 @@ async fn open_session(
         ));
     }
     let cancel = ctx.cancels.register(config.general.peer_id);
+    let mut dedicated = dedicated;
+    let welcome = match dedicated.as_mut() {
+        Some(server) => Arc::clone(&server.conn().login_params),
+        None => slot_welcome(slot.pool()),
+    };
+    let out = welcome_bytes(&ctx, slot.pool(), &welcome, &params, &cancel);
+    if stream.write_all(&out).await.is_err() {
+        return None;
+    }
+    slot.pool().stats.client_login();
+    let buf = reader.into_buffer();
+    let conn = register(&ctx, &stream, login, &slot, &params, id);
+    let mut session = Session::new(
+        ctx,
+        stream,
+        buf,
+        params,
+        (slot, admission),
+        cancel,
+        id,
+        conn,
+    );
+    if let Some(server) = dedicated {
+        session.dedicate(server);
+    }
+    Some(session)
+}
+
+/// Opens the replication client's own server: the same `replication` value, the parameters the
+/// client set and its `options`, as PgBouncer forwards them (a physical walsender accepts no SET,
+/// so nothing is aligned later).
+async fn open_dedicated(
+    pool: &Arc<Pool>,
+    login: &LoginRequest,
+    params: &ParamSet,
+) -> Result<crate::pool::PooledServer, ClientError> {
+    // Only what the client set (and application_name_add_host's name): the welcome defaults
+    // are not in a replication client's set.
+    let mut startup: Vec<(&str, &str)> = params.iter().collect();
+    if let Some(value) = login.replication.startup_value() {
+        startup.push(("replication", value));
+    }
+    if let Some(options) = login.options.as_deref() {
+        startup.push(("options", options));
+    }
+    pool.checkout_dedicated(&startup, login.replication.label())
+        .await
+        .map_err(ClientError::from)
+}
+
+/// Logs PgBouncer's `closing because:` line for a client whose login failed and sends it the
+/// FATAL error.
+async fn refuse_login(
+    ctx: &ClientContext,
+    stream: &mut Stream,
+    login: &LoginRequest,
+    peer: (&str, u16),
+    error: &ClientError,
+) {
+    if ctx.registry.config().general.log_disconnections {
+        let id = ctx.registry.ids().fetch_add(1, Ordering::Relaxed);
+        LogPeer::new(Side::Client, id, &login.database, &login.user, peer).closing(error);
+    }
+    let mut out = BytesMut::new();
+    error.write_fatal(&mut out);
+    let _ = stream.write_all(&out).await;
+}
+
+/// The login's last messages: the server's parameters, PgBouncer 1.26's `pgbouncer.*` reports,
+/// the cancel key, `login_notify_message` and ReadyForQuery.
+fn welcome_bytes(
+    ctx: &ClientContext,
+    pool: &Pool,
+    welcome: &[(String, String)],
+    params: &ParamSet,
+    cancel: &cancel::CancelRegistration,
+) -> BytesMut {
+    let config = ctx.registry.config();
     let mut out = BytesMut::with_capacity(512);
-    let settings = slot.pool().settings();
+    let settings = pool.settings();
     let max_prepared = settings.max_prepared_statements.to_string();
     let version = (ctx.reported_version)(&config);
     // PgBouncer 1.26 tells drivers what they talk to.
@@ -158,28 +234,13 @@ async fn open_session(
     let notice = &config.general.login_notify_message;
     write_welcome(
         &mut out,
-        &slot_welcome(slot.pool()),
-        &params,
+        welcome,
+        params,
         reports.as_ref().map_or(&[][..], |r| &r[..]),
         (cancel.pid, cancel.key),
         (!notice.is_empty()).then_some(notice.as_str()),
     );
-    if stream.write_all(&out).await.is_err() {
-        return None;
-    }
-    slot.pool().stats.client_login();
-    let buf = reader.into_buffer();
-    let conn = register(&ctx, &stream, login, &slot, &params, id);
-    Some(Session::new(
-        ctx,
-        stream,
-        buf,
-        params,
-        (slot, admission),
-        cancel,
-        id,
-        conn,
-    ))
+    out
 }
 
 /// Adds the client to the connection directory (SHOW CLIENTS); it leaves when the entry drops.
@@ -200,6 +261,7 @@ fn register(
         ConnState::ClientIdle,
     )
     .with_application_name(params.get("application_name").unwrap_or_default())
+    .with_replication(login.replication.label())
     .with_shutdown(&ctx.shutdown.kill, &ctx.shutdown.drain);
     let ((addr, port), (local_addr, local_port)) = (stream.peer(), stream.local());
     info.set_endpoints(Endpoints {
@@ -240,7 +302,7 @@ async fn log_in(
         .ok_or_else(|| ClientError::NoSuchDatabase(login.database.clone()))?;
     let authenticated = auth::authenticate(
         &ctx.registry,
-        &login.database,
+        (&login.database, login.replication),
         Some(&db),
         &login.user,
         stream,
@@ -278,14 +340,17 @@ async fn log_in(
         pool.spec().learned.set(learned);
     }
     let slot = pool.attach_client();
-    if pool.welcome_params().is_none() {
+    // A replication client's welcome is what its own server reports (`open_dedicated`).
+    if login.replication == Replication::None && pool.welcome_params().is_none() {
         // The welcome message repeats what a real server reports, so the first client of a pool
         // waits for the first server login (as in PgBouncer).
         pool.checkout_for_welcome().await?.release_untouched();
     }
     let mut params = ParamSet::default();
-    for (name, value) in slot_welcome(&pool).iter() {
-        params.set(name, value);
+    if login.replication == Replication::None {
+        for (name, value) in slot_welcome(&pool).iter() {
+            params.set(name, value);
+        }
     }
     for (name, value) in &login.params {
         params.set(name, value);

@@ -1,6 +1,8 @@
 //! A logged-in client: waits idle without a server, checks one out when a message needs it,
 //! aligns the server's parameters with what this client was told, relays, and gives the server
-//! back per the pool mode.
+//! back per the pool mode. A replication client instead keeps the server opened for it alone
+//! (see `pool::dedicated`) for its whole session, relayed as in session mode with no parameter
+//! alignment and no prepared-statement rewriting, and the server is closed when it leaves.
 
 use std::sync::Arc;
 
@@ -43,6 +45,8 @@ pub struct Session {
     /// This client's units of `max_db_client_connections` / `max_user_client_connections`.
     _admission: ClientAdmission,
     pub(super) cancel: CancelRegistration,
+    /// A replication client's own server, until its session starts.
+    dedicated: Option<PooledServer>,
 }
 
 fn tracks_prepared(settings: &crate::pool::PoolSettings) -> bool {
@@ -95,7 +99,15 @@ impl Session {
             slot,
             _admission: admission,
             cancel,
+            dedicated: None,
         }
+    }
+
+    /// Makes this a replication session on its own server.
+    pub(super) fn dedicate(&mut self, server: PooledServer) {
+        self.mode = PoolMode::Session;
+        self.track_prepared = false;
+        self.dedicated = Some(server);
     }
 
     pub(super) fn reserve_read(&mut self) {
@@ -106,6 +118,9 @@ impl Session {
 
     /// Serves the client until it leaves or must be disconnected.
     pub async fn run(&mut self) -> Result<Leave, ClientError> {
+        if let Some(server) = self.dedicated.take() {
+            return Box::pin(self.replication(server)).await;
+        }
         loop {
             match self.wait_for_request().await? {
                 Request::Terminate => return Ok(Leave::CloseRequest),
@@ -148,6 +163,24 @@ impl Session {
             }
         }
         Ok(None)
+    }
+
+    /// Relays a replication session (CopyBoth streams, replication commands, SQL on a logical
+    /// walsender) until either side leaves; the server is never reused.
+    async fn replication(&mut self, mut server: PooledServer) -> Result<Leave, ClientError> {
+        self.cancel
+            .set_target(server.conn().cancel_target().clone());
+        self.link(&mut server);
+        let end = relay::run(self, &mut server).await;
+        self.cancel.detach().await;
+        self.unlink(&mut server);
+        server.close(CloseReason::ReplicationDone);
+        match end {
+            RelayEnd::Released | RelayEnd::ClientTerminated(_) => Ok(Leave::CloseRequest),
+            RelayEnd::ClientGone(_) => Ok(Leave::UnexpectedEof),
+            RelayEnd::ServerGone => Err(ClientError::ServerGone),
+            RelayEnd::Fatal(error, _) => Err(error),
+        }
     }
 
     /// Waits, without a server, for a message that needs one. While nothing is buffered the

@@ -3,6 +3,11 @@
 //! (`N`), protocol version negotiation, CancelRequest, and the startup parameters of a login.
 //! From `require` up, a plain-text startup over TCP is refused with "SSL required", as PgBouncer
 //! does; unix sockets are exempt.
+//!
+//! `replication` (PgBouncer 1.23+): `database` asks for a logical replication connection, a
+//! true boolean (`true`, `on`, `yes`, `1`...) for a physical one; such a client gets a dedicated
+//! server opened with the same `replication` value, its tracked parameters and its `options`
+//! verbatim (any `-c` setting, as the server itself accepts them).
 
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
@@ -30,6 +35,64 @@ pub enum FirstContact {
     Login(LoginRequest),
 }
 
+/// What the `replication` startup parameter asked for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Replication {
+    /// A normal, pooled connection.
+    #[default]
+    None,
+    /// `replication=database`: logical replication (walsender bound to a database).
+    Logical,
+    /// `replication=true`: physical replication.
+    Physical,
+}
+
+impl Replication {
+    /// PgBouncer's reading of the value: `database` is logical, a true boolean physical, a false
+    /// or unreadable one none.
+    pub fn parse(value: &str) -> Replication {
+        if value == "database" {
+            return Replication::Logical;
+        }
+        match parse_bool(value) {
+            Some(true) => Replication::Physical,
+            _ => Replication::None,
+        }
+    }
+
+    /// The SHOW CLIENTS / SHOW SERVERS `replication` column.
+    pub fn label(self) -> &'static str {
+        match self {
+            Replication::None => "none",
+            Replication::Logical => "logical",
+            Replication::Physical => "physical",
+        }
+    }
+
+    /// The value sent to the server in the dedicated server's startup packet.
+    pub fn startup_value(self) -> Option<&'static str> {
+        match self {
+            Replication::None => None,
+            Replication::Logical => Some("database"),
+            Replication::Physical => Some("yes"),
+        }
+    }
+}
+
+/// PostgreSQL's boolean spelling (`parse_bool`): any unique prefix of `true`, `false`, `yes`, `no`,
+/// `on` and `off` (at least two letters for the last two), `1` and `0`, in any case.
+fn parse_bool(value: &str) -> Option<bool> {
+    let v = value.trim().to_ascii_lowercase();
+    let prefix_of = |word: &str, min: usize| v.len() >= min && word.starts_with(v.as_str());
+    if v == "1" || prefix_of("true", 1) || prefix_of("yes", 1) || prefix_of("on", 2) {
+        Some(true)
+    } else if v == "0" || prefix_of("false", 1) || prefix_of("no", 1) || prefix_of("off", 2) {
+        Some(false)
+    } else {
+        None
+    }
+}
+
 /// A validated StartupMessage.
 #[derive(Debug, Clone)]
 pub struct LoginRequest {
@@ -42,6 +105,10 @@ pub struct LoginRequest {
     /// The TLS summary for SHOW CLIENTS (`TLSv1.3/TLS_AES_256_GCM_SHA384/ECDH=X25519`), or
     /// `None` for a plain connection.
     pub tls: Option<String>,
+    /// The `replication` parameter.
+    pub replication: Replication,
+    /// `options` as sent, kept for replication clients only (their dedicated server gets it).
+    pub options: Option<String>,
 }
 
 /// How a handshake ended: the connection (gone if TLS failed half-way) and what it wants.
@@ -164,8 +231,18 @@ async fn validate(
     let mut tracked = Vec::new();
     let mut protocol_options = Vec::new();
     let ignored = &config.general.ignore_startup_parameters;
+    // Read first: it decides how `options` is taken.
+    let replication = params
+        .iter()
+        .find(|(name, _)| name == "replication")
+        .map_or(Replication::None, |(_, value)| Replication::parse(value));
+    let mut options = None;
     for (name, value) in params {
-        if name == "user" {
+        if name == "replication" {
+            // Read above; the dedicated server gets it from `replication`.
+        } else if name == "options" && replication != Replication::None {
+            options = Some(value);
+        } else if name == "user" {
             user = Some(value);
         } else if name == "database" {
             database = Some(value);
@@ -198,6 +275,8 @@ async fn validate(
         database,
         params: tracked,
         tls: None,
+        replication,
+        options,
     })
 }
 
@@ -220,4 +299,26 @@ fn options_params(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Replication;
+
+    #[test]
+    fn replication_values_read_as_pgbouncer_reads_them() {
+        assert_eq!(Replication::parse("database"), Replication::Logical);
+        for physical in ["true", "on", "yes", "1", "TRUE", "y", "t"] {
+            assert_eq!(
+                Replication::parse(physical),
+                Replication::Physical,
+                "{physical}"
+            );
+        }
+        for none in ["false", "off", "no", "0", "o", "Database", "maybe", ""] {
+            assert_eq!(Replication::parse(none), Replication::None, "{none}");
+        }
+        assert_eq!(Replication::Physical.startup_value(), Some("yes"));
+        assert_eq!(Replication::Logical.label(), "logical");
+    }
 }

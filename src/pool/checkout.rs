@@ -216,6 +216,7 @@ impl Pool {
         } else {
             size
         };
+        self.grant_dedicated(inner, cap);
         // `waiters.len()`, not a scan for live ones: a waiter that gave up leaves the queue in
         // its own drop, so a dead entry lives only for that moment, and at worst opens one server
         // the pool may use anyway.
@@ -437,8 +438,18 @@ impl Pool {
             None
         };
         if let Some(reason) = reason {
+            let room_wanted = !inner.dedicated.is_empty();
             drop(inner);
             self.forget(conn, reason);
+            if room_wanted {
+                self.launch(&mut self.inner.lock(), false);
+            }
+            return;
+        }
+        if Pool::dedicated_first(&inner) {
+            // A replication client asked first: this server makes room for its own.
+            self.forget(conn, CloseReason::Evicted);
+            self.launch(&mut inner, false);
             return;
         }
         conn.last_used = Instant::now();

@@ -50,6 +50,9 @@ pub enum CloseReason {
     /// another pool's waiting client.
     #[error("evicted")]
     Evicted,
+    /// A replication client's dedicated server, closed when its client left.
+    #[error("replication client disconnected")]
+    ReplicationDone,
     /// The pool was closed (shutdown, or its database removed).
     #[error("server shutting down")]
     PoolClosed,
@@ -82,6 +85,10 @@ mod tests {
             (CloseReason::AlignmentFailed, "var change failed"),
             (CloseReason::Paused, "pause mode"),
             (CloseReason::Evicted, "evicted"),
+            (
+                CloseReason::ReplicationDone,
+                "replication client disconnected",
+            ),
             (CloseReason::PoolClosed, "server shutting down"),
         ] {
             assert_eq!(reason.to_string(), text);

@@ -15,6 +15,7 @@
 mod checkout;
 mod close;
 pub mod control;
+mod dedicated;
 mod guard;
 pub mod janitor;
 mod limit;
@@ -38,6 +39,7 @@ use crate::stats::conn_log::LogPeer;
 
 pub use close::CloseReason;
 pub use control::{ControlOpError, DbFlags, PoolControl};
+pub use dedicated::DedicatedError;
 pub use guard::{PooledServer, ServerState};
 pub use limit::{ClientAdmission, ClientLimitHit, ConnLimit};
 pub use policy::{LoginPolicy, PolicyError};
@@ -83,8 +85,13 @@ struct Waiter {
 struct Inner {
     idle: VecDeque<Box<ServerConn>>,
     waiters: VecDeque<Waiter>,
+    /// Replication clients waiting for room to open their own server (`dedicated.rs`).
+    dedicated: VecDeque<dedicated::DedicatedWaiter>,
     checked_out: usize,
     connecting: usize,
+    /// Dedicated servers logging in (their clients connect them; kept apart from `connecting`,
+    /// which counts servers on their way to the shared waiters).
+    dedicated_connecting: usize,
     testing: usize,
     clients: usize,
     next_waiter: u64,
@@ -100,7 +107,11 @@ struct Inner {
 
 impl Inner {
     fn open(&self) -> usize {
-        self.idle.len() + self.checked_out + self.connecting + self.testing
+        self.idle.len()
+            + self.checked_out
+            + self.connecting
+            + self.dedicated_connecting
+            + self.testing
     }
 
     /// Servers past their login: the ones that count as usable.
@@ -110,6 +121,7 @@ impl Inner {
 
     fn live_waiters(&self) -> usize {
         self.waiters.iter().filter(|w| !w.tx.is_closed()).count()
+            + self.dedicated.iter().filter(|w| !w.tx.is_closed()).count()
     }
 }
 
@@ -242,11 +254,12 @@ impl Pool {
             .filter(|s| now.duration_since(s.last_used) > check_delay)
             .count();
         let waiting = inner.live_waiters();
-        let maxwait = inner
-            .waiters
-            .iter()
-            .filter(|w| !w.tx.is_closed())
-            .map(|w| now.duration_since(w.since))
+        let shared = inner.waiters.iter().filter(|w| !w.tx.is_closed());
+        let dedicated = inner.dedicated.iter().filter(|w| !w.tx.is_closed());
+        let maxwait = shared
+            .map(|w| w.since)
+            .chain(dedicated.map(|w| w.since))
+            .map(|since| now.duration_since(since))
             .max()
             .unwrap_or_default();
         PoolSnapshot {
@@ -258,7 +271,7 @@ impl Pool {
             sv_idle: inner.idle.len() - used,
             sv_used: used,
             sv_tested: inner.testing,
-            sv_login: inner.connecting,
+            sv_login: inner.connecting + inner.dedicated_connecting,
             maxwait,
             pool_mode: settings.pool_mode,
             pool_size: settings.pool_size,
@@ -275,6 +288,8 @@ impl Pool {
             for waiter in inner.waiters.drain(..) {
                 let _ = waiter.tx.send(Err(PoolError::Closed));
             }
+            // A dedicated waiter reads its dropped sender as "closed".
+            inner.dedicated.clear();
             inner.idle.drain(..).collect()
         };
         for conn in idle {

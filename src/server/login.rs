@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UnixStream};
+use tokio::net::{TcpSocket, TcpStream, UnixStream};
 use tokio::time::Instant;
 
 use super::{
@@ -88,7 +88,7 @@ async fn open_socket(spec: &ServerSpec) -> Result<Stream, ServerError> {
     };
     match addr {
         ServerAddr::Tcp(host, port) => {
-            let stream = TcpStream::connect((host.as_str(), *port))
+            let stream = connect_tcp(host, *port, spec.keepalive.socket_buffer)
                 .await
                 .map_err(wrap)?;
             apply_tcp_options(&stream, &spec.keepalive);
@@ -96,6 +96,35 @@ async fn open_socket(spec: &ServerSpec) -> Result<Stream, ServerError> {
         }
         ServerAddr::Unix(path) => Ok(Stream::Unix(UnixStream::connect(path).await.map_err(wrap)?)),
     }
+}
+
+/// Connects to the first address of `host` that answers. `tcp_socket_buffer` is set before the
+/// handshake, as PgBouncer does: set on an established connection, a small receive buffer
+/// leaves the window scale negotiated for the default one, and a bulk transfer (a COPY, a
+/// base backup) then crawls on 200 ms window probes.
+async fn connect_tcp(host: &str, port: u16, buffer: u32) -> std::io::Result<TcpStream> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host((host, port)).await? {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        if buffer > 0 {
+            socket.set_recv_buffer_size(buffer)?;
+            socket.set_send_buffer_size(buffer)?;
+        }
+        match socket.connect(addr).await {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "host name resolved to no address",
+        )
+    }))
 }
 
 /// Asks a TCP server for TLS unless `server_tls_sslmode = disable`; `S` starts the handshake, `N`

@@ -125,6 +125,8 @@ pub struct ConnInfo {
     pub user: String,
     /// The pool's user, for counting per pool (equal to `user` except with a forced user).
     pub pool_user: String,
+    /// SHOW CLIENTS/SERVERS `replication`: `none`, `logical` or `physical`.
+    pub replication: &'static str,
     application_name: Mutex<String>,
     /// The TLS summary (`TLSv1.3/TLS_AES_256_GCM_SHA384/ECDH=X25519`), empty for plain text.
     tls: Mutex<String>,
@@ -161,6 +163,7 @@ impl ConnInfo {
             database: database.to_owned(),
             user: user.to_owned(),
             pool_user: pool_user.to_owned(),
+            replication: "none",
             application_name: Mutex::new(String::new()),
             tls: Mutex::new(String::new()),
             connect_time: now,
@@ -192,6 +195,13 @@ impl ConnInfo {
     ) -> ConnInfo {
         self.kill = immediate.child_token();
         self.stop_when_idle = drain.child_token();
+        self
+    }
+
+    /// Marks a replication connection (`logical` or `physical`, before registration).
+    #[must_use]
+    pub fn with_replication(mut self, label: &'static str) -> ConnInfo {
+        self.replication = label;
         self
     }
 

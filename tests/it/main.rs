@@ -47,6 +47,7 @@ mod prepared;
 mod prepared_drivers;
 mod prepared_model;
 mod protocol_compat;
+mod replication;
 mod soak;
 mod tls_auth;
 mod tls_openssl_certs;

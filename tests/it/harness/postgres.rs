@@ -503,7 +503,11 @@ fn write_config(dir: &Path, run_as: Option<RunAs>, options: &ClusterOptions) -> 
          dynamic_shared_memory_type = mmap\n\
          logging_collector = off\n\
          log_connections = on\n\
-         log_line_prefix = '%m [%p] %q%u@%d '\n",
+         log_line_prefix = '%m [%p] %q%u@%d '\n\
+         # Replication through the pooler (tests/it/replication.rs): walsenders and slots.\n\
+         wal_level = logical\n\
+         max_wal_senders = 10\n\
+         max_replication_slots = 10\n",
         dir.display()
     );
     append(&data.join("postgresql.conf"), &conf)?;
@@ -512,7 +516,9 @@ fn write_config(dir: &Path, run_as: Option<RunAs>, options: &ClusterOptions) -> 
     let mut hba = String::from(
         "# pgsluice test harness\n\
          local all postgres trust\n\
-         host  all postgres 127.0.0.1/32 trust\n",
+         host  all postgres 127.0.0.1/32 trust\n\
+         local replication postgres trust\n\
+         host  replication postgres 127.0.0.1/32 trust\n",
     );
     let host = if options.hostssl_only {
         "hostssl"

@@ -150,7 +150,9 @@ fn join(handle: JoinHandle<Vec<u8>>) -> Vec<u8> {
     handle.join().unwrap_or_default()
 }
 
-fn libpq_command(
+/// `program` (a PostgreSQL client binary) aimed at `host:port` as `user`, with a clean libpq
+/// environment.
+pub fn libpq_command(
     program: &str,
     host: &str,
     port: u16,
