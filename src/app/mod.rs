@@ -90,6 +90,13 @@ pub fn start(config: Config) -> Result<Running, AppError> {
 /// [`start`], with the binary's options.
 pub fn start_with(config: Config, options: StartOptions) -> Result<Running, AppError> {
     crate::alerts::check(&config).map_err(|e| AppError::Pgsluice(e.to_string()))?;
+    let dropped = crate::server::params::configure(&config.general.track_extra_parameters);
+    if !dropped.is_empty() {
+        tracing::warn!(
+            "track_extra_parameters: too many parameters, not tracked: {}",
+            dropped.join(", ")
+        );
+    }
     let metrics_listener = match crate::metrics::listen_addr(&config).map_err(AppError::Pgsluice)? {
         Some(addr) => Some(crate::metrics::bind(addr).map_err(|source| AppError::Bind {
             addr: addr.to_string(),

@@ -263,8 +263,9 @@ impl Session {
         self.track_prepared = tracks_prepared(&self.slot.pool().settings());
         let conn = server.conn();
         if let Some(sql) = conn.params.alignment_sql(&self.params) {
+            let before = conn.params.clone();
             match conn.simple_query(&sql).await {
-                Ok(_) => {}
+                Ok(_) => conn.params.adopt(&self.params, &before),
                 Err(e) => {
                     tracing::warn!(
                         client = self.id,

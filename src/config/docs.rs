@@ -170,11 +170,23 @@ used.
 const STARTUP: &str = "
 ## Startup parameters
 
-A client's StartupMessage may carry `user`, `database`, `application_name`, `client_encoding`,
-`DateStyle`, `TimeZone`, `standard_conforming_strings` and `IntervalStyle` (names are
-case-insensitive), `_pq_.*` protocol options (answered with NegotiateProtocolVersion and
-ignored), and anything listed in `ignore_startup_parameters`. Any other parameter ends the login
-with \"unsupported startup parameter: NAME\".
+A client's StartupMessage may carry `user`, `database`, the tracked parameters, `_pq_.*`
+protocol options (answered with NegotiateProtocolVersion and ignored), and anything listed in
+`ignore_startup_parameters`. Any other parameter ends the login with \"unsupported startup
+parameter: NAME\".
+
+As PgBouncer 1.26, pgsluice tracks every writable parameter PostgreSQL reports:
+`application_name`, `client_encoding`, `DateStyle`, `default_transaction_read_only`,
+`IntervalStyle`, `scram_iterations`, `search_path`, `session_authorization`,
+`standard_conforming_strings` and `TimeZone`, plus the names in `track_extra_parameters` (read
+at start; names are case-insensitive, at most 32 tracked in all, `options` cannot be listed). A
+tracked value the client gives at startup, in `options` or with `SET` (when the server reports
+it) follows the client: whenever it gets a server whose value differs, pgsluice sends `SET`
+first. A parameter the server does not report (`search_path` before PostgreSQL 18) is carried
+from the startup packet and `options` to every server the client uses, pgsluice remembering
+what it set on each server; a plain `SET` of such a parameter stays on that server, so use
+`server_reset_query_always` or session mode if clients do that. The `auth_query` connection
+never gets a client's parameters.
 
 `options` is read as PostgreSQL reads it, within PgBouncer's limits: only `-c name=value`,
 `-cname=value` and `--name=value` arguments, separated by blanks, with `\\` making the next

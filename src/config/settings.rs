@@ -174,7 +174,7 @@ const GENERIC: &[Setting] = &[
     s("max_user_connections", "0", true, Supported, Int, "Servers per user over all databases; 0 means unlimited."),
     s("max_user_client_connections", "0", true, Supported, Int, "Clients per user (also per user in [users]); 0 means unlimited. Further logins get `client connections exceeded (max_user_client_connections)`, SQLSTATE 08P01 (as PgBouncer); console logins count too, `admin_users` are never refused."),
     s("server_round_robin", "0", true, Supported, Bool, "Reuse servers in FIFO instead of LIFO order."),
-    s("track_extra_parameters", "IntervalStyle", false, NotYet, Str, "Extra reported parameters tracked per client."),
+    s("track_extra_parameters", "IntervalStyle", false, Supported, List, "Extra reported parameters tracked per client, added to the defaults."),
     s("ignore_startup_parameters", "", true, Supported, List, "Startup parameters accepted and ignored (e.g. extra_float_digits)."),
     s("peer_id", "0", true, Supported, Int, "This process's id in a peer group (1-16383; 0 disables peering): it is encoded in every cancel key, and cancels carrying another id are forwarded to that `[peers]` entry."),
     s("disable_pqexec", "0", false, NotYet, Bool, "Reject the simple query protocol."),

@@ -285,6 +285,8 @@ pub struct General {
     pub server_round_robin: bool,
     /// `ignore_startup_parameters`, split on commas.
     pub ignore_startup_parameters: Vec<String>,
+    /// `track_extra_parameters`, split on commas (added to the tracked defaults at start).
+    pub track_extra_parameters: Vec<String>,
     /// `application_name_add_host`.
     pub application_name_add_host: bool,
     /// `stats_period`.

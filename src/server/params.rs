@@ -1,33 +1,79 @@
 //! The reported parameters a client can observe (PgBouncer's varcache): what each server has and
 //! what each client was told, and the SET statements that make a server match a client.
+//!
+//! The tracked names are PgBouncer 1.26's defaults (every writable parameter PostgreSQL reports)
+//! plus `track_extra_parameters`, registered once at start with [`configure`] (the setting needs
+//! a restart, as in PgBouncer). A tracked parameter the server does not report (`search_path`
+//! before PostgreSQL 18) is still carried: the pooler remembers what it SET on each server.
 
-/// Parameters tracked per connection, in the spelling the server reports them.
-pub const TRACKED: [&str; 6] = [
+use std::sync::OnceLock;
+
+/// Parameters tracked by default, in the spelling the server reports them.
+pub const DEFAULTS: [&str; 10] = [
     "client_encoding",
     "DateStyle",
     "TimeZone",
     "standard_conforming_strings",
     "application_name",
     "IntervalStyle",
+    "default_transaction_read_only",
+    "scram_iterations",
+    "search_path",
+    "session_authorization",
 ];
+
+/// How many parameters can be tracked in all (defaults plus `track_extra_parameters`).
+pub const MAX_TRACKED: usize = 32;
+
+/// `track_extra_parameters` names not among the defaults, set once at start.
+static EXTRA: OnceLock<Vec<&'static str>> = OnceLock::new();
+
+/// Registers `track_extra_parameters`. Only the first call counts (the setting needs a restart);
+/// names already tracked are skipped and names past [`MAX_TRACKED`] are dropped (returned).
+pub fn configure(extra: &[String]) -> Vec<String> {
+    let mut names: Vec<&'static str> = Vec::new();
+    let mut dropped = Vec::new();
+    for name in extra {
+        let name = name.trim();
+        let known = DEFAULTS
+            .iter()
+            .chain(&names)
+            .any(|t| t.eq_ignore_ascii_case(name));
+        // `options` is a container, not a parameter: PgBouncer cannot track it either.
+        if name.is_empty() || known || name.eq_ignore_ascii_case("options") {
+            continue;
+        }
+        if DEFAULTS.len() + names.len() >= MAX_TRACKED {
+            dropped.push(name.to_owned());
+            continue;
+        }
+        // Leaked once per name at start: the names live as long as the process.
+        names.push(Box::leak(name.to_owned().into_boxed_str()));
+    }
+    let _ = EXTRA.set(names);
+    dropped
+}
+
+/// Every tracked name, defaults first; a name's position is its slot in a [`ParamSet`].
+fn names() -> impl Iterator<Item = &'static str> {
+    let extra: &'static [&'static str] = EXTRA.get().map_or(&[], Vec::as_slice);
+    DEFAULTS.iter().chain(extra).copied()
+}
 
 /// The canonical spelling of a tracked parameter name (startup names are case-insensitive).
 pub fn canonical(name: &str) -> Option<&'static str> {
-    TRACKED
-        .iter()
-        .copied()
-        .find(|t| t.eq_ignore_ascii_case(name))
+    names().find(|t| t.eq_ignore_ascii_case(name))
 }
 
 /// Values of the tracked parameters; `None` means unknown.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ParamSet {
-    values: [Option<String>; TRACKED.len()],
+    values: [Option<String>; MAX_TRACKED],
 }
 
 impl ParamSet {
     fn index(name: &str) -> Option<usize> {
-        TRACKED.iter().position(|t| t.eq_ignore_ascii_case(name))
+        names().position(|t| t.eq_ignore_ascii_case(name))
     }
 
     /// Records a value if `name` is tracked; returns whether it was.
@@ -52,34 +98,83 @@ impl ParamSet {
 
     /// Known (name, value) pairs.
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> {
-        TRACKED
-            .iter()
+        names()
             .zip(&self.values)
-            .filter_map(|(n, v)| v.as_deref().map(|v| (*n, v)))
+            .filter_map(|(n, v)| v.as_deref().map(|v| (n, v)))
     }
 
     /// SET statements that make a server with `self` look like `wanted`, or `None` if it already
-    /// does. Values are quoted as SQL literals.
+    /// does. Values are quoted as SQL literals, except `search_path`, which the server reports
+    /// already quoted as a list (PgBouncer sends it as is).
     pub fn alignment_sql(&self, wanted: &ParamSet) -> Option<String> {
-        // Slot by slot: both sets index the same TRACKED names, so no name lookups are needed.
+        // Slot by slot: both sets index the same names, so no name lookups are needed.
         if self.values == wanted.values {
             return None;
         }
         let mut sql = String::new();
-        for ((name, have), want) in TRACKED.iter().zip(&self.values).zip(&wanted.values) {
+        for ((name, have), want) in names().zip(&self.values).zip(&wanted.values) {
             let Some(value) = want.as_deref() else {
                 continue;
             };
-            if have.as_deref() != Some(value) {
+            // As PgBouncer: a difference in case only is no difference.
+            if !have
+                .as_deref()
+                .is_some_and(|h| h.eq_ignore_ascii_case(value))
+            {
                 sql.push_str("SET ");
                 sql.push_str(name);
-                sql.push_str(" = '");
-                sql.push_str(&value.replace('\'', "''"));
-                sql.push_str("';");
+                sql.push_str(" = ");
+                push_value(&mut sql, name, value);
+                sql.push(';');
             }
         }
         (!sql.is_empty()).then_some(sql)
     }
+
+    /// After [`alignment_sql`](Self::alignment_sql) ran: the server now has what `wanted` has,
+    /// also for the parameters it does not report (what it reported meanwhile is kept).
+    pub fn adopt(&mut self, wanted: &ParamSet, reported_before: &ParamSet) {
+        for ((have, want), before) in self
+            .values
+            .iter_mut()
+            .zip(&wanted.values)
+            .zip(&reported_before.values)
+        {
+            if want.is_some() && have == before && have != want {
+                have.clone_from(want);
+            }
+        }
+    }
+}
+
+/// Appends `value` as the right-hand side of `SET name = ...`.
+fn push_value(sql: &mut String, name: &str, value: &str) {
+    if name.eq_ignore_ascii_case("search_path") && is_list_value(value) {
+        if value == "\"\"" {
+            sql.push_str("''");
+        } else {
+            sql.push_str(value);
+        }
+        return;
+    }
+    sql.push('\'');
+    sql.push_str(&value.replace('\'', "''"));
+    sql.push('\'');
+}
+
+/// Whether a `search_path` value can go into SET unquoted: a comma list of identifiers,
+/// `$user` or double-quoted names, nothing that could end the statement.
+fn is_list_value(value: &str) -> bool {
+    let mut quoted = false;
+    for c in value.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            _ if quoted => {}
+            c if c.is_alphanumeric() || matches!(c, '_' | '$' | ',' | ' ') => {}
+            _ => return false,
+        }
+    }
+    !quoted && !value.trim().is_empty()
 }
 
 #[cfg(test)]
@@ -104,9 +199,41 @@ mod tests {
     #[test]
     fn untracked_names_are_ignored() {
         let mut p = ParamSet::default();
-        assert!(!p.set("search_path", "x"));
+        assert!(!p.set("work_mem", "x"));
+        assert!(p.set("search_path", "x"));
         assert!(p.set("DATESTYLE", "ISO, MDY"));
         assert_eq!(p.get("DateStyle"), Some("ISO, MDY"));
         assert_eq!(canonical("timezone"), Some("TimeZone"));
+    }
+
+    #[test]
+    fn search_path_is_sent_as_a_list() {
+        let server = ParamSet::default();
+        let mut client = ParamSet::default();
+        client.set("search_path", "\"$user\", public");
+        assert_eq!(
+            server.alignment_sql(&client).as_deref(),
+            Some("SET search_path = \"$user\", public;")
+        );
+        client.set("search_path", "a'; DROP TABLE t; --");
+        assert_eq!(
+            server.alignment_sql(&client).as_deref(),
+            Some("SET search_path = 'a''; DROP TABLE t; --';")
+        );
+    }
+
+    #[test]
+    fn unreported_values_are_adopted() {
+        let mut server = ParamSet::default();
+        server.set("TimeZone", "UTC");
+        let mut client = ParamSet::default();
+        client.set("search_path", "s1");
+        client.set("TimeZone", "europe/berlin");
+        let before = server.clone();
+        // The server reported its own spelling of TimeZone but nothing for search_path.
+        server.set("TimeZone", "Europe/Berlin");
+        server.adopt(&client, &before);
+        assert_eq!(server.get("search_path"), Some("s1"));
+        assert_eq!(server.get("TimeZone"), Some("Europe/Berlin"));
     }
 }

@@ -43,6 +43,7 @@ mod ops_logging;
 mod ops_reload;
 mod ops_restart;
 mod ops_shutdown;
+mod params_tracking;
 mod prepared;
 mod prepared_drivers;
 mod prepared_model;

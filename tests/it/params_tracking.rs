@@ -1,0 +1,233 @@
+//! Session parameters as PgBouncer 1.26 tracks them: every writable reported parameter by
+//! default (`search_path`, `default_transaction_read_only`, ...) plus `track_extra_parameters`,
+//! carried to whichever server a client gets in transaction mode, also when the server does not
+//! report the parameter; untracked startup parameters are refused.
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::harness::files::userlist;
+use crate::harness::pooler::{Pooler, db_line, first_value, sqlstate};
+use crate::harness::postgres::{PgCluster, password};
+use crate::harness::raw::{PoolerProcess, error_code, query, read_message};
+
+const USER: &str = "md5_user";
+
+fn users() -> String {
+    userlist(&[(USER, &password(USER))])
+}
+
+/// A database with schemas `s_a` and `s_b`, each with a table `t` holding its own name.
+fn schemas_db(prefix: &str) -> String {
+    let pg = PgCluster::shared();
+    let db = pg.create_database(prefix);
+    pg.superuser_exec(
+        &db,
+        &[
+            "create schema s_a",
+            "create schema s_b",
+            "create table s_a.t (v text)",
+            "create table s_b.t (v text)",
+            "insert into s_a.t values ('a')",
+            "insert into s_b.t values ('b')",
+            &format!("grant usage on schema s_a, s_b to {USER}"),
+            &format!("grant select on all tables in schema s_a, s_b to {USER}"),
+        ],
+    );
+    db
+}
+
+async fn connect_with_options(
+    pooler: &Pooler,
+    options: &str,
+) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let mut config: tokio_postgres::Config = pooler
+        .conn_string(USER, &password(USER), "app")
+        .parse()
+        .unwrap();
+    config.options(options);
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+/// A v3 startup packet with `params` after user and database.
+fn startup_with(params: &[(&str, &str)]) -> Vec<u8> {
+    let mut body = 196_608_i32.to_be_bytes().to_vec();
+    for (k, v) in [("user", USER), ("database", "app")].iter().chain(params) {
+        body.extend_from_slice(k.as_bytes());
+        body.push(0);
+        body.extend_from_slice(v.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    let mut out = i32::try_from(body.len() + 4)
+        .unwrap()
+        .to_be_bytes()
+        .to_vec();
+    out.extend_from_slice(&body);
+    out
+}
+
+/// The `M` field of an ErrorResponse body.
+fn error_message(body: &[u8]) -> String {
+    body.split(|b| *b == 0)
+        .find_map(|f| f.strip_prefix(b"M"))
+        .map(|m| String::from_utf8_lossy(m).into_owned())
+        .unwrap_or_default()
+}
+
+/// Logs in (trust) with extra startup `params`: the stream, or the error's (SQLSTATE, message).
+async fn raw_login(
+    port: u16,
+    params: &[(&str, &str)],
+) -> Result<TcpStream, (Option<String>, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    s.write_all(&startup_with(params)).await.unwrap();
+    while let Some((tag, body)) = read_message(&mut s).await {
+        match tag {
+            b'Z' => return Ok(s),
+            b'E' => return Err((error_code(&body), error_message(&body))),
+            _ => {}
+        }
+    }
+    panic!("login: connection closed without ReadyForQuery");
+}
+
+/// Runs `sql` (one statement) and returns the first column of its first row.
+async fn raw_value(s: &mut TcpStream, sql: &str) -> String {
+    s.write_all(&query(sql)).await.unwrap();
+    let mut value = None;
+    while let Some((tag, body)) = read_message(s).await {
+        match tag {
+            b'D' if value.is_none() => {
+                let len = i32::from_be_bytes(body[2..6].try_into().unwrap());
+                let len = usize::try_from(len).unwrap();
+                value = Some(String::from_utf8_lossy(&body[6..6 + len]).into_owned());
+            }
+            b'E' => panic!("{sql}: {}", error_message(&body)),
+            b'Z' => return value.unwrap_or_else(|| panic!("{sql}: no row")),
+            _ => {}
+        }
+    }
+    panic!("{sql}: connection closed");
+}
+
+/// Two clients on one shared server, each with its own `search_path` from `options`, each keep
+/// seeing their own schema in transaction mode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_path_from_options_follows_each_client() {
+    let db = schemas_db("params_sp_opts");
+    let pooler = Pooler::start(
+        &db_line("app", &db, "pool_size=1"),
+        "pool_mode = transaction\ntrack_extra_parameters = search_path",
+        &users(),
+    );
+    let a = connect_with_options(&pooler, "-c search_path=s_a,public")
+        .await
+        .unwrap();
+    let b = connect_with_options(&pooler, "-c search_path=s_b,public")
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        assert_eq!(
+            first_value(&a, "select v from t").await.unwrap().as_deref(),
+            Some("a")
+        );
+        assert_eq!(
+            first_value(&b, "select v from t").await.unwrap().as_deref(),
+            Some("b")
+        );
+    }
+    // SHOW reports the client's own value, as the server normalised it.
+    assert_eq!(
+        first_value(&b, "show search_path")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("s_b, public")
+    );
+    pooler.stop().await;
+}
+
+/// `search_path` in the startup packet itself (tracked by default, PostgreSQL 15 does not
+/// report it) is carried to the shared server for each client; an untracked startup parameter
+/// is refused with PgBouncer's error, unless `track_extra_parameters` lists it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn startup_parameters_tracked_or_refused() {
+    let db = schemas_db("params_sp_startup");
+    let dbs = db_line("app", &db, "pool_size=1");
+    let pooler = PoolerProcess::start(
+        &dbs,
+        "auth_type = trust\npool_mode = transaction\ntrack_extra_parameters = work_mem",
+        &users(),
+    );
+    let mut a = raw_login(
+        pooler.port,
+        &[("search_path", "s_a"), ("work_mem", "1234kB")],
+    )
+    .await
+    .unwrap();
+    let mut b = raw_login(pooler.port, &[("search_path", "s_b")])
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        assert_eq!(raw_value(&mut a, "select v from t").await, "a");
+        assert_eq!(raw_value(&mut b, "select v from t").await, "b");
+    }
+    assert_eq!(raw_value(&mut a, "show work_mem").await, "1234kB");
+
+    let e = raw_login(pooler.port, &[("enable_seqscan", "off")])
+        .await
+        .expect_err("untracked parameter");
+    assert_eq!(
+        e,
+        (
+            Some("08P01".to_owned()),
+            "unsupported startup parameter: enable_seqscan".to_owned()
+        )
+    );
+    drop(pooler);
+
+    // Without track_extra_parameters listing it, work_mem is refused too.
+    let pooler = PoolerProcess::start(&dbs, "auth_type = trust\npool_mode = transaction", &users());
+    let e = raw_login(pooler.port, &[("work_mem", "1234kB")])
+        .await
+        .expect_err("untracked parameter");
+    assert_eq!(e.1, "unsupported startup parameter: work_mem");
+}
+
+/// `default_transaction_read_only` is tracked by default: a client's SET follows it and never
+/// reaches the next client of the same server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_transaction_read_only_is_tracked() {
+    let pg = PgCluster::shared();
+    let db = pg.create_database("params_ro");
+    let pooler = Pooler::start(
+        &db_line("app", &db, "pool_size=1"),
+        "pool_mode = transaction",
+        &users(),
+    );
+    let a = pooler.connect(USER, &password(USER), "app").await.unwrap();
+    let b = pooler.connect(USER, &password(USER), "app").await.unwrap();
+    a.batch_execute("set default_transaction_read_only = on")
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        assert_eq!(
+            first_value(&b, "show default_transaction_read_only")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("off")
+        );
+        let e = a
+            .batch_execute("create table x (i int)")
+            .await
+            .expect_err("read-only transaction");
+        assert_eq!(sqlstate(&e).as_deref(), Some("25006"));
+    }
+    pooler.stop().await;
+}
