@@ -65,20 +65,49 @@ pub fn canonical(name: &str) -> Option<&'static str> {
     names().find(|t| t.eq_ignore_ascii_case(name))
 }
 
-/// Values of the tracked parameters; `None` means unknown.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Values of the tracked parameters, by slot; `None` (or a slot past the end) means unknown.
+/// A vector grown only up to the highest slot set, not an array of every possible slot: each
+/// client holds one for as long as it is connected, and most know fewer than a dozen values.
+#[derive(Debug, Clone, Default)]
 pub struct ParamSet {
-    values: [Option<String>; MAX_TRACKED],
+    values: Vec<Option<String>>,
 }
 
+impl PartialEq for ParamSet {
+    fn eq(&self, other: &ParamSet) -> bool {
+        (0..self.values.len().max(other.values.len())).all(|i| self.slot(i) == other.slot(i))
+    }
+}
+
+impl Eq for ParamSet {}
+
 impl ParamSet {
+    fn slot(&self, i: usize) -> Option<&str> {
+        self.values.get(i).and_then(Option::as_deref)
+    }
+
+    fn slot_mut(&mut self, i: usize) -> Option<&mut Option<String>> {
+        if i >= MAX_TRACKED {
+            return None;
+        }
+        if self.values.len() <= i {
+            self.values.resize(i + 1, None);
+        }
+        self.values.get_mut(i)
+    }
+
+    /// The slots either set has values for.
+    fn span(&self, other: &ParamSet) -> usize {
+        self.values.len().max(other.values.len())
+    }
+
     fn index(name: &str) -> Option<usize> {
         names().position(|t| t.eq_ignore_ascii_case(name))
     }
 
     /// Records a value if `name` is tracked; returns whether it was.
     pub fn set(&mut self, name: &str, value: &str) -> bool {
-        match Self::index(name).and_then(|i| self.values.get_mut(i)) {
+        match Self::index(name).and_then(|i| self.slot_mut(i)) {
             Some(slot) => {
                 if slot.as_deref() != Some(value) {
                     *slot = Some(value.to_owned());
@@ -91,16 +120,14 @@ impl ParamSet {
 
     /// The value of a tracked parameter.
     pub fn get(&self, name: &str) -> Option<&str> {
-        Self::index(name)
-            .and_then(|i| self.values.get(i))
-            .and_then(Option::as_deref)
+        Self::index(name).and_then(|i| self.slot(i))
     }
 
     /// Known (name, value) pairs.
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> {
         names()
-            .zip(&self.values)
-            .filter_map(|(n, v)| v.as_deref().map(|v| (n, v)))
+            .enumerate()
+            .filter_map(|(i, n)| self.slot(i).map(|v| (n, v)))
     }
 
     /// SET statements that make a server with `self` look like `wanted`, or `None` if it already
@@ -108,19 +135,16 @@ impl ParamSet {
     /// already quoted as a list (PgBouncer sends it as is).
     pub fn alignment_sql(&self, wanted: &ParamSet) -> Option<String> {
         // Slot by slot: both sets index the same names, so no name lookups are needed.
-        if self.values == wanted.values {
+        if self == wanted {
             return None;
         }
         let mut sql = String::new();
-        for ((name, have), want) in names().zip(&self.values).zip(&wanted.values) {
-            let Some(value) = want.as_deref() else {
+        for (i, name) in names().enumerate().take(self.span(wanted)) {
+            let Some(value) = wanted.slot(i) else {
                 continue;
             };
             // As PgBouncer: a difference in case only is no difference.
-            if !have
-                .as_deref()
-                .is_some_and(|h| h.eq_ignore_ascii_case(value))
-            {
+            if !self.slot(i).is_some_and(|h| h.eq_ignore_ascii_case(value)) {
                 sql.push_str("SET ");
                 sql.push_str(name);
                 sql.push_str(" = ");
@@ -134,14 +158,14 @@ impl ParamSet {
     /// After [`alignment_sql`](Self::alignment_sql) ran: the server now has what `wanted` has,
     /// also for the parameters it does not report (what it reported meanwhile is kept).
     pub fn adopt(&mut self, wanted: &ParamSet, reported_before: &ParamSet) {
-        for ((have, want), before) in self
-            .values
-            .iter_mut()
-            .zip(&wanted.values)
-            .zip(&reported_before.values)
-        {
-            if want.is_some() && have == before && have != want {
-                have.clone_from(want);
+        for i in 0..wanted.values.len() {
+            let (have, want, before) = (self.slot(i), wanted.slot(i), reported_before.slot(i));
+            if want.is_some()
+                && have == before
+                && have != want
+                && let (Some(slot), Some(want)) = (self.slot_mut(i), want)
+            {
+                *slot = Some(want.to_owned());
             }
         }
     }
