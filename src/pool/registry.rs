@@ -21,7 +21,7 @@ use super::resize::{ReloadSummary, same_server, spec_changed};
 use super::{ConnLimit, LoginPolicy, Pool, PoolControl, PoolSettings};
 use crate::config::{Config, DatabaseDef, Secret};
 use crate::net::KeepaliveSettings;
-use crate::server::{ServerAddr, ServerSpec};
+use crate::server::{HostRotation, ServerAddr, ServerSpec};
 use crate::stats::conns::ConnDirectory;
 
 /// All pools of the process.
@@ -81,6 +81,9 @@ fn server_spec(config: &Config, policy: &LoginPolicy, db: &DatabaseDef, user: &s
         max_packet_size: usize::try_from(config.general.max_packet_size).unwrap_or(usize::MAX),
         tls: policy.tls.server.clone(),
         learned: Arc::default(),
+        hosts: Arc::new(HostRotation::new(
+            db.load_balance_hosts.as_deref() != Some("disable"),
+        )),
     }
 }
 

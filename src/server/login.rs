@@ -55,6 +55,7 @@ impl ServerError {
     pub fn close_reason(&self) -> String {
         match self {
             ServerError::Connect { .. } => "connect failed".to_owned(),
+            ServerError::DnsLookup { .. } => "server DNS lookup failed".to_owned(),
             ServerError::ConnectTimeout => "connect timeout".to_owned(),
             ServerError::Login(fields) => fields
                 .message
@@ -80,15 +81,21 @@ pub async fn connect(spec: &ServerSpec, id: u64) -> Result<ServerConn, ServerErr
     }
 }
 
-async fn open_socket(spec: &ServerSpec) -> Result<Stream, ServerError> {
-    let addr = &spec.addr;
+async fn open_socket(spec: &ServerSpec, addr: &ServerAddr) -> Result<Stream, ServerError> {
     let wrap = |source| ServerError::Connect {
         addr: addr.clone(),
         source,
     };
     match addr {
         ServerAddr::Tcp(host, port) => {
-            let stream = connect_tcp(host, *port, spec.keepalive.socket_buffer)
+            let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), *port))
+                .await
+                .map_err(|source| ServerError::DnsLookup {
+                    host: host.clone(),
+                    source,
+                })?
+                .collect();
+            let stream = connect_tcp(&addrs, spec.keepalive.socket_buffer)
                 .await
                 .map_err(wrap)?;
             apply_tcp_options(&stream, &spec.keepalive);
@@ -98,13 +105,13 @@ async fn open_socket(spec: &ServerSpec) -> Result<Stream, ServerError> {
     }
 }
 
-/// Connects to the first address of `host` that answers. `tcp_socket_buffer` is set before the
+/// Connects to the first of `addrs` (what the host name resolved to) that answers. `tcp_socket_buffer` is set before the
 /// handshake, as PgBouncer does: set on an established connection, a small receive buffer
 /// leaves the window scale negotiated for the default one, and a bulk transfer (a COPY, a
 /// base backup) then crawls on 200 ms window probes.
-async fn connect_tcp(host: &str, port: u16, buffer: u32) -> std::io::Result<TcpStream> {
+async fn connect_tcp(addrs: &[std::net::SocketAddr], buffer: u32) -> std::io::Result<TcpStream> {
     let mut last = None;
-    for addr in tokio::net::lookup_host((host, port)).await? {
+    for &addr in addrs {
         let socket = if addr.is_ipv4() {
             TcpSocket::new_v4()?
         } else {
@@ -129,11 +136,15 @@ async fn connect_tcp(host: &str, port: u16, buffer: u32) -> std::io::Result<TcpS
 
 /// Asks a TCP server for TLS unless `server_tls_sslmode = disable`; `S` starts the handshake, `N`
 /// continues in plain text below `require` and fails the connection from `require` up.
-async fn negotiate_tls(spec: &ServerSpec, stream: Stream) -> Result<Stream, ServerError> {
+async fn negotiate_tls(
+    spec: &ServerSpec,
+    addr: &ServerAddr,
+    stream: Stream,
+) -> Result<Stream, ServerError> {
     let Some(connector) = spec.tls.connector() else {
         return Ok(stream);
     };
-    let (mut tcp, host) = match (stream, &spec.addr) {
+    let (mut tcp, host) = match (stream, addr) {
         (Stream::Tcp(tcp), ServerAddr::Tcp(host, _)) => (tcp, host),
         (other, _) => return Ok(other),
     };
@@ -201,8 +212,16 @@ async fn negotiate_tls(spec: &ServerSpec, stream: Stream) -> Result<Stream, Serv
 }
 
 async fn connect_inner(spec: &ServerSpec, id: u64) -> Result<ServerConn, ServerError> {
-    let stream = open_socket(spec).await?;
-    let mut stream = negotiate_tls(spec, stream).await?;
+    // One host of a host list per connection; a failed one moves `disable` on to the next.
+    let (addr, host_index) = spec.hosts.pick(&spec.addr);
+    let stream = match open_socket(spec, &addr).await {
+        Ok(stream) => stream,
+        Err(error) => {
+            spec.hosts.failed(host_index);
+            return Err(error);
+        }
+    };
+    let mut stream = negotiate_tls(spec, &addr, stream).await?;
     let local = stream.local();
     let mut out = BytesMut::with_capacity(256);
     let params = [
@@ -248,7 +267,7 @@ async fn connect_inner(spec: &ServerSpec, id: u64) -> Result<ServerConn, ServerE
         read_buf: reader.into_buffer(),
         scanner: Scanner::new(spec.max_packet_size),
         cancel: Arc::new(CancelTarget {
-            addr: spec.addr.clone(),
+            addr,
             pid: backend_key.0,
             key: backend_key.1,
         }),

@@ -18,6 +18,8 @@ mod query;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use bytes::BytesMut;
 use tokio::time::Instant;
 
@@ -91,6 +93,63 @@ pub struct ServerSpec {
     /// What client logins proved (auth_query secrets, SCRAM keys), used when `secret` cannot
     /// answer the server.
     pub learned: Arc<LearnedCredentials>,
+    /// Which host of a `host=a,b,c` list the next connection uses (`load_balance_hosts`).
+    pub hosts: Arc<HostRotation>,
+}
+
+/// The choice among the hosts of a `[databases]` host list, as PgBouncer 1.24 makes it:
+/// `round-robin` (the default) moves to the next host for every new connection; `disable`
+/// keeps using one host and moves to the next only when a connection to it fails.
+#[derive(Debug, Default)]
+pub struct HostRotation {
+    round_robin: bool,
+    next: AtomicUsize,
+}
+
+impl HostRotation {
+    /// `load_balance_hosts = round-robin` when `round_robin`, else `disable`.
+    pub fn new(round_robin: bool) -> HostRotation {
+        HostRotation {
+            round_robin,
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// The address this connection uses: one host of `addr`'s comma-separated list (the
+    /// address itself when it names one host), and its index in the list.
+    pub fn pick(&self, addr: &ServerAddr) -> (ServerAddr, usize) {
+        let ServerAddr::Tcp(list, port) = addr else {
+            return (addr.clone(), 0);
+        };
+        let hosts: Vec<&str> = list
+            .split(',')
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+            .collect();
+        if hosts.len() <= 1 {
+            return (addr.clone(), 0);
+        }
+        let turn = if self.round_robin {
+            self.next.fetch_add(1, Ordering::Relaxed)
+        } else {
+            self.next.load(Ordering::Relaxed)
+        };
+        let index = turn % hosts.len();
+        (ServerAddr::Tcp(hosts[index].to_owned(), *port), index)
+    }
+
+    /// A connection to host `index` failed: with `disable`, the next connection tries the next
+    /// host (unless another connection already moved on).
+    pub fn failed(&self, index: usize) {
+        if !self.round_robin {
+            let _ = self.next.compare_exchange(
+                index,
+                index.wrapping_add(1),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
+    }
 }
 
 /// What a cancel request needs to reach the backend running a query.
@@ -112,6 +171,15 @@ pub enum ServerError {
     Connect {
         /// Where.
         addr: ServerAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server's host name did not resolve.
+    #[error("server DNS lookup failed: {host}")]
+    DnsLookup {
+        /// The name.
+        host: String,
         /// Why.
         #[source]
         source: std::io::Error,
@@ -236,5 +304,55 @@ impl ServerConn {
     /// How long ago the connection was opened.
     pub fn age(&self) -> Duration {
         self.created.elapsed()
+    }
+}
+
+#[cfg(test)]
+mod host_rotation_tests {
+    use super::{HostRotation, ServerAddr};
+
+    fn host(addr: &ServerAddr) -> &str {
+        match addr {
+            ServerAddr::Tcp(h, _) => h,
+            ServerAddr::Unix(p) => p,
+        }
+    }
+
+    #[test]
+    fn round_robin_takes_each_host_in_turn() {
+        let list = ServerAddr::Tcp("a, b,c".into(), 5432);
+        let rotation = HostRotation::new(true);
+        let picked: Vec<String> = (0..4)
+            .map(|_| host(&rotation.pick(&list).0).to_owned())
+            .collect();
+        assert_eq!(picked, ["a", "b", "c", "a"]);
+        // A failure changes nothing: the next connection goes to the next host anyway.
+        rotation.failed(0);
+        assert_eq!(host(&rotation.pick(&list).0), "b");
+    }
+
+    #[test]
+    fn disable_keeps_one_host_until_it_fails() {
+        let list = ServerAddr::Tcp("a,b".into(), 5432);
+        let rotation = HostRotation::new(false);
+        let (first, index) = rotation.pick(&list);
+        assert_eq!((host(&first), index), ("a", 0));
+        assert_eq!(host(&rotation.pick(&list).0), "a");
+        rotation.failed(0);
+        assert_eq!(host(&rotation.pick(&list).0), "b");
+        // A second report of the old host's failure does not skip the good one.
+        rotation.failed(0);
+        assert_eq!(host(&rotation.pick(&list).0), "b");
+        rotation.failed(1);
+        assert_eq!(host(&rotation.pick(&list).0), "a");
+    }
+
+    #[test]
+    fn single_hosts_and_sockets_are_used_as_they_are() {
+        let rotation = HostRotation::new(true);
+        let one = ServerAddr::Tcp("db.example".into(), 6432);
+        assert_eq!(rotation.pick(&one), (one.clone(), 0));
+        let unix = ServerAddr::Unix("/run/.s.PGSQL.5432".into());
+        assert_eq!(rotation.pick(&unix), (unix.clone(), 0));
     }
 }

@@ -32,6 +32,7 @@ mod core_timeouts;
 mod docker_entrypoint;
 mod faults;
 mod harness_selftest;
+mod host_lists;
 mod hostile;
 mod isolation;
 mod login_failures;

@@ -135,6 +135,9 @@ async fn pg_recvlogical_decodes_changes() {
         &[
             "CREATE TABLE t(a int)",
             &format!("SELECT pg_create_logical_replication_slot('{slot}', 'test_decoding')"),
+            // The harness runs with synchronous_commit = off, and decoding reads only flushed
+            // WAL: this commit must be on disk before the end position is taken.
+            "SET synchronous_commit = on",
             "INSERT INTO t VALUES (42)",
         ],
     );
