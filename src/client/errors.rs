@@ -16,6 +16,13 @@ pub enum ClientError {
     /// Bad password or unknown user.
     #[error("password authentication failed for user \"{0}\"")]
     AuthFailed(String),
+    /// `trust` for a user that is neither in `auth_file` nor found by `auth_query` (PgBouncer's
+    /// mock login).
+    #[error("\"trust\" authentication failed")]
+    TrustAuthFailed,
+    /// The SCRAM exchange failed: a wrong password or an unknown user (PgBouncer's text).
+    #[error("SASL authentication failed")]
+    SaslAuthFailed,
     /// `auth_type` needs something this build cannot do.
     #[error("authentication method not supported: {0}")]
     AuthUnsupported(&'static str),
@@ -107,7 +114,9 @@ impl ClientError {
     pub fn sqlstate(&self) -> &'static str {
         match self {
             ClientError::NoSuchDatabase(_) => sqlstate::INVALID_CATALOG_NAME,
-            ClientError::AuthFailed(_) => sqlstate::INVALID_PASSWORD,
+            ClientError::AuthFailed(_)
+            | ClientError::TrustAuthFailed
+            | ClientError::SaslAuthFailed => sqlstate::INVALID_PASSWORD,
             ClientError::NoUser | ClientError::AuthUnsupported(_) => {
                 sqlstate::INVALID_AUTHORIZATION
             }

@@ -375,7 +375,22 @@ impl Pool {
     /// error, unless the pool still has usable servers; otherwise they keep waiting for the
     /// retry.
     fn on_login_failed(self: &Arc<Self>, error: &ServerError, launched: Instant) {
-        tracing::warn!(db = %self.database, user = %self.user, "server connection failed: {error}");
+        match error {
+            // PgBouncer's words, which log alerts match: `server login failed: FATAL database
+            // "x" does not exist`.
+            ServerError::Login(fields) => conn_log::pool_warning(
+                &self.database,
+                &self.user,
+                &format_args!(
+                    "server login failed: {} {}",
+                    fields.severity.as_deref().unwrap_or("ERROR"),
+                    fields.message.as_deref().unwrap_or_default()
+                ),
+            ),
+            other => {
+                tracing::warn!(db = %self.database, user = %self.user, "server connection failed: {other}");
+            }
+        }
         ErrorCounters::bump(&self.stats.errors().server_connect_failures);
         self.db_limit.release();
         self.user_limit.release();
