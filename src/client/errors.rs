@@ -42,6 +42,10 @@ pub enum ClientError {
     /// statements); PgBouncer's text.
     #[error("prepared statement did not exist")]
     PreparedStatementMissing,
+    /// A named Parse of a name the client already prepared (tracked prepared statements);
+    /// PgBouncer's text.
+    #[error("prepared statement name is already in use")]
+    PreparedNameInUse,
     /// Startup packet without `user`.
     #[error("no username supplied")]
     NoUser,
