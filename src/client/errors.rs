@@ -64,7 +64,8 @@ pub enum ClientError {
     /// `query_timeout`: the query ran too long; PgBouncer closes the server and the client.
     #[error("query timeout")]
     QueryTimeout,
-    /// `idle_transaction_timeout`.
+    /// `idle_transaction_timeout` (08P01, as PgBouncer's disconnect; drivers report a lost
+    /// connection, not PostgreSQL's 25P03).
     #[error("idle transaction timeout")]
     IdleTransactionTimeout,
     /// `transaction_timeout`.
@@ -124,7 +125,6 @@ impl ClientError {
             ClientError::NoUser | ClientError::AuthUnsupported(_) => {
                 sqlstate::INVALID_AUTHORIZATION
             }
-            ClientError::IdleTransactionTimeout => sqlstate::IDLE_IN_TRANSACTION_TIMEOUT,
             ClientError::Shutdown
             | ClientError::ServerShutdown
             | ClientError::Exiting
@@ -152,5 +152,41 @@ impl ClientError {
             other => other.sqlstate(),
         };
         error_response(out, Severity::Fatal, code, &self.text());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ClientError;
+
+    /// PgBouncer's texts and SQLSTATEs for the refusals that log alerts and drivers match.
+    #[test]
+    fn pgbouncer_texts_and_codes() {
+        for (error, text, code) in [
+            (
+                ClientError::TrustAuthFailed,
+                "\"trust\" authentication failed",
+                "28P01",
+            ),
+            (
+                ClientError::SaslAuthFailed,
+                "SASL authentication failed",
+                "28P01",
+            ),
+            (
+                ClientError::PreparedNameInUse,
+                "prepared statement name is already in use",
+                "08P01",
+            ),
+            // A lost connection for drivers, as PgBouncer's disconnect (not PostgreSQL's 25P03).
+            (
+                ClientError::IdleTransactionTimeout,
+                "idle transaction timeout",
+                "08P01",
+            ),
+        ] {
+            assert_eq!(error.text(), text);
+            assert_eq!(error.sqlstate(), code, "{text}");
+        }
     }
 }
