@@ -312,7 +312,22 @@ impl Pool {
         ));
         let launched = Instant::now();
         tokio::spawn(async move {
-            let result = server::connect(&pool.spec(), id).await.map(|mut conn| {
+            let spec = pool.spec();
+            let result = server::connect(&spec, id).await;
+            // PgBouncer's `closing because: connect failed` / `connect timeout` for a server
+            // that never answered (a refused login is logged by `on_login_failed`).
+            if let Err(error @ (ServerError::Connect { .. } | ServerError::ConnectTimeout)) =
+                &result
+                && pool.settings().log.disconnections
+            {
+                let (host, port) = match &spec.addr {
+                    server::ServerAddr::Tcp(host, port) => (host.as_str(), *port),
+                    server::ServerAddr::Unix(path) => (path.as_str(), 0),
+                };
+                LogPeer::new(Side::Server, id, &pool.database, &spec.user, (host, port))
+                    .closing(&error.close_reason());
+            }
+            let result = result.map(|mut conn| {
                 let (addr, port) = conn.io().stream.peer();
                 let (local_addr, local_port) = conn.local.clone();
                 entry.set_endpoints(Endpoints {

@@ -293,3 +293,39 @@ async fn server_login_refusal_is_logged() {
     .await;
     pooler.stop().await;
 }
+
+/// A server that cannot be reached is logged as PgBouncer closes it: `connect failed`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_server_is_logged() {
+    logs::capture();
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let users = userlist(&[("unreach_user", "pw-unreach")]);
+    let dbs =
+        format!("connlog_unreach_app = host=127.0.0.1 port={port} dbname=x user=trust_user\n");
+    let pooler = Pooler::start(
+        &dbs,
+        "auth_type = md5\nlog_disconnections = 1\nquery_wait_timeout = 2",
+        &users,
+    );
+    assert!(
+        pooler
+            .connect("unreach_user", "pw-unreach", "connlog_unreach_app")
+            .await
+            .is_err()
+    );
+    let line = logs::wait_for(
+        &[
+            "connlog_unreach_app/trust_user@127.0.0.1:",
+            "closing because: connect failed",
+        ],
+        LIMIT,
+    )
+    .await;
+    assert!(line.contains("S-"), "{line}");
+    pooler.stop().await;
+}
