@@ -161,6 +161,57 @@ pub async fn authenticate(
     stream: &mut Stream,
     reader: &mut MessageReader,
 ) -> Result<Option<Learned>, ClientError> {
+    run(
+        registry,
+        (database, replication),
+        Lookup::AuthQuery(db),
+        user,
+        stream,
+        reader,
+    )
+    .await
+}
+
+/// Authenticates a client of a database that is not configured, as PgBouncer does against its
+/// fake database: the same exchange with `auth_file` secrets only (no `auth_query` runs), so a
+/// wrong password is refused as such and only a proven client learns the database is unknown.
+pub async fn authenticate_unknown_database(
+    registry: &Registry,
+    (database, replication): (&str, Replication),
+    user: &str,
+    stream: &mut Stream,
+    reader: &mut MessageReader,
+) -> Result<(), ClientError> {
+    run(
+        registry,
+        (database, replication),
+        Lookup::AuthFileOnly,
+        user,
+        stream,
+        reader,
+    )
+    .await
+    .map(drop)
+}
+
+/// Where a user missing from `auth_file` is looked up.
+#[derive(Clone, Copy)]
+enum Lookup<'a> {
+    /// `auth_query`, with the settings of this `[databases]` entry (`None`: the global ones).
+    AuthQuery(Option<&'a DatabaseDef>),
+    /// Nowhere: the user is unknown (PgBouncer's fake database runs no `auth_query`).
+    AuthFileOnly,
+}
+
+/// The login exchange.
+async fn run(
+    registry: &Registry,
+    (database, replication): (&str, Replication),
+    lookup: Lookup<'_>,
+    user: &str,
+    stream: &mut Stream,
+    reader: &mut MessageReader,
+) -> Result<Option<Learned>, ClientError> {
     let (flow, map) = choose_flow(registry, (database, replication), user, stream)?;
     match flow {
         Flow::Any => return Ok(None),
@@ -168,14 +219,18 @@ pub async fn authenticate(
         _ => {}
     }
     let config = registry.config();
-    let secret = match config.auth_users.get(user) {
-        Some(secret) => Some(secret.clone()),
-        None => super::auth_query::lookup(registry, db, user).await?,
+    let secret = match (config.auth_users.get(user), lookup) {
+        (Some(secret), _) => Some(secret.clone()),
+        (None, Lookup::AuthQuery(db)) => super::auth_query::lookup(registry, db, user).await?,
+        (None, Lookup::AuthFileOnly) => None,
     };
     let learned = |client_key| secret.clone().map(|secret| Learned { secret, client_key });
-    let failed = || ClientError::AuthFailed(user.to_owned());
     match flow {
-        Flow::Trust => secret.as_ref().map(|_| learned(None)).ok_or_else(failed),
+        // PgBouncer's mock login for a user it does not know.
+        Flow::Trust => secret
+            .as_ref()
+            .map(|_| learned(None))
+            .ok_or(ClientError::TrustAuthFailed),
         Flow::Cleartext => {
             cleartext(user, secret.as_ref(), stream, reader).await?;
             Ok(learned(None))
@@ -270,7 +325,7 @@ async fn scram(
     stream: &mut Stream,
     reader: &mut MessageReader,
 ) -> Result<Option<[u8; 32]>, ClientError> {
-    let failed = || ClientError::AuthFailed(user.to_owned());
+    let failed = || ClientError::SaslAuthFailed;
     let mut out = BytesMut::new();
     backend::auth_sasl(&mut out, &[SCRAM_SHA_256]);
     send(stream, &out).await?;

@@ -17,6 +17,13 @@ pub enum ClientError {
     /// Bad password or unknown user.
     #[error("password authentication failed for user \"{0}\"")]
     AuthFailed(String),
+    /// `trust` for a user that is neither in `auth_file` nor found by `auth_query` (PgBouncer's
+    /// mock login).
+    #[error("\"trust\" authentication failed")]
+    TrustAuthFailed,
+    /// The SCRAM exchange failed: a wrong password or an unknown user (PgBouncer's text).
+    #[error("SASL authentication failed")]
+    SaslAuthFailed,
     /// `auth_type` needs something this build cannot do.
     #[error("authentication method not supported: {0}")]
     AuthUnsupported(&'static str),
@@ -36,6 +43,10 @@ pub enum ClientError {
     /// statements); PgBouncer's text.
     #[error("prepared statement did not exist")]
     PreparedStatementMissing,
+    /// A named Parse of a name the client already prepared (tracked prepared statements);
+    /// PgBouncer's text.
+    #[error("prepared statement name is already in use")]
+    PreparedNameInUse,
     /// Startup packet without `user`.
     #[error("no username supplied")]
     NoUser,
@@ -54,7 +65,8 @@ pub enum ClientError {
     /// `query_timeout`: the query ran too long; PgBouncer closes the server and the client.
     #[error("query timeout")]
     QueryTimeout,
-    /// `idle_transaction_timeout`.
+    /// `idle_transaction_timeout` (08P01, as PgBouncer's disconnect; drivers report a lost
+    /// connection, not PostgreSQL's 25P03).
     #[error("idle transaction timeout")]
     IdleTransactionTimeout,
     /// `transaction_timeout`.
@@ -128,11 +140,12 @@ impl ClientError {
     pub fn sqlstate(&self) -> &'static str {
         match self {
             ClientError::NoSuchDatabase(_) => sqlstate::INVALID_CATALOG_NAME,
-            ClientError::AuthFailed(_) => sqlstate::INVALID_PASSWORD,
+            ClientError::AuthFailed(_)
+            | ClientError::TrustAuthFailed
+            | ClientError::SaslAuthFailed => sqlstate::INVALID_PASSWORD,
             ClientError::NoUser | ClientError::AuthUnsupported(_) => {
                 sqlstate::INVALID_AUTHORIZATION
             }
-            ClientError::IdleTransactionTimeout => sqlstate::IDLE_IN_TRANSACTION_TIMEOUT,
             ClientError::Shutdown
             | ClientError::ServerShutdown
             | ClientError::Exiting
@@ -160,5 +173,41 @@ impl ClientError {
             other => other.sqlstate(),
         };
         error_response(out, Severity::Fatal, code, &self.text());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ClientError;
+
+    /// PgBouncer's texts and SQLSTATEs for the refusals that log alerts and drivers match.
+    #[test]
+    fn pgbouncer_texts_and_codes() {
+        for (error, text, code) in [
+            (
+                ClientError::TrustAuthFailed,
+                "\"trust\" authentication failed",
+                "28P01",
+            ),
+            (
+                ClientError::SaslAuthFailed,
+                "SASL authentication failed",
+                "28P01",
+            ),
+            (
+                ClientError::PreparedNameInUse,
+                "prepared statement name is already in use",
+                "08P01",
+            ),
+            // A lost connection for drivers, as PgBouncer's disconnect (not PostgreSQL's 25P03).
+            (
+                ClientError::IdleTransactionTimeout,
+                "idle transaction timeout",
+                "08P01",
+            ),
+        ] {
+            assert_eq!(error.text(), text);
+            assert_eq!(error.sqlstate(), code, "{text}");
+        }
     }
 }

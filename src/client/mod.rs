@@ -298,10 +298,19 @@ async fn log_in(
         return Err(ClientError::Shutdown);
     }
     let config = ctx.registry.config();
-    let db = ctx
-        .registry
-        .database(&login.database)
-        .ok_or_else(|| ClientError::NoSuchDatabase(login.database.clone()))?;
+    let Some(db) = ctx.registry.database(&login.database) else {
+        // As PgBouncer's fake database: the client proves who it is first, so a wrong password
+        // reads as one, and only then learns that the database does not exist.
+        auth::authenticate_unknown_database(
+            &ctx.registry,
+            (&login.database, login.replication),
+            &login.user,
+            stream,
+            reader,
+        )
+        .await?;
+        return Err(ClientError::NoSuchDatabase(login.database.clone()));
+    };
     let authenticated = auth::authenticate(
         &ctx.registry,
         (&login.database, login.replication),
@@ -317,7 +326,11 @@ async fn log_in(
             // Counted per pool for metrics. Only users that can have a pool get one (as PgBouncer
             // assigns the pool before the password check), so unknown names cannot grow the map.
             let known = db.user.is_some() || config.auth_users.contains_key(&login.user);
-            if matches!(error, ClientError::AuthFailed(_)) && known {
+            let failed = matches!(
+                error,
+                ClientError::AuthFailed(_) | ClientError::SaslAuthFailed
+            );
+            if failed && known {
                 let pool = ctx.registry.pool_for(&db, &login.user);
                 crate::stats::ErrorCounters::bump(&pool.stats.errors().auth_failures);
             }

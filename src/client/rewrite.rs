@@ -208,6 +208,12 @@ impl PreparedState {
             self.pipeline.push(Expect::Parse(None));
             return Ok(());
         };
+        // As PgBouncer: a name the client still holds (or whose Parse is still on its way) is
+        // not redefined; the session ends, since an error in place would break a pipeline.
+        if self.statements.get(name).is_some() {
+            tracing::error!("prepared statement '{name}' was already prepared");
+            return Err(ClientError::PreparedNameInUse);
+        }
         let statement = side.registry.intern(key);
         let Ok(previous) = self
             .statements

@@ -313,7 +313,23 @@ impl Pool {
         ));
         let launched = Instant::now();
         tokio::spawn(async move {
-            let result = server::connect(&pool.spec(), id).await.map(|mut conn| {
+            let spec = pool.spec();
+            let result = server::connect(&spec, id).await;
+            // PgBouncer's `closing because: REASON` for a server that failed before it was
+            // logged in (`connect failed`, `connect timeout`, `server DNS lookup failed`,
+            // `server refused SSL`...); a refused login is logged by `on_login_failed`.
+            if let Err(error) = &result
+                && !matches!(error, ServerError::Login(_))
+                && pool.settings().log.disconnections
+            {
+                let (host, port) = match &spec.addr {
+                    server::ServerAddr::Tcp(host, port) => (host.as_str(), *port),
+                    server::ServerAddr::Unix(path) => (path.as_str(), 0),
+                };
+                LogPeer::new(Side::Server, id, &pool.database, &spec.user, (host, port))
+                    .closing(&error.close_reason());
+            }
+            let result = result.map(|mut conn| {
                 let (addr, port) = conn.io().stream.peer();
                 let (local_addr, local_port) = conn.local.clone();
                 entry.set_endpoints(Endpoints {
@@ -376,7 +392,22 @@ impl Pool {
     /// error, unless the pool still has usable servers; otherwise they keep waiting for the
     /// retry.
     fn on_login_failed(self: &Arc<Self>, error: &ServerError, launched: Instant) {
-        tracing::warn!(db = %self.database, user = %self.user, "server connection failed: {error}");
+        match error {
+            // PgBouncer's words, which log alerts match: `server login failed: FATAL database
+            // "x" does not exist`.
+            ServerError::Login(fields) => conn_log::pool_warning(
+                &self.database,
+                &self.user,
+                &format_args!(
+                    "server login failed: {} {}",
+                    fields.severity.as_deref().unwrap_or("ERROR"),
+                    fields.message.as_deref().unwrap_or_default()
+                ),
+            ),
+            other => {
+                tracing::warn!(db = %self.database, user = %self.user, "server connection failed: {other}");
+            }
+        }
         ErrorCounters::bump(&self.stats.errors().server_connect_failures);
         self.db_limit.release();
         self.user_limit.release();

@@ -186,3 +186,146 @@ async fn unexpected_eof_is_named() {
 
     pooler.stop().await;
 }
+
+/// The server's message text of a refused login.
+fn refusal(result: Result<tokio_postgres::Client, tokio_postgres::Error>) -> String {
+    let Err(err) = result else {
+        panic!("the login must be refused");
+    };
+    err.as_db_error()
+        .map_or_else(|| err.to_string(), |e| e.message().to_owned())
+}
+
+/// A client of a database that is not configured proves its password first (PgBouncer's fake
+/// database): a wrong one is refused as a wrong password, a right one learns the database is
+/// unknown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_database_checks_the_password_first() {
+    logs::capture();
+    let pg = PgCluster::shared();
+    let db = pg.create_database("connlog_fakedb");
+    let users = userlist(&[("fakedb_user", "pw-fakedb")]);
+    let dbs = db_line("connlog_fakedb_app", &db, "user=trust_user");
+    let pooler = Pooler::start(&dbs, "auth_type = md5", &users);
+    let text = refusal(
+        pooler
+            .connect("fakedb_user", "wrong", "connlog_fakedb_none")
+            .await,
+    );
+    assert!(text.contains("password authentication failed"), "{text}");
+    logs::wait_for(
+        &[
+            "connlog_fakedb_none/fakedb_user@",
+            "closing because: password authentication failed",
+        ],
+        LIMIT,
+    )
+    .await;
+    let text = refusal(
+        pooler
+            .connect("fakedb_user", "pw-fakedb", "connlog_fakedb_none")
+            .await,
+    );
+    assert_eq!(text, "no such database: connlog_fakedb_none");
+    pooler.stop().await;
+}
+
+/// A user the pooler does not know fails as PgBouncer's mock login does: `trust` says so, SCRAM
+/// fails its exchange.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_user_fails_with_the_methods_words() {
+    logs::capture();
+    let pg = PgCluster::shared();
+    let db = pg.create_database("connlog_nouser");
+    let users = userlist(&[("nouser_known", "pw-nouser")]);
+    for (auth_type, name, words) in [
+        (
+            "trust",
+            "connlog_nouser_trust",
+            "\"trust\" authentication failed",
+        ),
+        (
+            "scram-sha-256",
+            "connlog_nouser_scram",
+            "SASL authentication failed",
+        ),
+    ] {
+        let dbs = db_line(name, &db, "user=trust_user");
+        let pooler = Pooler::start(&dbs, &format!("auth_type = {auth_type}"), &users);
+        let text = refusal(pooler.connect("nouser_nobody", "whatever", name).await);
+        assert_eq!(text, words);
+        let closing = format!("closing because: {words}");
+        logs::wait_for(&[&format!("{name}/nouser_nobody@"), &closing], LIMIT).await;
+        // A known user still logs in.
+        let client = pooler.connect("nouser_known", "pw-nouser", name).await;
+        assert!(client.is_ok(), "{auth_type}: {:?}", client.err());
+        pooler.stop().await;
+    }
+}
+
+/// A server that refuses the login is logged in PgBouncer's words, and the client is closed
+/// with the server's reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_login_refusal_is_logged() {
+    logs::capture();
+    let users = userlist(&[("refused_user", "pw-refused")]);
+    let dbs = db_line(
+        "connlog_refused_app",
+        "connlog_refused_missing",
+        "user=trust_user",
+    );
+    let pooler = Pooler::start(&dbs, "auth_type = md5", &users);
+    let text = refusal(
+        pooler
+            .connect("refused_user", "pw-refused", "connlog_refused_app")
+            .await,
+    );
+    let missing = "database \"connlog_refused_missing\" does not exist";
+    assert_eq!(text, missing);
+    logs::wait_for(&[&format!("server login failed: FATAL {missing}")], LIMIT).await;
+    logs::wait_for(
+        &[
+            "connlog_refused_app/refused_user@",
+            &format!("closing because: {missing}"),
+        ],
+        LIMIT,
+    )
+    .await;
+    pooler.stop().await;
+}
+
+/// A server that cannot be reached is logged as PgBouncer closes it: `connect failed`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_server_is_logged() {
+    logs::capture();
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let users = userlist(&[("unreach_user", "pw-unreach")]);
+    let dbs =
+        format!("connlog_unreach_app = host=127.0.0.1 port={port} dbname=x user=trust_user\n");
+    let pooler = Pooler::start(
+        &dbs,
+        "auth_type = md5\nlog_disconnections = 1\nquery_wait_timeout = 2",
+        &users,
+    );
+    assert!(
+        pooler
+            .connect("unreach_user", "pw-unreach", "connlog_unreach_app")
+            .await
+            .is_err()
+    );
+    let line = logs::wait_for(
+        &[
+            "connlog_unreach_app/trust_user@127.0.0.1:",
+            "closing because: connect failed",
+        ],
+        LIMIT,
+    )
+    .await;
+    assert!(line.contains("S-"), "{line}");
+    pooler.stop().await;
+}

@@ -180,3 +180,41 @@ async fn pgbench_prepared_mode_through_the_pooler() {
         assert_eq!(run.failed.unwrap_or(0), 0, "{mode}");
     }
 }
+
+/// A named Parse of a name the client already holds ends the session with PgBouncer's error,
+/// and the error log names the statement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reusing_a_statement_name_ends_the_session() {
+    use crate::harness::{logs, raw};
+    use tokio::io::AsyncWriteExt;
+    logs::capture();
+    let pg = PgCluster::shared();
+    let db = pg.create_database("prepreuse");
+    let pooler = start(&db, "max_prepared_statements = 10");
+    let pw = password("md5_user");
+    let (mut stream, _) = raw::login(pooler.port, "md5_user", &pw, "app").await;
+    let parse = raw::message(b'P', b"prepreuse_stmt\0select 1\0\0\0");
+    let sync = raw::message(b'S', b"");
+    let batch = [parse.as_slice(), sync.as_slice()].concat();
+    stream.write_all(&batch).await.unwrap();
+    assert_eq!(raw::read_until_ready(&mut stream).await, Ok(()));
+    // The same name again, even for the same text.
+    stream.write_all(&batch).await.unwrap();
+    let mut error = None;
+    while let Some((tag, body)) = raw::read_message(&mut stream).await {
+        if tag == b'E' {
+            error = Some(String::from_utf8_lossy(&body).into_owned());
+        }
+    }
+    let error = error.expect("an ErrorResponse before the connection closes");
+    assert!(
+        error.contains("prepared statement name is already in use"),
+        "{error}"
+    );
+    logs::wait_for(
+        &["prepared statement 'prepreuse_stmt' was already prepared"],
+        std::time::Duration::from_secs(30),
+    )
+    .await;
+    pooler.stop().await;
+}

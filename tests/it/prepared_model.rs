@@ -468,9 +468,11 @@ impl Model {
                 0..=29 => {
                     let text = (!rng.gen_bool(0.1)).then(|| rng.gen_range(0..TEXTS.len()));
                     let name = NAMES[rng.gen_range(0..NAMES.len())];
-                    if self.names.contains_key(name) && !self.failed {
-                        // PostgreSQL refuses a second Parse of a live name (42P05); drivers
-                        // close first, and so does this client.
+                    if self.names.contains_key(name) || self.failed {
+                        // PostgreSQL refuses a second Parse of a live name (42P05) and the
+                        // pooler, as PgBouncer, ends the session on a name it still maps (even
+                        // one whose Parse failed or is skipped in this pipeline); drivers close
+                        // first, and so does this client.
                         self.close(chunk, name);
                     }
                     self.parse(chunk, name, text);

@@ -9,6 +9,7 @@ use std::process::Output;
 
 use crate::harness::certs::{Issued, TestCa};
 use crate::harness::files::userlist;
+use crate::harness::logs;
 use crate::harness::pooler::{Pooler, db_line, first_value};
 use crate::harness::postgres::{ClusterOptions, PgCluster, bin, password};
 use crate::harness::tools::{PSQL_TIMEOUT, clear_libpq_env, run_with_timeout};
@@ -291,16 +292,27 @@ async fn server_tls_require_fails_and_prefer_falls_back_without_ssl() {
         Some("1")
     );
     pooler.stop().await;
+    // As in PgBouncer, the refusal fails no waiting client: the client that waits for the
+    // pool's first server leaves at client_login_timeout, and the log says why.
+    logs::capture();
     let pooler = Pooler::start(
-        &db_line("app", &db, ""),
-        "auth_type = plain\nserver_tls_sslmode = require",
+        &db_line("tls_require_app", &db, ""),
+        "auth_type = plain\nserver_tls_sslmode = require\nclient_login_timeout = 1",
         &users,
     );
     let err = pooler
-        .connect("scram_user", "scram_user_pw", "app")
+        .connect("scram_user", "scram_user_pw", "tls_require_app")
         .await
         .expect_err("the shared cluster has ssl = off");
-    assert!(format!("{err:?}").contains("server refused SSL"), "{err:?}");
+    assert!(
+        format!("{err:?}").contains("client_login_timeout"),
+        "{err:?}"
+    );
+    logs::wait_for(
+        &["tls_require_app/", "closing because: server refused SSL"],
+        std::time::Duration::from_secs(30),
+    )
+    .await;
     pooler.stop().await;
 }
 

@@ -22,7 +22,11 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 
 /// Targets recorded, at INFO and above (a prefix covers its submodules).
-pub const TARGETS: &[&str] = &["pgsluice::alerts", "pgsluice::stats::conn_log"];
+pub const TARGETS: &[&str] = &[
+    "pgsluice::alerts",
+    "pgsluice::stats::conn_log",
+    "pgsluice::client::rewrite",
+];
 /// Lines kept.
 pub const MAX_LINES: usize = 100_000;
 
