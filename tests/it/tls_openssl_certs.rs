@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 
 use crate::harness::certs::{CaShape, Issued, OpensslCa};
 use crate::harness::files::userlist;
+use crate::harness::logs;
 use crate::harness::pooler::{Pooler, db_line, first_value};
 use crate::harness::postgres::{ClusterOptions, PgCluster, password};
 use crate::tls_auth::psql_conninfo;
@@ -196,7 +197,8 @@ async fn server_tls_checks_v1_certificates_and_their_common_name() {
     });
     let users = userlist(&[("scram_user", "scram_user_pw")]);
     let ssl_query = "select ssl from pg_stat_ssl where pid = pg_backend_pid()";
-    for (mode, host, ca_file, works) in [
+    logs::capture();
+    for (case, (mode, host, ca_file, works)) in [
         // The certificate names only CN=localhost, no subjectAltName.
         ("verify-full", "localhost", Some(&ca), true),
         ("verify-full", "127.0.0.1", Some(&ca), false),
@@ -205,14 +207,21 @@ async fn server_tls_checks_v1_certificates_and_their_common_name() {
         ("require", "localhost", None, true),
         ("verify-full", "localhost", Some(&wrong), false),
         ("verify-ca", "localhost", Some(&wrong), false),
-    ] {
-        let mut settings = format!("auth_type = plain\nserver_tls_sslmode = {mode}\n");
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // A refused server fails no waiting client (as in PgBouncer): the one waiting for the
+        // pool's first server leaves at client_login_timeout, and the log says why.
+        let mut settings =
+            format!("auth_type = plain\nserver_tls_sslmode = {mode}\nclient_login_timeout = 1\n");
         if let Some(ca) = ca_file {
             let _ = writeln!(settings, "server_tls_ca_file = {}", ca.ca_file().display());
         }
-        let databases = format!("app = host={host} port={} dbname=postgres\n", pg.port());
+        let app = format!("ossl_server_{case}");
+        let databases = format!("{app} = host={host} port={} dbname=postgres\n", pg.port());
         let pooler = Pooler::start(&databases, &settings, &users);
-        let result = pooler.connect("scram_user", "scram_user_pw", "app").await;
+        let result = pooler.connect("scram_user", "scram_user_pw", &app).await;
         let label = format!("{mode} {host} {:?}", ca_file.map(OpensslCa::name));
         if works {
             let client = result.unwrap_or_else(|e| panic!("{label}: {e:?}"));
@@ -224,9 +233,14 @@ async fn server_tls_checks_v1_certificates_and_their_common_name() {
         } else {
             let err = result.expect_err(&label);
             assert!(
-                format!("{err:?}").contains("TLS startup failed"),
+                format!("{err:?}").contains("client_login_timeout"),
                 "{label}: {err:?}"
             );
+            logs::wait_for(
+                &[&format!("{app}/"), "closing because: TLS startup failed"],
+                std::time::Duration::from_secs(30),
+            )
+            .await;
         }
         pooler.stop().await;
     }
