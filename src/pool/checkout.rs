@@ -12,7 +12,7 @@ use super::{CloseReason, Inner, Pool, PoolError, PooledServer, Waiter};
 use crate::server::{self, ServerConn, ServerError};
 use crate::stats::ErrorCounters;
 use crate::stats::conn_log::{self, LogPeer};
-use crate::stats::conns::{ConnInfo, ConnState, Endpoints, Side};
+use crate::stats::conns::{ConnInfo, ConnState, Side};
 
 /// A place in the wait queue. If it is dropped while a server is in flight to it, the server goes
 /// back to the pool instead of being lost.
@@ -330,17 +330,7 @@ impl Pool {
                     .closing(&error.close_reason());
             }
             let result = result.map(|mut conn| {
-                let (addr, port) = conn.io().stream.peer();
-                let (local_addr, local_port) = conn.local.clone();
-                entry.set_endpoints(Endpoints {
-                    addr,
-                    port,
-                    local_addr,
-                    local_port,
-                });
-                entry.set_remote_pid(conn.cancel_target().pid);
-                entry.set_tls(&conn.tls_summary().unwrap_or_default());
-                conn.entry = Some(entry);
+                conn.attach_entry(entry);
                 conn
             });
             pool.on_connected(result, launched);

@@ -23,7 +23,7 @@ use tokio::time::Instant;
 use super::{CloseReason, Inner, Pool, PoolError, PooledServer};
 use crate::server::{self, ServerError};
 use crate::stats::ErrorCounters;
-use crate::stats::conns::{ConnInfo, ConnState, Endpoints, Side};
+use crate::stats::conns::{ConnInfo, ConnState, Side};
 
 /// A replication client waiting for room in the pool.
 pub(super) struct DedicatedWaiter {
@@ -131,17 +131,7 @@ impl Pool {
                 return Err(error.into());
             }
         };
-        let (addr, port) = conn.io().stream.peer();
-        let (local_addr, local_port) = conn.local.clone();
-        entry.set_endpoints(Endpoints {
-            addr,
-            port,
-            local_addr,
-            local_port,
-        });
-        entry.set_remote_pid(conn.cancel_target().pid);
-        entry.set_tls(&conn.tls_summary().unwrap_or_default());
-        conn.entry = Some(entry);
+        conn.attach_entry(entry);
         {
             let mut inner = self.inner.lock();
             inner.dedicated_connecting -= 1;

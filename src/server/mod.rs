@@ -266,6 +266,22 @@ pub struct ServerConn {
 }
 
 impl ServerConn {
+    /// Files this logged-in connection in the connection directory: its endpoints, backend pid
+    /// and TLS summary, as SHOW SERVERS prints them.
+    pub fn attach_entry(&mut self, entry: crate::stats::conns::ConnEntry) {
+        let (addr, port) = self.io().stream.peer();
+        let (local_addr, local_port) = self.local.clone();
+        entry.set_endpoints(crate::stats::conns::Endpoints {
+            addr,
+            port,
+            local_addr,
+            local_port,
+        });
+        entry.set_remote_pid(self.cancel_target().pid);
+        entry.set_tls(&self.tls_summary().unwrap_or_default());
+        self.entry = Some(entry);
+    }
+
     /// The parts the relay works with, borrowed separately.
     pub fn io(&mut self) -> ServerIo<'_> {
         ServerIo {
