@@ -164,6 +164,12 @@ impl Registry {
             return Arc::clone(pool);
         }
         let config = self.config();
+        // PgBouncer's line for the first use of a name the `*` entry stands in for.
+        if !config.databases.iter().any(|d| d.name == db.name)
+            && !pools.keys().any(|(name, _)| *name == db.name)
+        {
+            tracing::info!("registered new auto-database: {}", db.name);
+        }
         let policy = self.policy();
         let pool = Arc::new(self.build_pool(&config, &policy, db, user));
         pool.db_limit.add_member(&pool);

@@ -329,3 +329,30 @@ async fn unreachable_server_is_logged() {
     assert!(line.contains("S-"), "{line}");
     pooler.stop().await;
 }
+
+/// The first use of a name the `*` entry stands in for is logged once, in PgBouncer's words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_database_registration_is_logged_once() {
+    logs::capture();
+    let pg = PgCluster::shared();
+    let db = pg.create_database("connlog_auto");
+    let users = userlist(&[("connlog_user", "pw-connlog")]);
+    let dbs = db_line("*", &db, "user=trust_user");
+    let pooler = Pooler::start(&dbs, "auth_type = md5", &users);
+    for _ in 0..2 {
+        let client = pooler
+            .connect("connlog_user", "pw-connlog", "connlog_auto_name")
+            .await
+            .unwrap();
+        assert_eq!(
+            first_value(&client, "select 1").await.unwrap().as_deref(),
+            Some("1")
+        );
+    }
+    logs::wait_for(&["registered new auto-database: connlog_auto_name"], LIMIT).await;
+    assert_eq!(
+        logs::matching(&["registered new auto-database: connlog_auto_name"]).len(),
+        1
+    );
+    pooler.stop().await;
+}

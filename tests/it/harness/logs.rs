@@ -26,6 +26,7 @@ pub const TARGETS: &[&str] = &[
     "pgsluice::alerts",
     "pgsluice::stats::conn_log",
     "pgsluice::client::rewrite",
+    "pgsluice::pool::registry",
 ];
 /// Lines kept.
 pub const MAX_LINES: usize = 100_000;
