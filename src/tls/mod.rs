@@ -181,8 +181,14 @@ fn provider(config: &Config, side: &'static str) -> Result<Arc<CryptoProvider>, 
         .filter(|s| s.tls13().is_some())
         .collect();
     for name in [format!("{side}_ciphers"), format!("{side}13_ciphers")] {
+        // PgBouncer's (libtls's) words first, which log alerts match, then which setting.
+        let failed = if name.ends_with("13_ciphers") {
+            "failed to set the TLSv1.3 cipher suites"
+        } else {
+            "failed to set ciphers"
+        };
         let choice = policy::parse_ciphers(value(config, &name))
-            .map_err(|e| TlsError::Setting(format!("invalid {name}: {e}")))?;
+            .map_err(|e| TlsError::Setting(format!("{failed}: invalid {name}: {e}")))?;
         if !choice.unknown.is_empty() {
             tracing::warn!(
                 setting = %name,

@@ -207,6 +207,14 @@ fn settings_errors_are_clear() {
         err("server_tls_ca_file = /nonexistent/ca.pem\nserver_tls_sslmode = verify-ca")
             .contains("server_tls_ca_file")
     );
+    // libtls's words for cipher lists nothing in them can satisfy, which log alerts match.
+    let tls13 = err("server_tls13_ciphers = unknown");
+    assert!(
+        tls13.contains("failed to set the TLSv1.3 cipher suites")
+            && tls13.contains("server_tls13_ciphers"),
+        "{tls13}"
+    );
+    assert!(err("server_tls_ciphers = RC4-MD5").contains("failed to set ciphers"));
     // Defaults: client TLS off, servers `prefer` without checks.
     let ctx = TlsContext::from_config(&Config::default()).unwrap();
     assert_eq!(ctx.client.mode(), SslMode::Disable);
