@@ -261,3 +261,27 @@ mod tests {
         assert_eq!(server.get("TimeZone"), Some("Europe/Berlin"));
     }
 }
+
+#[cfg(test)]
+mod search_path_quoting_tests {
+    use super::ParamSet;
+
+    /// A search_path from a client's startup packet goes into a SET unquoted only when it is a
+    /// plain list; anything that could end the statement is sent as one quoted literal.
+    #[test]
+    fn only_plain_lists_go_unquoted() {
+        let server = ParamSet::default();
+        let mut client = ParamSet::default();
+        client.set("search_path", "app, \"My Schema\", public");
+        assert_eq!(
+            server.alignment_sql(&client).as_deref(),
+            Some("SET search_path = app, \"My Schema\", public;")
+        );
+        client.set("search_path", "x; DROP TABLE t; --");
+        let sql = server.alignment_sql(&client).unwrap();
+        assert_eq!(sql, "SET search_path = 'x; DROP TABLE t; --';");
+        client.set("search_path", "\"a\"; select 1 --");
+        let sql = server.alignment_sql(&client).unwrap();
+        assert!(sql.starts_with("SET search_path = '"), "{sql}");
+    }
+}
