@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::harness::files::{TempDir, userlist};
 use crate::harness::pooler::eventually;
 use crate::harness::postgres::{PgCluster, password};
-use crate::harness::tools::{psql_async, wait_child};
+use crate::harness::tools::{psql_async, required, wait_child};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pgsluice");
 
@@ -151,12 +151,16 @@ async fn syslog_json_and_log_settings_on_reload() {
 /// Started as root with `-u postgres`, the process runs as that user and its pidfile and
 /// logfile belong to it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[allow(clippy::print_stderr, reason = "says why the test is skipped")]
-async fn dash_u_switches_user() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipping: -u needs root");
-        return;
-    }
+#[ignore = "needs root, for -u (scripts/test.sh runs it as root)"]
+async fn dash_u_switches_user_needs_root() {
+    required(
+        "root (-u switches to another user)",
+        if nix::unistd::geteuid().is_root() {
+            Ok(())
+        } else {
+            Err("not running as root".to_owned())
+        },
+    );
     let pg = PgCluster::shared();
     let db = pg.create_database("dash_u");
     let dir = TempDir::new("pgsluice-dash-u");

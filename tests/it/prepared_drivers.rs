@@ -4,8 +4,10 @@
 //!
 //! Each client program checks every result itself and exits non-zero on any mismatch; the tests
 //! check its exit status, its `OK` line and the pooler's counters. The drivers are installed by
-//! `tests/clients/install.sh` (scripts/test.sh runs it) under `target/`; a driver that could not
-//! be installed is skipped with a `skipped: <reason>` line on stderr.
+//! `tests/clients/install.sh` (scripts/test.sh runs it) under `target/`. A driver's test is
+//! `*_needs_DRIVER` and `#[ignore]`d, so a plain `cargo test` reports it as ignored with its reason;
+//! scripts/test.sh runs each one whose driver it installed (with `CI=true`, every one: a missing
+//! driver then fails the test).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -15,7 +17,9 @@ use std::time::Duration;
 use crate::harness::files::{TempDir, userlist};
 use crate::harness::pooler::{Pooler, db_line};
 use crate::harness::postgres::{PgCluster, password};
-use crate::harness::tools::{clear_libpq_env, pgbench_async, pgbench_init, run_with_timeout};
+use crate::harness::tools::{
+    clear_libpq_env, pgbench_async, pgbench_init, required, run_with_timeout,
+};
 
 /// Concurrent connections per client program (the pool has two servers).
 const CLIENTS: usize = 20;
@@ -36,11 +40,6 @@ fn target_dir() -> PathBuf {
 
 fn clients_dir() -> PathBuf {
     root().join("tests/clients")
-}
-
-#[allow(clippy::print_stderr, reason = "says why a driver test is skipped")]
-fn skip(driver: &str, reason: &str) {
-    eprintln!("skipped: {driver}: {reason} (tests/clients/install.sh installs it)");
 }
 
 /// A transaction-mode pooler with two servers in front of a fresh database.
@@ -150,11 +149,9 @@ async fn python_with(module: &str) -> Result<PathBuf, String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn asyncpg_default_statement_cache() {
-    let python = match python_with("asyncpg").await {
-        Ok(p) => p,
-        Err(reason) => return skip("asyncpg", &reason),
-    };
+#[ignore = "needs asyncpg (tests/clients/install.sh installs it; scripts/test.sh runs this)"]
+async fn asyncpg_default_statement_cache_needs_asyncpg() {
+    let python = required("asyncpg", python_with("asyncpg").await);
     let (pooler, _db) = start_pooler("drv_asyncpg");
     let mut cmd = Command::new(python);
     cmd.arg(clients_dir().join("asyncpg_client.py"))
@@ -167,23 +164,26 @@ async fn asyncpg_default_statement_cache() {
 /// a protocol Close); its pure-Python implementation uses the system's libpq, and before 17
 /// psycopg evicts with SQL `DEALLOCATE name` instead. Both are run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn psycopg3_prepare_threshold_0_and_pipeline() {
-    let python = match python_with("psycopg").await {
-        Ok(p) => p,
-        Err(reason) => return skip("psycopg", &reason),
-    };
+#[ignore = "needs psycopg 3 (tests/clients/install.sh installs it; scripts/test.sh runs this)"]
+async fn psycopg3_prepare_threshold_0_and_pipeline_needs_psycopg() {
+    let python = required("psycopg 3", python_with("psycopg").await);
     for implementation in ["binary", "python"] {
         let mut probe = Command::new(&python);
         probe
             .env("PSYCOPG_IMPL", implementation)
             .args(["-c", "import psycopg; print(psycopg.pq.version())"]);
-        if !run(probe).await.status.success() {
-            skip(
-                &format!("psycopg ({implementation} implementation)"),
-                "not loadable (no system libpq for the python one?)",
-            );
-            continue;
-        }
+        let loaded = run(probe).await;
+        required(
+            &format!("psycopg's {implementation} implementation"),
+            if loaded.status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "not loadable (the python one needs the system's libpq): {}",
+                    String::from_utf8_lossy(&loaded.stderr)
+                ))
+            },
+        );
         let (pooler, _db) = start_pooler("drv_psycopg");
         let mut cmd = Command::new(&python);
         cmd.env("PSYCOPG_IMPL", implementation)
@@ -196,14 +196,19 @@ async fn psycopg3_prepare_threshold_0_and_pipeline() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn node_postgres_named_queries() {
+#[ignore = "needs node and node-postgres (tests/clients/install.sh; scripts/test.sh runs this)"]
+async fn node_postgres_named_queries_needs_node_pg() {
     let modules = target_dir().join("clients-node/node_modules");
-    if !modules.join("pg/package.json").is_file() {
-        return skip("node-postgres", "no pg package in target/clients-node");
-    }
-    if Command::new("node").arg("--version").output().is_err() {
-        return skip("node-postgres", "node not found");
-    }
+    required(
+        "node-postgres",
+        if !modules.join("pg/package.json").is_file() {
+            Err("no pg package in target/clients-node".to_owned())
+        } else if Command::new("node").arg("--version").output().is_err() {
+            Err("node not found".to_owned())
+        } else {
+            Ok(())
+        },
+    );
     let (pooler, _db) = start_pooler("drv_node");
     let mut cmd = Command::new("node");
     cmd.env("NODE_PATH", &modules)
@@ -270,13 +275,19 @@ fn pgjdbc_jar() -> Option<PathBuf> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pgjdbc_default_threshold_and_threshold_1() {
-    let Some(jar) = pgjdbc_jar() else {
-        return skip("pgJDBC", "no /usr/share/java/postgresql.jar");
-    };
-    if Command::new("javac").arg("-version").output().is_err() {
-        return skip("pgJDBC", "javac not found");
-    }
+#[ignore = "needs a JDK and pgJDBC (tests/clients/install.sh; scripts/test.sh runs this)"]
+async fn pgjdbc_default_threshold_and_threshold_1_needs_pgjdbc() {
+    let jar = required(
+        "pgJDBC",
+        pgjdbc_jar().ok_or_else(|| "no /usr/share/java/postgresql.jar".to_owned()),
+    );
+    required(
+        "javac",
+        Command::new("javac")
+            .arg("-version")
+            .output()
+            .map_err(|e| format!("javac not found: {e}")),
+    );
     let classes = TempDir::new("pgsluice-jdbc");
     let mut javac = Command::new("javac");
     javac

@@ -18,6 +18,16 @@ use std::time::Duration;
 
 use super::postgres::bin;
 
+/// What a `*_needs_TOOL` test does when its tool is missing: it fails, saying what is missing and
+/// how to get it. Such tests are `#[ignore = "needs TOOL ..."]`, so a plain `cargo test` reports
+/// them as ignored with that reason; `scripts/test.sh` runs every one whose tool it found (and,
+/// with `CI=true`, every one: in CI a missing tool is a failure, never a pass).
+pub fn required<T>(tool: &str, found: Result<T, String>) -> T {
+    found.unwrap_or_else(|why| {
+        panic!("this test needs {tool}, which is missing: {why} (scripts/test.sh installs it)")
+    })
+}
+
 /// How long `psql` may run.
 pub const PSQL_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long `pgbench` (including `-i`) may run.
