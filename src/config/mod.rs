@@ -12,6 +12,7 @@
 //! `toml.rs` feeds the same builder; `validate.rs` checks the whole; `docs.rs` renders
 //! `docs/configuration.md` from the table.
 
+mod builder;
 pub mod connstr;
 pub mod docs;
 pub mod duration;
@@ -33,8 +34,8 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
+pub use builder::read_auth_file;
 pub use error::{Error, Loc};
-pub use load::read_auth_file;
 pub use set::set_online;
 pub use show::{ShowRow, show_config};
 pub use types::*;

@@ -15,9 +15,9 @@ use serde::Deserialize;
 use toml::Spanned;
 use toml::Value;
 
+use super::builder::Builder;
 use super::duration::{format_secs, parse_with_unit};
 use super::error::{Error, Loc};
-use super::load::Builder;
 use super::settings::{self, Kind};
 use super::{connstr, users};
 
