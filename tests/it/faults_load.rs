@@ -128,15 +128,21 @@ struct Seen {
 }
 
 impl Seen {
-    fn error(&self, e: &tokio_postgres::Error) {
-        let kind = e.as_db_error().map_or_else(
-            || format!("no sqlstate: {e}"),
-            |d| d.code().code().to_owned(),
-        );
-        let message = e.as_db_error().map_or_else(
-            || kind.clone(),
-            |d| format!("{} {}", d.code().code(), d.message()),
-        );
+    fn error(&self, e: &tokio_postgres::Error, closed: &Closed) {
+        let ended = closed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let message = match (e.as_db_error(), ended) {
+            (Some(d), _) => format!("{} {}", d.code().code(), d.message()),
+            (None, Some(ended)) if e.is_closed() => format!("{ended} (while idle)"),
+            (None, _) => format!("no sqlstate: {e}"),
+        };
+        let kind = if message.starts_with("no sqlstate") {
+            message.clone()
+        } else {
+            message.split(' ').next().unwrap_or_default().to_owned()
+        };
         self.messages
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -161,10 +167,27 @@ impl Seen {
     }
 }
 
-async fn connect(conn: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-    let (client, connection) = tokio_postgres::connect(conn, tokio_postgres::NoTls).await?;
+/// `SQLSTATE message` of the error that ended a connection, when it was not the answer to a
+/// call: an ErrorResponse that arrives while no query is pending (a session client whose server
+/// died between two queries) ends tokio-postgres's connection task, and the next call only says
+/// "connection closed". The task records it before the connection is dropped.
+type Closed = Arc<Mutex<Option<String>>>;
+
+async fn connect(
+    conn: &str,
+    closed: &Closed,
+) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (client, mut connection) = tokio_postgres::connect(conn, tokio_postgres::NoTls).await?;
+    let closed = Arc::clone(closed);
     tokio::spawn(async move {
-        let _ = connection.await;
+        let end = std::future::poll_fn(|cx| std::pin::Pin::new(&mut connection).poll(cx)).await;
+        if let Err(e) = end
+            && let Some(db) = e.as_db_error()
+        {
+            *closed.lock().unwrap_or_else(PoisonError::into_inner) =
+                Some(format!("{} {}", db.code().code(), db.message()));
+        }
+        drop(connection);
     });
     Ok(client)
 }
@@ -173,6 +196,7 @@ async fn connect(conn: &str) -> Result<tokio_postgres::Client, tokio_postgres::E
 /// after a failure.
 async fn tx_worker(conn: String, worker: i32, stop: Arc<AtomicBool>, seen: Arc<Seen>) {
     let mut client: Option<tokio_postgres::Client> = None;
+    let mut closed = Closed::default();
     for seq in 0.. {
         if stop.load(Ordering::Relaxed) {
             break;
@@ -187,7 +211,8 @@ async fn tx_worker(conn: String, worker: i32, stop: Arc<AtomicBool>, seen: Arc<S
                 .as_ref()
                 .is_none_or(tokio_postgres::Client::is_closed)
             {
-                client = Some(connect(&conn).await?);
+                closed = Closed::default();
+                client = Some(connect(&conn, &closed).await?);
             }
             client.as_ref().unwrap().simple_query(&sql).await
         })
@@ -211,7 +236,7 @@ async fn tx_worker(conn: String, worker: i32, stop: Arc<AtomicBool>, seen: Arc<S
                 }
             }
             Ok(Err(e)) => {
-                seen.error(&e);
+                seen.error(&e, &closed);
                 client = None;
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
@@ -230,8 +255,9 @@ async fn session_worker(conn: String, worker: i32, stop: Arc<AtomicBool>, seen: 
             break;
         }
         let owner = format!("s{worker}_{i}");
+        let closed = Closed::default();
         let step = tokio::time::timeout(CALL_BOUND, async {
-            let client = connect(&conn).await?;
+            let client = connect(&conn, &closed).await?;
             let rows = client
                 .simple_query(
                     "select coalesce(current_setting('app.owner', true), ''), \
@@ -263,7 +289,7 @@ async fn session_worker(conn: String, worker: i32, stop: Arc<AtomicBool>, seen: 
                 }
             }
             Ok(Err(e)) => {
-                seen.error(&e);
+                seen.error(&e, &closed);
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             Err(_) => {
@@ -332,6 +358,12 @@ impl Run {
                  alter table ledger owner to {USER}"
             )],
         );
+        // The harness cluster runs with synchronous_commit = off, which may lose the last
+        // acknowledged commits in a crash (an immediate shutdown is one): not here.
+        pg.superuser_exec(
+            "postgres",
+            &["alter database bench set synchronous_commit = on"],
+        );
         let proc = Proc::start(&pg, settings, nofile);
         let stop = Arc::new(AtomicBool::new(false));
         let seen = Arc::new(Seen::default());
@@ -391,7 +423,7 @@ impl Run {
         // A new client is served by itself, within a bound.
         let conn = self.proc.conn("app");
         let fresh = tokio::time::timeout(Duration::from_secs(15), async {
-            let c = connect(&conn).await?;
+            let c = connect(&conn, &Closed::default()).await?;
             first_value(&c, "select 41 + 1").await
         })
         .await;
