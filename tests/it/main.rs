@@ -31,6 +31,7 @@ mod core_smoke;
 mod core_timeouts;
 mod docker_entrypoint;
 mod faults;
+mod faults_load;
 mod harness_selftest;
 mod host_lists;
 mod hostile;

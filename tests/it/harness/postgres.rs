@@ -222,6 +222,30 @@ impl PgCluster {
         self.start_again();
     }
 
+    /// `pg_ctl restart -m immediate`: SIGQUIT by PID (every backend quits at once, no
+    /// checkpoint; start-up runs crash recovery), then start-up on the same port and data dir.
+    /// Blocking, like `restart`.
+    pub fn restart_immediate(&self) {
+        let server = self
+            .server
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(server) = server {
+            server.stop_with(&["QUIT"]);
+        }
+        self.start_again();
+    }
+
+    /// The running postmaster's PID (changes with every restart), `None` when stopped.
+    pub fn postmaster_pid(&self) -> Option<u32> {
+        self.server
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(|s| s.postgres.id())
+    }
+
     /// Path of a PostgreSQL binary of the same installation.
     #[allow(
         clippy::unused_self,
@@ -639,9 +663,14 @@ impl Server {
 
     /// Fast shutdown by PID, escalating to immediate shutdown, then SIGKILL; then the guardian,
     /// no longer needed, is killed by its PID and reaped.
-    fn stop(mut self) {
+    fn stop(self) {
+        self.stop_with(&["INT", "QUIT"]);
+    }
+
+    /// Sends each of `signals` in turn until postgres exits, then SIGKILL; reaps the guardian.
+    fn stop_with(mut self, signals: &[&str]) {
         let pid = self.postgres.id();
-        for sig in ["INT", "QUIT"] {
+        for &sig in signals {
             send_signal(pid, sig);
             if wait_child(&mut self.postgres, Duration::from_secs(20)).is_some() {
                 break;
