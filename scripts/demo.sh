@@ -189,6 +189,7 @@ grep -E '^(number of (transactions actually processed|failed)|latency average|tp
 
 say "after the load: the alert resolves (at or under 95 % of the threshold for 3 s)"
 wait_until 200 state_is resolved || true
+wait_until 20 grep -q resolved "$work/alert.log" || true
 show_alerts
 wait_until 50 grep -q resolved "$work/webhook.log" || true
 echo "  webhook received:"

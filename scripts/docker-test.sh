@@ -50,7 +50,7 @@ RUN=(run -d --health-interval=disable --ulimit "nofile=$nofile:$nofile" --ulimit
 
 # A free loopback port below the kernel's ephemeral range (where a client's own port could take
 # it between the probe and the bind), never one handed out before in this run.
-picked=" "
+picked=" " pg_port='' p1='' m1='' p2=''
 pick_port() { # VAR
   local port low
   low=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
@@ -69,7 +69,7 @@ fail() { printf 'FAIL  %s\n' "$*"; failed=$((failed + 1)); }
 check() { local name=$1; shift; if "$@"; then pass "$name"; else fail "$name"; fi; }
 section() { printf '\n--- %s\n' "$*"; }
 
-containers=() pg_pid= held_pids=()
+containers=() pg_pid='' held_pids=()
 cleanup() {
   local c p
   for p in "${held_pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -134,7 +134,8 @@ if [[ ${DOCKER_TEST_REBUILD_BASE:-0} == 1 ]] || ! pm image exists "$BASE"; then
   tar -C "$rootfs" -c . | pm import - "$BASE" >/dev/null
   rm -rf "$rootfs"
 fi
-say "building the release binary and the image (PGSLUICE_BINARY=prebuilt, RUNTIME_IMAGE=$BASE)"
+say "building the release binary and the image (PGSLUICE_BINARY=prebuilt)"
+say "(RUNTIME_IMAGE=$BASE)"
 cargo build --release --locked --quiet
 mkdir -p dist
 strip -o dist/pgsluice target/release/pgsluice
@@ -401,7 +402,7 @@ check "preStop '${K8S_PRESTOP[*]}' runs in the image" pm exec k8s "${K8S_PRESTOP
 check "runAsUser/runAsGroup ${K8S_RUN_AS[0]} is the image's USER" test "${K8S_RUN_AS[0]}" = "$(cfg '{{.Config.User}}')"
 check "securityContext: read-only root, drop ALL, no privilege escalation" \
   test "${K8S_READONLY[0]} ${K8S_CAPS_DROP[*]} ${K8S_NO_NEW_PRIVS[0]}" = "true ALL true"
-check "the config volume (${K8S_VOLUME[0]}) is mounted at ${K8S_MOUNT[0]}, where the probes and the image's HEALTHCHECK read the ini" \
+check "the ${K8S_VOLUME[0]} is mounted at ${K8S_MOUNT[0]}, where the probes and HEALTHCHECK read" \
   sh -c 'test "$1" = emptyDir && test "$2/pgbouncer.ini" = "$3" && case "$4" in *"\"$3\""*) ;; *) exit 1 ;; esac' \
   _ "${K8S_VOLUME[0]}" "${K8S_MOUNT[0]}" "${K8S_LIVENESSPROBE[2]}" "$(cfg '{{json .Config.Healthcheck.Test}}')"
 check "the entrypoint wrote its files into the mounted volume" log_has k8s "wrote ${K8S_MOUNT[0]}/userlist.txt"
