@@ -229,8 +229,20 @@ write_userlist() {
   log "wrote $file (user $DB_USER)"
 }
 
+# `docker run IMAGE sh` and the like: another command than pgsluice (its first argument does
+# not start with -). It gets the generated files when there are variables to write them from,
+# and runs without them otherwise.
+other_command=0
+if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then
+  other_command=1
+fi
+
 if [ ! -e "$INI" ] || [ "${PGSLUICE_FORCE_GENERATE:-0}" = 1 ]; then
-  generate
+  if [ "$other_command" = 1 ] && [ -z "${DATABASE_URL:-}${DB_HOST:-}${POSTGRESQL_HOST:-}" ]; then
+    :
+  else
+    generate
+  fi
 else
   log "using $INI"
 fi
@@ -239,8 +251,7 @@ if [ "${PGSLUICE_GENERATE_ONLY:-0}" = 1 ]; then
   exit 0
 fi
 
-# `docker run IMAGE sh` and the like run that command instead.
-if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then
+if [ "$other_command" = 1 ]; then
   exec "$@"
 fi
 

@@ -232,8 +232,11 @@ fn run(args: Args) -> Result<()> {
             "the pidfile names a running process; taking it over (so_reuseport rolling restart)"
         );
     }
+    let workers = worker_threads(&config);
+    // Says what a cgroup CPU limit made of the default (a container with --cpus=1 gets 1).
+    tracing::info!(worker_threads = workers, "starting the runtime");
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(worker_threads(&config))
+        .worker_threads(workers)
         .enable_all()
         .build()
         .context("cannot start the runtime")?;

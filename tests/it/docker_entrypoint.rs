@@ -208,6 +208,44 @@ fn fallback_database_mounted_config_and_errors() {
     );
 }
 
+/// `docker run IMAGE sh`: a command that is not an option runs instead of pgsluice, without any
+/// variable set (no config to write, and that is no error), and with the files written when
+/// there are variables to write them from.
+#[test]
+fn another_command_runs_with_or_without_variables() {
+    let run = |dir: &TempDir, vars: &[(&str, &str)]| {
+        let mut cmd = Command::new("sh");
+        cmd.arg(script())
+            .args(["sh", "-c", "echo ran:$0", "other"])
+            .env_clear()
+            .env("PATH", format!("{}:/usr/bin:/bin", bin_dir()))
+            .env("PGSLUICE_CONFIG_DIR", dir.path())
+            .envs(vars.iter().copied());
+        run_with_timeout(cmd, Duration::from_secs(30)).unwrap()
+    };
+    let bare = TempDir::new("entrypoint-other-bare");
+    let out = run(&bare, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ran:other\n");
+    assert!(!bare.join("pgbouncer.ini").exists());
+
+    let with_vars = TempDir::new("entrypoint-other-vars");
+    let out = run(
+        &with_vars,
+        &[("DATABASE_URL", "postgres://app:pw@db.internal/app")],
+    );
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ran:other\n");
+    assert_lines(
+        &check(&with_vars),
+        &["app = host=db.internal port=5432 dbname=app"],
+    );
+}
+
 /// The whole container start without a container: the script writes the files, checks them,
 /// and execs pgsluice, which serves psql, answers `--probe`, and stops on SIGTERM.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -278,15 +316,21 @@ async fn entrypoint_starts_a_working_pooler() {
     assert!(status.is_some_and(|s| s.success()), "{status:?}");
 }
 
-/// Docker cannot run here, so the Dockerfile is held to its contract by reading it: the same
-/// build command as CI, a non-root user, the entrypoint and the probe health check.
+/// The Dockerfile's contract, read from the file (scripts/docker-test.sh builds and runs the
+/// image with podman): the same build command as CI, a Debian bookworm-slim runtime, a prebuilt
+/// binary as the alternative to the build stage, a non-root user, the entrypoint and the probe
+/// health check.
 #[test]
 fn dockerfile_contract() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dockerfile = std::fs::read_to_string(root.join("docker/Dockerfile")).unwrap();
     for needle in [
         "RUN cargo build --release --locked",
-        "FROM debian:bookworm-slim",
+        "ARG RUNTIME_IMAGE=debian:bookworm-slim",
+        "FROM ${RUNTIME_IMAGE} AS runtime",
+        "ARG PGSLUICE_BINARY=source",
+        "FROM build-${PGSLUICE_BINARY} AS build",
+        "COPY dist/pgsluice /usr/local/bin/pgsluice",
         "USER 10001:10001",
         "COPY docker/entrypoint.sh /usr/local/bin/docker-entrypoint.sh",
         "ENTRYPOINT [\"docker-entrypoint.sh\"]",
