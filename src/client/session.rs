@@ -264,9 +264,26 @@ impl Session {
         let conn = server.conn();
         if let Some(sql) = conn.params.alignment_sql(&self.params) {
             let before = conn.params.clone();
-            match conn.simple_query(&sql).await {
-                Ok(_) => conn.params.adopt(&self.params, &before),
-                Err(e) => {
+            // PgBouncer sends the SETs in front of the query, so `query_timeout` bounds them: a
+            // server that stopped answering must not hold the client past it.
+            let limit = self.slot.pool().settings().query_timeout;
+            let aligned = if limit.is_zero() {
+                Ok(conn.simple_query(&sql).await)
+            } else {
+                tokio::time::timeout(limit, conn.simple_query(&sql)).await
+            };
+            match aligned {
+                Ok(Ok(_)) => conn.params.adopt(&self.params, &before),
+                Err(_) => {
+                    tracing::warn!(
+                        client = self.id,
+                        server = conn.id,
+                        "parameter alignment: query timeout"
+                    );
+                    server.close(CloseReason::AlignmentFailed);
+                    return Err(ClientError::QueryTimeout);
+                }
+                Ok(Err(e)) => {
                     tracing::warn!(
                         client = self.id,
                         server = conn.id,

@@ -117,6 +117,8 @@ struct Seen {
     /// Successful calls of the transaction-mode clients alone.
     tx_ok: AtomicUsize,
     hung: AtomicUsize,
+    /// What each hung call was doing.
+    hung_what: Mutex<Vec<String>>,
     /// Results or session state that belonged to another client.
     foreign: Mutex<Vec<String>>,
     /// Failures by SQLSTATE (or `no sqlstate: <error>`).
@@ -157,6 +159,14 @@ impl Seen {
 
     fn foreign(&self, what: String) {
         self.foreign
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(what);
+    }
+
+    fn hung(&self, what: String) {
+        self.hung.fetch_add(1, Ordering::Relaxed);
+        self.hung_what
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(what);
@@ -206,6 +216,7 @@ async fn tx_worker(conn: String, worker: i32, stop: Arc<AtomicBool>, seen: Arc<S
             "begin; insert into ledger values ({worker}, {seq}); \
              select {marker}, txid_current_if_assigned() is not null; commit"
         );
+        let phase = AtomicUsize::new(0);
         let step = tokio::time::timeout(CALL_BOUND, async {
             if client
                 .as_ref()
@@ -214,6 +225,7 @@ async fn tx_worker(conn: String, worker: i32, stop: Arc<AtomicBool>, seen: Arc<S
                 closed = Closed::default();
                 client = Some(connect(&conn, &closed).await?);
             }
+            phase.store(1, Ordering::Relaxed);
             client.as_ref().unwrap().simple_query(&sql).await
         })
         .await;
@@ -241,7 +253,10 @@ async fn tx_worker(conn: String, worker: i32, stop: Arc<AtomicBool>, seen: Arc<S
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             Err(_) => {
-                seen.hung.fetch_add(1, Ordering::Relaxed);
+                seen.hung(format!(
+                    "tx worker {worker} seq {seq} in {}",
+                    ["connect", "query"][phase.load(Ordering::Relaxed)]
+                ));
                 client = None;
             }
         }
@@ -256,8 +271,10 @@ async fn session_worker(conn: String, worker: i32, stop: Arc<AtomicBool>, seen: 
         }
         let owner = format!("s{worker}_{i}");
         let closed = Closed::default();
+        let phase = AtomicUsize::new(0);
         let step = tokio::time::timeout(CALL_BOUND, async {
             let client = connect(&conn, &closed).await?;
+            phase.store(1, Ordering::Relaxed);
             let rows = client
                 .simple_query(
                     "select coalesce(current_setting('app.owner', true), ''), \
@@ -265,6 +282,7 @@ async fn session_worker(conn: String, worker: i32, stop: Arc<AtomicBool>, seen: 
                      (select count(*) from pg_class where relnamespace = pg_my_temp_schema())",
                 )
                 .await?;
+            phase.store(2, Ordering::Relaxed);
             client
                 .batch_execute(&format!(
                     "set app.owner = '{owner}'; prepare leftover as select 1; \
@@ -293,7 +311,10 @@ async fn session_worker(conn: String, worker: i32, stop: Arc<AtomicBool>, seen: 
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             Err(_) => {
-                seen.hung.fetch_add(1, Ordering::Relaxed);
+                seen.hung(format!(
+                    "session {owner} in {}",
+                    ["connect", "check", "leave state"][phase.load(Ordering::Relaxed)]
+                ));
             }
         }
     }
@@ -456,7 +477,15 @@ impl Run {
                 .unwrap();
         }
         let seen = &self.seen;
-        assert_eq!(seen.hung.load(Ordering::Relaxed), 0, "a load call hung");
+        assert_eq!(
+            seen.hung.load(Ordering::Relaxed),
+            0,
+            "a load call hung: {:?}\n{}",
+            seen.hung_what
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+            self.proc.stderr()
+        );
         let foreign = seen
             .foreign
             .lock()
@@ -693,24 +722,91 @@ async fn pooler_at_its_fd_limit_under_load() {
     );
     // Servers die; new ones cannot be opened while the limit holds.
     let superuser = run.pg.superuser_client().await;
-    superuser
-        .simple_query(
-            "select pg_terminate_backend(pid) from pg_stat_activity \
-             where datname = 'bench' and usename = 'md5_user'",
+    let killed = superuser
+        .query(
+            // Materialized, so that only these rows reach pg_terminate_backend.
+            "with v as materialized (select pid from pg_stat_activity \
+             where datname = 'bench' and usename = 'md5_user') \
+             select pid from v where pg_terminate_backend(pid)",
+            &[],
         )
         .await
         .unwrap();
-    let errors_before = run.seen.errors.lock().unwrap().values().sum::<usize>();
+    assert!(!killed.is_empty(), "no backend to kill");
+    let pids: Vec<i32> = killed.iter().map(|r| r.get(0)).collect();
     assert!(
         eventually(20, || async {
-            run.seen.errors.lock().unwrap().values().sum::<usize>() > errors_before
+            superuser
+                .query_one(
+                    "select count(*) from pg_stat_activity where pid = any($1)",
+                    &[&pids],
+                )
+                .await
+                .unwrap()
+                .get::<_, i64>(0)
+                == 0
         })
         .await,
-        "the killed servers were not noticed"
+        "the killed backends did not exit"
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
     let held = fds();
     drop(hogs);
     let errors = run.finish(&["08P01", "57P01"]).await;
     eprintln!("fd limit: {held} fds held, {errors:?}");
+}
+
+/// A server that stops answering while pgsluice aligns its parameters to the client (the SETs
+/// sent before the client's query, here `application_name`) holds that client no longer than
+/// `query_timeout`: it gets PgBouncer's `08P01 query timeout`, and the pool recovers once
+/// PostgreSQL runs again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frozen_server_during_parameter_alignment() {
+    let pg = tokio::task::spawn_blocking(PgCluster::start).await.unwrap();
+    pg.superuser_exec(
+        "postgres",
+        &[&format!("create database bench owner {USER}")],
+    );
+    let proc = Proc::start(
+        &pg,
+        "default_pool_size = 1\nquery_timeout = 2\nserver_connect_timeout = 2",
+        None,
+    );
+    let closed = Closed::default();
+    let a = connect(&format!("{} application_name=a", proc.conn("app")), &closed)
+        .await
+        .unwrap();
+    assert_eq!(
+        first_value(&a, "select current_setting('application_name')")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("a")
+    );
+    // The one server is idle in the pool, set to application_name = a.
+    let b = connect(&format!("{} application_name=b", proc.conn("app")), &closed)
+        .await
+        .unwrap();
+    let frozen = Frozen::freeze(pg.postmaster_pid().unwrap());
+    let err = tokio::time::timeout(Duration::from_secs(15), first_value(&b, "select 1"))
+        .await
+        .expect("an error within query_timeout, not a hang")
+        .expect_err("the server is frozen");
+    drop(frozen);
+    let db = err.as_db_error().expect("an ErrorResponse");
+    assert_eq!(
+        (db.code().code(), db.message()),
+        ("08P01", "query timeout"),
+        "{err:?}"
+    );
+    let c = connect(&proc.conn("app"), &closed).await.unwrap();
+    assert!(
+        eventually(15, || async {
+            first_value(&c, "select 5").await.ok().flatten().as_deref() == Some("5")
+        })
+        .await,
+        "the pool did not recover"
+    );
+    let log = proc.stderr();
+    assert!(!log.contains("panicked"), "{log}");
 }
