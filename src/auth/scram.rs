@@ -36,6 +36,11 @@ use crate::config::ScramSecret;
 /// The SASL mechanism name the pooler offers and uses.
 pub const SCRAM_SHA_256: &str = "SCRAM-SHA-256";
 
+/// The most PBKDF2 iterations a server may ask the pooler to compute in one SCRAM login, as in
+/// PgBouncer 1.26 (CVE-2026-6669). PostgreSQL's default is 4096; a server asking for more than
+/// this is refused before any key is derived.
+pub const MAX_SCRAM_ITERATIONS: u32 = 1_000_000;
+
 /// Iteration count for verifiers built from plain passwords (PostgreSQL's default).
 const DEFAULT_ITERATIONS: u32 = 4096;
 

@@ -316,6 +316,20 @@ fn client_rejects_bad_server_messages() {
             AuthError::Malformed("invalid iteration count"),
         ),
         (
+            "r=rOprNGfwEbeRWgbNEkqOx,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=1000001",
+            AuthError::TooManyIterations {
+                count: 1_000_001,
+                limit: 1_000_000,
+            },
+        ),
+        (
+            "r=rOprNGfwEbeRWgbNEkqOx,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=100000000",
+            AuthError::TooManyIterations {
+                count: 100_000_000,
+                limit: 1_000_000,
+            },
+        ),
+        (
             "r=rOprNGfwEbeRWgbNEkqOx,s=,i=4096",
             AuthError::Malformed("empty salt"),
         ),
