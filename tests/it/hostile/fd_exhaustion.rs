@@ -77,6 +77,10 @@ async fn connect(port: u16) -> Result<tokio_postgres::Client, tokio_postgres::Er
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(
+    clippy::print_stderr,
+    reason = "the measured figures go in docs/reliability.md"
+)]
 async fn accept_backs_off_at_the_fd_limit_and_existing_clients_keep_working() {
     let db = PgCluster::shared().create_database("hostilefds");
     let pooler = PoolerProcess::start(
