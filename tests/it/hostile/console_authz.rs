@@ -229,3 +229,48 @@ async fn cve_2026_6667_console_commands_by_role() {
     );
     pooler.stop().await;
 }
+
+/// The commands older PgBouncer versions still had (SUSPEND, SHOW FDS) are admin-only too when
+/// pgsluice emulates those versions; a command the emulated version lacks is unknown to
+/// everyone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn older_console_versions_keep_the_same_rights() {
+    let db = PgCluster::shared().create_database("consoleauthzold");
+    let users = userlist(&[("admin", "admin_pw"), ("stats", "stats_pw")]);
+    for version in ["1.25", "1.23"] {
+        let pooler = Pooler::start(
+            &db_line("app", &db, ""),
+            &format!(
+                "pool_mode = transaction\nauth_type = md5\nadmin_users = admin\n\
+                 stats_users = stats\n\n[pgsluice]\nadmin_compat_version = {version}"
+            ),
+            &users,
+        );
+        let stats = pooler
+            .connect("stats", "stats_pw", "pgbouncer")
+            .await
+            .unwrap();
+        refused_to_stats(&stats, ["SUSPEND", "SHOW FDS", "PAUSE app", "RELOAD"]).await;
+        let err = stats
+            .simple_query("KILL_CLIENT 1")
+            .await
+            .expect_err("KILL_CLIENT refused");
+        let message = err.as_db_error().unwrap().message().to_owned();
+        if version == "1.25" {
+            assert_eq!(message, "admin access needed");
+        } else {
+            assert!(message.starts_with("invalid command"), "{message}");
+        }
+        let admin = pooler
+            .connect("admin", "admin_pw", "pgbouncer")
+            .await
+            .unwrap();
+        let err = admin
+            .simple_query("SUSPEND")
+            .await
+            .expect_err("no online restart");
+        assert_eq!(sqlstate(&err).as_deref(), Some("0A000"), "{err:?}");
+        super::still_serves_as_admin(&admin).await;
+        pooler.stop().await;
+    }
+}

@@ -120,3 +120,11 @@ async fn still_serves(pooler: &Pooler) {
         Some("alive")
     );
 }
+
+/// The console still answers its admin.
+async fn still_serves_as_admin(admin: &tokio_postgres::Client) {
+    admin
+        .simple_query("show version")
+        .await
+        .expect("the console still answers");
+}
