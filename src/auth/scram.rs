@@ -87,8 +87,13 @@ pub fn parse_scram_secret(text: &str) -> Option<ScramSecret> {
     })
 }
 
-/// Whether a cleartext password matches a stored SCRAM secret (for `auth_type = plain`).
+/// Whether a cleartext password matches a stored SCRAM secret (for `auth_type = plain`). A
+/// secret with more than [`MAX_SCRAM_ITERATIONS`] (one an `auth_query` server could return) is
+/// matched by nothing: deriving it would let one login burn minutes of CPU.
 pub(super) fn verify_scram_password(secret: &ScramSecret, password: &str) -> bool {
+    if secret.iterations > MAX_SCRAM_ITERATIONS {
+        return false;
+    }
     let derived = scram_secret_from_password(password, &secret.salt, secret.iterations);
     super::ct::ct_eq(&derived.stored_key, &secret.stored_key)
 }

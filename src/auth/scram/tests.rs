@@ -82,6 +82,11 @@ fn secrets_built_by_postgresql_15() {
         assert!(rebuilt == stored, "{password}");
         assert!(super::verify_scram_password(&stored, password));
         assert!(!super::verify_scram_password(&stored, "wrong"));
+        // Over the iteration cap: refused without deriving anything (4e9 rounds would take
+        // an hour).
+        let mut costly = stored.clone();
+        costly.iterations = 4_000_000_000;
+        assert!(!super::verify_scram_password(&costly, password));
     }
 }
 
