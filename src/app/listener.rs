@@ -331,6 +331,8 @@ async fn handle_connection(
     let login_timeout = config.general.client_login_timeout;
     let deadline = (!login_timeout.is_zero()).then(|| Instant::now() + login_timeout);
     let max = usize::try_from(config.general.max_packet_size).unwrap_or(usize::MAX);
+    // Until login is over nobody is trusted with max_packet_size (CVE-2026-6668's class).
+    let max = max.min(crate::protocol::startup::MAX_LOGIN_MESSAGE_LEN);
     let mut reader = MessageReader::new(1024, max);
     let tls = ctx.registry.policy().tls;
     // The handshake, the console and cancel requests are boxed so that their futures do not

@@ -40,6 +40,15 @@ pub enum AuthError {
     /// The server's signature is wrong: the server does not know the secret.
     #[error("SCRAM server signature is invalid")]
     WrongServerSignature,
+    /// The server asked for more PBKDF2 iterations than [`crate::auth::MAX_SCRAM_ITERATIONS`]
+    /// (PgBouncer 1.26's cap, CVE-2026-6669): deriving the keys would be a CPU denial of service.
+    #[error("SCRAM iteration count {count} from the server is over the limit of {limit}")]
+    TooManyIterations {
+        /// What the server asked for.
+        count: u32,
+        /// The cap.
+        limit: u32,
+    },
     /// The server ended the exchange with `e=`; the reason is the server's.
     #[error("SCRAM server error: {0}")]
     ServerError(String),

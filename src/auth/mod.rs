@@ -23,7 +23,8 @@ mod scram;
 pub use error::AuthError;
 pub use md5::{md5_response, md5_secret, verify_md5};
 pub use scram::{
-    SCRAM_SHA_256, ScramClient, ScramServer, parse_scram_secret, scram_secret_from_password,
+    MAX_SCRAM_ITERATIONS, SCRAM_SHA_256, ScramClient, ScramServer, parse_scram_secret,
+    scram_secret_from_password,
 };
 
 use sha2::{Digest as _, Sha256};

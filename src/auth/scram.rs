@@ -36,6 +36,11 @@ use crate::config::ScramSecret;
 /// The SASL mechanism name the pooler offers and uses.
 pub const SCRAM_SHA_256: &str = "SCRAM-SHA-256";
 
+/// The most PBKDF2 iterations a server may ask the pooler to compute in one SCRAM login, as in
+/// PgBouncer 1.26 (CVE-2026-6669). PostgreSQL's default is 4096; a server asking for more than
+/// this is refused before any key is derived.
+pub const MAX_SCRAM_ITERATIONS: u32 = 1_000_000;
+
 /// Iteration count for verifiers built from plain passwords (PostgreSQL's default).
 const DEFAULT_ITERATIONS: u32 = 4096;
 
@@ -82,8 +87,13 @@ pub fn parse_scram_secret(text: &str) -> Option<ScramSecret> {
     })
 }
 
-/// Whether a cleartext password matches a stored SCRAM secret (for `auth_type = plain`).
+/// Whether a cleartext password matches a stored SCRAM secret (for `auth_type = plain`). A
+/// secret with more than [`MAX_SCRAM_ITERATIONS`] (one an `auth_query` server could return) is
+/// matched by nothing: deriving it would let one login burn minutes of CPU.
 pub(super) fn verify_scram_password(secret: &ScramSecret, password: &str) -> bool {
+    if secret.iterations > MAX_SCRAM_ITERATIONS {
+        return false;
+    }
     let derived = scram_secret_from_password(password, &secret.salt, secret.iterations);
     super::ct::ct_eq(&derived.stored_key, &secret.stored_key)
 }

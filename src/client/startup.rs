@@ -1,6 +1,7 @@
 //! The first exchange with a new connection: SSLRequest (answered `S` and the TLS handshake when
 //! `client_tls_sslmode` is not `disable` and the connection is TCP, else `N`), GSSENCRequest
-//! (`N`), protocol version negotiation, CancelRequest, and the startup parameters of a login.
+//! (`N`), each at most once as in PostgreSQL (a repeat is refused with 08P01), protocol version
+//! negotiation, CancelRequest, and the startup parameters of a login.
 //! From `require` up, a plain-text startup over TCP is refused with "SSL required", as PgBouncer
 //! does; unix sockets are exempt.
 //!
@@ -135,6 +136,9 @@ pub async fn handshake(
     reader: &mut MessageReader,
     deadline: Option<Instant>,
 ) -> Handshake {
+    // PostgreSQL's rule: one SSLRequest and one GSSENCRequest at most; a client that keeps
+    // asking is refused at once instead of being answered until the login timeout.
+    let (mut ssl_asked, mut gss_asked) = (false, false);
     loop {
         let packet = within(deadline, async {
             reader
@@ -163,6 +167,20 @@ pub async fn handshake(
                         None,
                         Err(ClientError::Protocol("SSL req inside SSL".to_owned())),
                     );
+                }
+                let asked = if request == StartupPacket::SslRequest {
+                    &mut ssl_asked
+                } else {
+                    &mut gss_asked
+                };
+                if std::mem::replace(asked, true) {
+                    let what = if request == StartupPacket::SslRequest {
+                        "SSL"
+                    } else {
+                        "GSSENC"
+                    };
+                    let e = ClientError::Protocol(format!("repeated {what} request"));
+                    return (Some(stream), Err(e));
                 }
                 let (StartupPacket::SslRequest, Stream::Tcp(_), Some(acceptor)) =
                     (&request, &stream, tls.acceptor())

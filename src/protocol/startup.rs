@@ -27,6 +27,14 @@ pub enum StartupPacket {
     },
 }
 
+/// The largest whole message (tag and length included) a client may send before it is logged
+/// in, whatever `max_packet_size` says: a PasswordMessage with PgBouncer's longest password
+/// (65,535 bytes) fits with room to spare, and SASL messages are far smaller. A longer declared
+/// length is refused before its body is read, so an unauthenticated client cannot make the
+/// pooler buffer up to `max_packet_size` (PgBouncer's CVE-2026-6668 was in this path). The
+/// admin console keeps this limit for its queries.
+pub const MAX_LOGIN_MESSAGE_LEN: usize = 128 * 1024;
+
 fn be_i32(bytes: &[u8], at: usize) -> Option<i32> {
     let b = bytes.get(at..at + 4)?;
     Some(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use super::{
     CancelTarget, Learned, ParamSet, PreparedSet, ServerAddr, ServerConn, ServerError, ServerSpec,
 };
-use crate::auth::{ScramClient, md5_response, md5_secret};
+use crate::auth::{AuthError, ScramClient, md5_response, md5_secret};
 use crate::config::Secret;
 use crate::net::{MessageReader, Stream, apply_tcp_options};
 use crate::protocol::frontend;
@@ -329,6 +329,51 @@ fn scram_client(
     }
 }
 
+/// Reads server-first on a blocking thread: deriving the keys from a password costs as many
+/// PBKDF2 rounds as the server asks for (up to `MAX_SCRAM_ITERATIONS`), which must not stall the
+/// I/O threads that serve every other client.
+async fn server_first(
+    mut client: ScramClient,
+    data: &[u8],
+) -> (Option<ScramClient>, Result<Vec<u8>, AuthError>) {
+    let data = data.to_vec();
+    match tokio::task::spawn_blocking(move || {
+        let reply = client.server_first(&data);
+        (client, reply)
+    })
+    .await
+    {
+        Ok((client, reply)) => (Some(client), reply),
+        Err(_) => (None, Err(AuthError::OutOfOrder)),
+    }
+}
+
+/// Logs why a server's SCRAM exchange failed and gives the clients' reason (`server login
+/// failed: ...`). A refused iteration count says which limit it broke.
+fn scram_failed(spec: &ServerSpec, e: &AuthError) -> ServerError {
+    tracing::warn!(
+        user = %spec.user,
+        database = %spec.dbname,
+        "server SCRAM exchange failed: {e}"
+    );
+    ServerError::AuthUnsupported(scram_reason(e))
+}
+
+/// The client-visible reason for a failed server SCRAM exchange.
+fn scram_reason(e: &AuthError) -> &'static str {
+    match e {
+        AuthError::TooManyIterations { .. } => {
+            "SCRAM iteration count from the server is over the limit of 1000000"
+        }
+        AuthError::MessageTooLong => "SCRAM message from the server too long",
+        AuthError::NonceMismatch => "invalid SCRAM response (nonce mismatch)",
+        AuthError::Malformed(_) => "malformed SCRAM message from the server",
+        AuthError::WrongServerSignature => "invalid server signature",
+        AuthError::ServerError(_) => "error received from server in SCRAM exchange",
+        _ => "SCRAM exchange failed",
+    }
+}
+
 async fn authenticate(
     spec: &ServerSpec,
     stream: &mut Stream,
@@ -375,17 +420,17 @@ async fn authenticate(
                 scram = Some(client);
             }
             AuthRequest::SaslContinue(data) => {
-                let client = scram.as_mut().ok_or(ServerError::Unexpected('R'))?;
-                let reply = client
-                    .server_first(data)
-                    .map_err(|_| ServerError::AuthUnsupported("SCRAM exchange failed"))?;
+                let client = scram.take().ok_or(ServerError::Unexpected('R'))?;
+                let (client, reply) = server_first(client, data).await;
+                scram = client;
+                let reply = reply.map_err(|e| scram_failed(spec, &e))?;
                 frontend::sasl_response(&mut out, &reply);
             }
             AuthRequest::SaslFinal(data) => {
                 let client = scram.as_mut().ok_or(ServerError::Unexpected('R'))?;
                 client
                     .server_final(data)
-                    .map_err(|_| ServerError::AuthUnsupported("invalid server signature"))?;
+                    .map_err(|e| scram_failed(spec, &e))?;
                 continue;
             }
             AuthRequest::Unsupported(_) => {
@@ -401,6 +446,7 @@ async fn authenticate(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::MAX_SCRAM_ITERATIONS;
 
     fn refused(code: &str, message: &str) -> ServerError {
         ServerError::Login(ErrorFields {
@@ -433,6 +479,19 @@ mod tests {
             ))
         );
         assert_eq!(e.close_reason(), "failed to answer authreq");
+    }
+
+    #[test]
+    fn the_iteration_cap_is_named_in_the_reason() {
+        let e = AuthError::TooManyIterations {
+            count: 100_000_000,
+            limit: MAX_SCRAM_ITERATIONS,
+        };
+        assert!(scram_reason(&e).ends_with(&MAX_SCRAM_ITERATIONS.to_string()));
+        assert_eq!(
+            ServerError::AuthUnsupported(scram_reason(&e)).to_string(),
+            "server login failed: SCRAM iteration count from the server is over the limit of 1000000"
+        );
     }
 
     #[test]

@@ -5,12 +5,13 @@
 //!
 //! Does not: frame SASL messages or pick the mechanism; channel binding is not used (`n,,`).
 //!
-//! Invariants: the server's signature is checked in constant time before the exchange counts
+//! Invariants: a server-first asking for more than `MAX_SCRAM_ITERATIONS` is refused before any
+//! key is derived (CVE-2026-6669); the server's signature is checked in constant time before the exchange counts
 //! as done; a failed step moves the exchange to `Failed` and every later call is refused.
 
 use super::crypto::{self, Key};
-use super::normalize_password;
 use super::parse::{self, Attrs};
+use super::{MAX_SCRAM_ITERATIONS, normalize_password};
 use crate::auth::AuthError;
 use crate::auth::ct::ct_eq;
 use crate::config::ScramSecret;
@@ -232,7 +233,7 @@ impl<'a> ServerFirst<'a> {
     }
 }
 
-/// A positive decimal iteration count.
+/// A positive decimal iteration count, at most [`MAX_SCRAM_ITERATIONS`].
 fn iteration_count(value: &[u8]) -> Result<u32, AuthError> {
     let invalid = AuthError::Malformed("invalid iteration count");
     if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
@@ -244,6 +245,12 @@ fn iteration_count(value: &[u8]) -> Result<u32, AuthError> {
         .ok_or(invalid.clone())?;
     if count == 0 {
         return Err(invalid);
+    }
+    if count > MAX_SCRAM_ITERATIONS {
+        return Err(AuthError::TooManyIterations {
+            count,
+            limit: MAX_SCRAM_ITERATIONS,
+        });
     }
     Ok(count)
 }

@@ -82,6 +82,11 @@ fn secrets_built_by_postgresql_15() {
         assert!(rebuilt == stored, "{password}");
         assert!(super::verify_scram_password(&stored, password));
         assert!(!super::verify_scram_password(&stored, "wrong"));
+        // Over the iteration cap: refused without deriving anything (4e9 rounds would take
+        // an hour).
+        let mut costly = stored.clone();
+        costly.iterations = 4_000_000_000;
+        assert!(!super::verify_scram_password(&costly, password));
     }
 }
 
@@ -314,6 +319,20 @@ fn client_rejects_bad_server_messages() {
         (
             "r=rOprNGfwEbeRWgbNEkqOx,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=99999999999",
             AuthError::Malformed("invalid iteration count"),
+        ),
+        (
+            "r=rOprNGfwEbeRWgbNEkqOx,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=1000001",
+            AuthError::TooManyIterations {
+                count: 1_000_001,
+                limit: 1_000_000,
+            },
+        ),
+        (
+            "r=rOprNGfwEbeRWgbNEkqOx,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=100000000",
+            AuthError::TooManyIterations {
+                count: 100_000_000,
+                limit: 1_000_000,
+            },
         ),
         (
             "r=rOprNGfwEbeRWgbNEkqOx,s=,i=4096",
