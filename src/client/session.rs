@@ -19,7 +19,7 @@ use crate::config::PoolMode;
 use crate::net::Stream;
 use crate::pool::{ClientAdmission, ClientSlot, CloseReason, PoolError, PooledServer, ServerState};
 use crate::protocol::frame::HEADER_LEN;
-use crate::protocol::scan::Scanner;
+use crate::protocol::scan::{MAX_FRONTEND_FRAME, Scanner};
 use crate::server::ParamSet;
 use crate::stats::conns::{ConnEntry, ConnState, KillReason};
 
@@ -92,7 +92,8 @@ impl Session {
             ctx,
             stream,
             buf,
-            scanner: Scanner::new(max),
+            // PostgreSQL refuses longer client messages; so does the relay, before the body.
+            scanner: Scanner::new(max.min(MAX_FRONTEND_FRAME)),
             params,
             id,
             conn,
@@ -108,12 +109,6 @@ impl Session {
         self.mode = PoolMode::Session;
         self.track_prepared = false;
         self.dedicated = Some(server);
-    }
-
-    pub(super) fn reserve_read(&mut self) {
-        if self.buf.capacity() - self.buf.len() < 1024 {
-            self.buf.reserve(IDLE_BUFFER);
-        }
     }
 
     /// Serves the client until it leaves or must be disconnected.
