@@ -189,6 +189,10 @@ impl Session {
                     return Ok(Request::Terminate);
                 }
                 if self.buf.len() >= HEADER_LEN || !self.scanner.at_boundary() {
+                    // A length PostgreSQL would refuse: 08P01 now, without waiting for a server.
+                    self.scanner
+                        .check_header(&self.buf)
+                        .map_err(|e| ClientError::Protocol(e.to_string()))?;
                     return Ok(Request::Work);
                 }
             } else if self.buf.capacity() > 0 {

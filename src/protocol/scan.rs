@@ -97,6 +97,15 @@ impl Scanner {
         self.remaining == 0
     }
 
+    /// Refuses a bad header at the start of `buf` (when at a boundary), before anything waits
+    /// for the body or for a server.
+    pub fn check_header(&self, buf: &[u8]) -> Result<(), ProtocolError> {
+        if self.remaining == 0 {
+            tagged_len(buf, self.max_len)?;
+        }
+        Ok(())
+    }
+
     /// Bytes a caller must hold at the start of its unconsumed tail before the next `scan` can
     /// make progress: the whole frame when the visitor waits for more of it than is buffered,
     /// else 0. `None` when the header there is invalid (the next `scan` reports it).
@@ -284,6 +293,67 @@ mod tests {
                 stopped: true
             })
         );
+    }
+
+    fn header(tag: u8, len: usize) -> Vec<u8> {
+        let mut h = vec![tag];
+        h.extend_from_slice(&u32::try_from(len + 4).unwrap().to_be_bytes());
+        h
+    }
+
+    #[test]
+    fn a_head_is_shown_and_the_rest_streams() {
+        let mut data = header(b'B', 10_000);
+        data.extend_from_slice(b"\0stmt\0");
+        data.resize(5 + 10_000, b'x');
+        let mut scanner = Scanner::new(1 << 20);
+        // Not enough of the head yet: nothing is consumed.
+        let r = scanner.scan(&data[..7], |_, _, _| Want::Head(6), |_| Flow::Continue);
+        assert_eq!(r.unwrap().consumed, 0);
+        let mut seen = Vec::new();
+        let r = scanner.scan(
+            &data[..100],
+            |_, _, _| Want::Head(6),
+            |m| {
+                seen.push((m.tag, m.body.to_vec(), m.len, m.is_whole()));
+                Flow::Continue
+            },
+        );
+        assert_eq!(r.unwrap().consumed, 100);
+        assert_eq!(seen, [(b'B', b"\0stmt\0".to_vec(), 10_000, false)]);
+        assert!(!scanner.at_boundary());
+        let r = scanner.scan(&data[100..], |_, _, _| Want::Head(6), |_| Flow::Continue);
+        assert_eq!(r.unwrap().consumed, data.len() - 100);
+        assert!(scanner.at_boundary());
+    }
+
+    #[test]
+    fn whole_bodies_are_bounded_and_needed_says_how_much() {
+        let big = header(b'P', WHOLE_MAX + 1);
+        let mut scanner = Scanner::new(usize::MAX);
+        let r = scanner.scan(&big, |_, _, _| Want::Whole, |_| Flow::Continue);
+        assert_eq!(r, Err(ProtocolError::TooLongToRead(WHOLE_MAX + 1)));
+        let msg = header(b'P', 100_000);
+        assert_eq!(scanner.needed(&msg, |_, _, _| Want::Whole), Some(100_005));
+        assert_eq!(scanner.needed(&msg, |_, _, _| Want::Skip), Some(0));
+        assert_eq!(scanner.needed(&msg, |_, _, _| Want::Head(10)), Some(15));
+        // Skipped bodies are never waited for, whatever their length.
+        let huge = header(b'Q', 0x3FFF_0000);
+        let r = scanner.scan(&huge, |_, _, _| Want::Skip, |_| Flow::Continue);
+        assert_eq!(r.unwrap().consumed, 5);
+    }
+
+    #[test]
+    fn a_frontend_length_over_1_gib_is_refused_from_the_header() {
+        let scanner = Scanner::new(MAX_FRONTEND_FRAME);
+        assert!(scanner.check_header(&header(b'Q', 0x3FFF_FFFA)).is_ok());
+        assert!(
+            scanner
+                .check_header(&[b'Q', 0x7F, 0xFF, 0xFF, 0xF0])
+                .is_err()
+        );
+        assert!(scanner.check_header(&[b'Q', 0x40, 0, 0, 0]).is_err());
+        assert!(scanner.check_header(&[b'Q', 0, 0, 0, 3]).is_err());
     }
 
     proptest! {
