@@ -235,6 +235,20 @@ impl Pipeline {
         Some(bytes)
     }
 
+    /// Forgets the first `n` Syncs queued behind the head (Syncs a server in copy-in mode
+    /// ignores: see `release::ReleaseRule::on_server`).
+    pub fn forget_syncs(&mut self, mut n: usize) {
+        let mut i = 1;
+        while n > 0 && i < self.queue.len() {
+            if self.queue.get(i) == Some(&Expect::Sync) {
+                self.queue.remove(i);
+                n -= 1;
+            } else {
+                i += 1;
+            }
+        }
+    }
+
     /// Whether a pooler-made reply is due now.
     pub fn has_synthetic(&self) -> bool {
         self.queue

@@ -663,6 +663,12 @@ fn scan_server(r: &mut Relay<'_>, now: &mut Now) -> Result<bool, RelayEnd> {
             if track {
                 ps.on_server_message(prepared, msg.tag, msg.body, msg.at);
             }
+            if msg.tag != b'Z' {
+                let ignored = rule.on_server(msg.tag);
+                if track && ignored > 0 {
+                    ps.pipeline.forget_syncs(ignored);
+                }
+            }
             match msg.tag {
                 b'Z' => {
                     let status = msg.body.first().copied().unwrap_or(b'E');

@@ -10,6 +10,12 @@
 //! next Sync; CopyData, CopyDone and CopyFail belong to a command already counted; Terminate is
 //! kept from the server. The server is released on a ReadyForQuery `I` with nothing owed,
 //! nothing unsynced, and the client stream at a message boundary with nothing unsent.
+//!
+//! COPY IN through the extended protocol: PostgreSQL ignores Sync (and Flush) while it is in
+//! copy-in mode, so a Sync sent after the COPY's Execute and before its CopyDone/CopyFail is owed
+//! nothing (drivers send Execute+Sync, then the data, then CopyDone+Sync). When the server says
+//! CopyInResponse, those Syncs are forgotten (`on_server` returns how many, for the
+//! prepared-statement pipeline), as PgBouncer clears them from its outstanding requests.
 
 use crate::config::PoolMode;
 use crate::pool::ServerState;
@@ -45,6 +51,15 @@ pub struct ReleaseRule {
     unsynced: bool,
     /// Status byte of the last ReadyForQuery.
     tx_status: u8,
+    /// Syncs counted since the last Execute, Query or FunctionCall.
+    trailing_syncs: usize,
+    /// Syncs between an Execute and a CopyDone/CopyFail the server has not yet answered with
+    /// CopyInResponse (a client that sent its COPY data without waiting).
+    stashed_syncs: Option<usize>,
+    /// The server is in copy-in mode.
+    copy_in: bool,
+    /// ... and the client already ended the data (CopyDone/CopyFail).
+    copy_data_done: bool,
 }
 
 impl Default for ReleaseRule {
@@ -60,6 +75,10 @@ impl ReleaseRule {
             pending: 0,
             unsynced: false,
             tx_status: b'I',
+            trailing_syncs: 0,
+            stashed_syncs: None,
+            copy_in: false,
+            copy_data_done: false,
         }
     }
 
@@ -77,19 +96,66 @@ impl ReleaseRule {
     /// Accounts for one client message (by tag) on its way to the server.
     pub fn on_client(&mut self, tag: u8) -> ClientStep {
         match tag {
+            b'S' if self.copy_in && !self.copy_data_done => {
+                // Ignored by a server in copy-in mode.
+                self.unsynced = false;
+            }
             b'Q' | b'F' | b'S' => {
                 let started = self.pending == 0;
                 self.pending += 1;
                 self.unsynced = false;
+                if tag == b'S' {
+                    self.trailing_syncs += 1;
+                } else {
+                    self.trailing_syncs = 0;
+                }
                 if started {
                     return ClientStep::Started;
                 }
             }
             b'X' => return ClientStep::Terminate,
-            b'd' | b'c' | b'f' => {}
+            b'd' => {}
+            b'c' | b'f' => {
+                if self.copy_in {
+                    self.copy_data_done = true;
+                } else if self.stashed_syncs.is_none() {
+                    self.stashed_syncs = Some(self.trailing_syncs);
+                    self.trailing_syncs = 0;
+                }
+            }
+            b'E' => {
+                self.trailing_syncs = 0;
+                self.stashed_syncs = None;
+                self.unsynced = true;
+            }
             _ => self.unsynced = true,
         }
         ClientStep::Continue
+    }
+
+    /// Accounts for a server message other than ReadyForQuery (by tag); returns how many Syncs
+    /// already sent the server will ignore (non-zero only on CopyInResponse).
+    pub fn on_server(&mut self, tag: u8) -> usize {
+        match tag {
+            b'G' => {
+                self.copy_in = true;
+                self.copy_data_done = self.stashed_syncs.is_some();
+                let ignored = self
+                    .stashed_syncs
+                    .take()
+                    .unwrap_or(self.trailing_syncs)
+                    .min(self.pending);
+                self.pending -= ignored;
+                self.trailing_syncs = 0;
+                ignored
+            }
+            b'C' | b'E' if self.copy_in => {
+                self.copy_in = false;
+                self.copy_data_done = false;
+                0
+            }
+            _ => 0,
+        }
     }
 
     /// Accounts for a ReadyForQuery with `status` from the server.
@@ -227,6 +293,43 @@ mod tests {
         // COPY through the extended protocol: Sync owes the ReadyForQuery.
         let mut r = ReleaseRule::new();
         feed(&mut r, b"PBESddc");
+        assert_eq!(r.on_ready(b'I', TX, true), Verdict::Release);
+    }
+
+    #[test]
+    fn syncs_during_extended_copy_in_are_owed_nothing() {
+        // tokio-postgres: Bind, Execute, Sync; CopyInResponse; data; CopyDone, Sync.
+        let mut r = ReleaseRule::new();
+        feed(&mut r, b"BES");
+        assert_eq!(r.pending(), 1);
+        assert_eq!(r.on_server(b'2'), 0);
+        assert_eq!(r.on_server(b'G'), 1);
+        assert_eq!(r.pending(), 0);
+        feed(&mut r, b"ddSdcS");
+        assert_eq!(r.pending(), 1);
+        assert_eq!(r.on_server(b'C'), 0);
+        assert_eq!(r.on_ready(b'I', TX, true), Verdict::Release);
+        // A client that sends everything before the server answers.
+        let mut r = ReleaseRule::new();
+        feed(&mut r, b"BESddcS");
+        assert_eq!(r.pending(), 2);
+        assert_eq!(r.on_server(b'G'), 1);
+        r.on_server(b'C');
+        assert_eq!(r.on_ready(b'I', TX, true), Verdict::Release);
+        // Simple-query COPY: the Query is still owed its ReadyForQuery.
+        let mut r = ReleaseRule::new();
+        feed(&mut r, b"Q");
+        assert_eq!(r.on_server(b'G'), 0);
+        feed(&mut r, b"dc");
+        r.on_server(b'C');
+        assert_eq!(r.on_ready(b'I', TX, true), Verdict::Release);
+        // The COPY fails mid-data: the server skips to the next Sync and answers it.
+        let mut r = ReleaseRule::new();
+        feed(&mut r, b"BES");
+        r.on_server(b'G');
+        feed(&mut r, b"dd");
+        r.on_server(b'E');
+        feed(&mut r, b"dcS");
         assert_eq!(r.on_ready(b'I', TX, true), Verdict::Release);
     }
 

@@ -502,6 +502,20 @@ mod tests {
     }
 
     #[test]
+    fn bind_of_a_named_statement_gets_the_pooler_name() {
+        let mut r = Relay::default();
+        r.client(10, &[parse("s0", "select $1"), sync()]);
+        r.server(&[msg(b'1', &[]), ready()]);
+        let params: &[u8] = &[0, 0, 0, 1, 0, 0, 0, 3, b'a', b'b', b'c', 0, 0];
+        let sent = r.client(10, &[msg(b'B', &[b"p\0s0\0", params]), sync()]);
+        let id = id_of(&r, "select $1");
+        let mut expected = BytesMut::new();
+        write_renamed(&mut expected, b'B', b"p\0", id, params);
+        expected.extend_from_slice(&sync());
+        assert_eq!(sent, expected.to_vec());
+    }
+
+    #[test]
     fn sql_deallocate_of_a_protocol_name_is_rewritten() {
         let mut r = Relay::default();
         r.client(10, &[parse("_pg3_0", "select 1"), sync()]);
