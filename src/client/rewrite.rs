@@ -19,7 +19,7 @@ use super::prepared::{
 };
 use super::splice::Splice;
 use crate::protocol::frontend;
-use crate::protocol::scan::{Msg, Want};
+use crate::protocol::scan::{Msg, WHOLE_MAX, Want};
 use crate::server::PreparedSet;
 use crate::stats::PoolStats;
 
@@ -50,8 +50,8 @@ pub struct ClientSide<'a> {
     pub stats: &'a PoolStats,
 }
 
-/// How much of a Bind the rewrite reads: enough for any portal and statement name a driver
-/// uses (PostgreSQL truncates names to 63 bytes).
+/// How much of a Bind the rewrite reads at least, and how much more it asks for at a time
+/// while the portal and statement names are not both there yet.
 pub const BIND_HEAD: usize = 1024;
 
 /// The longest Query read whole, to spot `DEALLOCATE name` (see `deallocate_target`).
@@ -66,10 +66,23 @@ pub fn client_want(tag: u8, len: usize, head: &[u8]) -> Want {
             Some(0) => Want::Skip,
             Some(_) => Want::Whole,
         },
-        b'B' => Want::Head(BIND_HEAD),
+        b'B' => bind_want(head),
         b'D' | b'C' => Want::Whole,
         b'Q' if len <= DEALLOCATE_MAX => Want::Whole,
         _ => Want::Skip,
+    }
+}
+
+/// A Bind's portal and statement names, however long (up to `scan::WHOLE_MAX`); its
+/// parameters stream.
+fn bind_want(head: &[u8]) -> Want {
+    let names_end = split_cstr(head)
+        .and_then(|(portal, rest)| Some(portal.len() + split_cstr(rest)?.0.len() + 2));
+    match names_end {
+        Some(end) => Want::Head(end.max(BIND_HEAD)),
+        // Names this long are refused (or, if the whole Bind is shorter, it is read whole).
+        None if head.len() >= WHOLE_MAX => Want::Whole,
+        None => Want::Head(head.len() + BIND_HEAD),
     }
 }
 
@@ -513,6 +526,18 @@ mod tests {
         write_renamed(&mut expected, b'B', b"p\0", id, params);
         expected.extend_from_slice(&sync());
         assert_eq!(sent, expected.to_vec());
+    }
+
+    #[test]
+    fn a_bind_is_read_as_far_as_its_names_however_long() {
+        let name = vec![b'a'; 16 * 1024];
+        let mut body = b"\0".to_vec();
+        body.extend_from_slice(&name);
+        body.push(0);
+        // Names incomplete: ask for more, a chunk at a time.
+        assert_eq!(bind_want(&body[..5000]), Want::Head(5000 + BIND_HEAD));
+        assert_eq!(bind_want(&body), Want::Head(body.len()));
+        assert_eq!(bind_want(b"\0s0\0"), Want::Head(BIND_HEAD));
     }
 
     #[test]
