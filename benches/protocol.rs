@@ -28,7 +28,7 @@ use bytes::{BufMut, BytesMut};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use pgsluice::protocol::backend::{self, Column, Severity};
 use pgsluice::protocol::frame::complete_frame;
-use pgsluice::protocol::scan::{Flow, Scanner};
+use pgsluice::protocol::scan::{Flow, Scanner, Want};
 
 /// Largest message the relay accepts in these benches (PgBouncer's default pkt_buf is far below).
 const MAX_LEN: usize = 1 << 30;
@@ -203,9 +203,15 @@ fn relay_scan(stream: &[u8], pending: &mut Vec<u8>) -> usize {
         let scanned = scanner
             .scan(
                 pending,
-                |tag| tag == b'Z' || tag == b'S',
-                |tag, body, _| {
-                    if tag == b'Z' && body.first() == Some(&b'I') {
+                |tag, _, _| {
+                    if tag == b'Z' || tag == b'S' {
+                        Want::Whole
+                    } else {
+                        Want::Skip
+                    }
+                },
+                |m| {
+                    if m.tag == b'Z' && m.body.first() == Some(&b'I') {
                         ready += 1;
                     }
                     Flow::Continue

@@ -10,6 +10,7 @@ pub mod cancel;
 pub mod errors;
 pub mod prepared;
 mod relay;
+mod release;
 mod rewrite;
 pub mod session;
 mod splice;

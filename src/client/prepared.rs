@@ -235,6 +235,27 @@ impl Pipeline {
         Some(bytes)
     }
 
+    /// Forgets the first `n` Syncs queued behind the head (Syncs a server in copy-in mode
+    /// ignores: see `release::ReleaseRule::on_server`).
+    pub fn forget_syncs(&mut self, mut n: usize) {
+        let mut i = 1;
+        while n > 0 && i < self.queue.len() {
+            if self.queue.get(i) == Some(&Expect::Sync) {
+                self.queue.remove(i);
+                n -= 1;
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Whether a pooler-made reply is due now.
+    pub fn has_synthetic(&self) -> bool {
+        self.queue
+            .front()
+            .is_some_and(|e| e.synthetic_bytes().is_some())
+    }
+
     /// Accounts for one server message; after an error, `undo` is called with what the server
     /// did not carry out, newest first.
     pub fn on_server_message(&mut self, tag: u8, mut undo: impl FnMut(Skipped)) -> ServerAction {
@@ -438,6 +459,18 @@ pub fn write_renamed(out: &mut BytesMut, tag: u8, prefix: &[u8], id: u64, rest: 
         put_cstr(b, &Statement::server_name(id));
         b.put_slice(rest);
     });
+}
+
+/// Writes the head of a Bind (or other message) whose statement name is replaced: the header,
+/// `prefix` and its NUL, the pooler name; `rest` more body bytes follow, as they are.
+pub fn write_renamed_head(out: &mut BytesMut, tag: u8, prefix: &[u8], id: u64, rest: usize) {
+    let name = Statement::server_name(id);
+    let len = 4 + prefix.len() + 1 + name.len() + 1 + rest;
+    out.put_u8(tag);
+    out.put_u32(u32::try_from(len).unwrap_or(u32::MAX));
+    out.put_slice(prefix);
+    out.put_u8(0);
+    put_cstr(out, &name);
 }
 
 /// Writes Close of a pooler-named statement.

@@ -3,8 +3,11 @@
 //! is missing, and on the way back swallowing replies to what the pooler added and inserting the
 //! replies the pooler owes (see [`super::prepared`] for the bookkeeping).
 //!
-//! Only Parse, Bind, Describe and Close from the client, and ParseComplete, CloseComplete and
-//! CommandComplete from the server, are read whole; everything else keeps the header-only path.
+//! Only named Parse, Describe and Close from the client, a Query short enough to be `DEALLOCATE
+//! name`, and ParseComplete, CloseComplete and CommandComplete from the server, are read whole;
+//! of a Bind only its head (portal and statement names) is read, so its parameter values stream;
+//! everything else keeps the header-only path. A Query is never buffered for its length: a long
+//! one cannot be `DEALLOCATE name` and streams through unseen.
 
 use bytes::BytesMut;
 
@@ -12,10 +15,11 @@ use super::errors::ClientError;
 use super::prepared::{
     ClientStatements, DEALLOCATE_REWRITE, Expect, NameChange, Pipeline, ServerAction, Skipped,
     Statement, StatementRegistry, deallocate_target, parse_message, split_cstr, write_close,
-    write_renamed,
+    write_renamed, write_renamed_head,
 };
 use super::splice::Splice;
 use crate::protocol::frontend;
+use crate::protocol::scan::{Msg, WHOLE_MAX, Want};
 use crate::server::PreparedSet;
 use crate::stats::PoolStats;
 
@@ -28,8 +32,10 @@ pub struct PreparedState {
     pub pipeline: Pipeline,
     /// Edits to the batch being relayed.
     pub splice: Splice,
-    /// The rewritten batch.
+    /// The rewritten client batch, on its way to the server.
     pub out: BytesMut,
+    /// The rewritten server batch (plus replies the pooler owes), on its way to the client.
+    pub out_back: BytesMut,
 }
 
 /// What the client-side visitor needs besides the state.
@@ -44,9 +50,40 @@ pub struct ClientSide<'a> {
     pub stats: &'a PoolStats,
 }
 
-/// Client messages whose bodies the rewrite needs (Query for `DEALLOCATE name`).
-pub fn client_wants_body(tag: u8) -> bool {
-    matches!(tag, b'P' | b'B' | b'D' | b'C' | b'Q')
+/// How much of a Bind the rewrite reads at least, and how much more it asks for at a time
+/// while the portal and statement names are not both there yet.
+pub const BIND_HEAD: usize = 1024;
+
+/// The longest Query read whole, to spot `DEALLOCATE name` (see `deallocate_target`).
+const DEALLOCATE_MAX: usize = 300;
+
+/// How much of a client message's body the rewrite needs (`head`: what is buffered of it).
+pub fn client_want(tag: u8, len: usize, head: &[u8]) -> Want {
+    match tag {
+        // The unnamed statement goes through as it is; a named one is interned whole.
+        b'P' => match head.first() {
+            None => Want::Head(1),
+            Some(0) => Want::Skip,
+            Some(_) => Want::Whole,
+        },
+        b'B' => bind_want(head),
+        b'D' | b'C' => Want::Whole,
+        b'Q' if len <= DEALLOCATE_MAX => Want::Whole,
+        _ => Want::Skip,
+    }
+}
+
+/// A Bind's portal and statement names, however long (up to `scan::WHOLE_MAX`); its
+/// parameters stream.
+fn bind_want(head: &[u8]) -> Want {
+    let names_end = split_cstr(head)
+        .and_then(|(portal, rest)| Some(portal.len() + split_cstr(rest)?.0.len() + 2));
+    match names_end {
+        Some(end) => Want::Head(end.max(BIND_HEAD)),
+        // Names this long are refused (or, if the whole Bind is shorter, it is read whole).
+        None if head.len() >= WHOLE_MAX => Want::Whole,
+        None => Want::Head(head.len() + BIND_HEAD),
+    }
 }
 
 /// Server messages whose bodies the rewrite needs (besides ReadyForQuery and ParameterStatus).
@@ -76,14 +113,13 @@ impl PreparedState {
         side.stats.server_parse();
     }
 
-    /// Accounts for (and maybe rewrites) one client message at offset `at` of the batch.
+    /// Accounts for (and maybe rewrites) one client message at offset `msg.at` of the batch.
     pub fn on_client_message(
         &mut self,
         side: &mut ClientSide<'_>,
-        tag: u8,
-        body: &[u8],
-        at: usize,
+        msg: Msg<'_>,
     ) -> Result<(), ClientError> {
+        let Msg { tag, body, at, .. } = msg;
         if self.pipeline.skipping() && tag != b'S' {
             // The server discards everything up to Sync after an error, and answers nothing.
             return Ok(());
@@ -92,20 +128,7 @@ impl PreparedState {
         match tag {
             b'P' => self.on_parse(side, body, at, whole)?,
             b'B' => {
-                if let Some((portal, rest)) = split_cstr(body) {
-                    if let Some((name, rest)) = split_cstr(rest) {
-                        if let Some(statement) = self.lookup(name)? {
-                            self.ensure(side, &statement, at);
-                            self.splice.insert_with(at, |b| {
-                                let mut prefix = portal.to_vec();
-                                prefix.push(0);
-                                write_renamed(b, b'B', &prefix, statement.id, rest);
-                            });
-                            self.splice.drop_range(at, whole);
-                            side.stats.bind();
-                        }
-                    }
-                }
+                self.on_bind(side, msg)?;
                 self.pipeline.push(Expect::Bind);
             }
             b'D' => {
@@ -154,7 +177,11 @@ impl PreparedState {
             b'E' => self.pipeline.push(Expect::Execute),
             b'S' => self.pipeline.push(Expect::Sync),
             b'Q' => {
-                match deallocate_target(body).filter(|n| self.statements.get(n).is_some()) {
+                match Some(body)
+                    .filter(|_| msg.is_whole())
+                    .and_then(deallocate_target)
+                    .filter(|n| self.statements.get(n).is_some())
+                {
                     Some(name) => {
                         // SQL DEALLOCATE of a protocol-level name (psycopg with libpq < 17
                         // evicts this way): only this client's name goes, as with Close.
@@ -170,6 +197,34 @@ impl PreparedState {
             b'F' => self.pipeline.push(Expect::Query),
             _ => {}
         }
+        Ok(())
+    }
+
+    /// A Bind of a client's named statement: its head (portal and name) is replaced by one with
+    /// the pooler's name; the parameters behind it stream through unchanged.
+    fn on_bind(&mut self, side: &mut ClientSide<'_>, msg: Msg<'_>) -> Result<(), ClientError> {
+        let names =
+            split_cstr(msg.body).and_then(|(portal, rest)| Some((portal, split_cstr(rest)?.0)));
+        let Some((portal, name)) = names else {
+            if msg.is_whole() {
+                // Malformed: the server answers it.
+                return Ok(());
+            }
+            return Err(ClientError::Protocol(
+                "Bind message names too long".to_owned(),
+            ));
+        };
+        let Some(statement) = self.lookup(name)? else {
+            return Ok(());
+        };
+        self.ensure(side, &statement, msg.at);
+        let head = portal.len() + name.len() + 2;
+        let rest = msg.len - head;
+        self.splice.insert_with(msg.at, |b| {
+            write_renamed_head(b, b'B', portal, statement.id, rest);
+        });
+        self.splice.drop_range(msg.at, 5 + head);
+        side.stats.bind();
         Ok(())
     }
 
@@ -267,14 +322,15 @@ impl PreparedState {
         }
     }
 
-    /// Collects the replies the pooler owes that are due now into `out` (cleared first);
-    /// returns whether there are any.
+    /// Appends the replies the pooler owes that are due now to `out_back`; returns whether
+    /// there were any.
     pub fn take_due_replies(&mut self) -> bool {
-        self.out.clear();
+        let mut any = false;
         while let Some(bytes) = self.pipeline.pop_synthetic() {
-            self.out.extend_from_slice(bytes);
+            self.out_back.extend_from_slice(bytes);
+            any = true;
         }
-        !self.out.is_empty()
+        any
     }
 }
 
@@ -297,6 +353,15 @@ mod tests {
         out.extend_from_slice(&u32::try_from(body.len() + 4).unwrap().to_be_bytes());
         out.extend_from_slice(&body);
         out
+    }
+
+    fn whole(m: &[u8], at: usize) -> Msg<'_> {
+        Msg {
+            tag: m[0],
+            body: &m[5..],
+            len: m.len() - 5,
+            at,
+        }
     }
 
     fn parse(name: &str, sql: &str) -> Vec<u8> {
@@ -323,9 +388,7 @@ mod tests {
             };
             let mut at = 0;
             for m in messages {
-                self.ps
-                    .on_client_message(&mut side, m[0], &m[5..], at)
-                    .unwrap();
+                self.ps.on_client_message(&mut side, whole(m, at)).unwrap();
                 at += m.len();
             }
             let mut out = BytesMut::new();
@@ -439,7 +502,7 @@ mod tests {
             msg(b'D', &[b"Snope\0"]),
             msg(b'B', &[b"\0nope\0", &[0, 0, 0, 0, 0, 0]]),
         ] {
-            let result = r.ps.on_client_message(&mut side, m[0], &m[5..], 0);
+            let result = r.ps.on_client_message(&mut side, whole(&m, 0));
             assert!(
                 matches!(result, Err(ClientError::PreparedStatementMissing)),
                 "{result:?}"
@@ -447,8 +510,34 @@ mod tests {
         }
         // A known name and the unnamed statement still pass.
         for m in [msg(b'D', &[b"Ss0\0"]), msg(b'D', &[b"S\0"])] {
-            assert!(r.ps.on_client_message(&mut side, m[0], &m[5..], 0).is_ok());
+            assert!(r.ps.on_client_message(&mut side, whole(&m, 0)).is_ok());
         }
+    }
+
+    #[test]
+    fn bind_of_a_named_statement_gets_the_pooler_name() {
+        let mut r = Relay::default();
+        r.client(10, &[parse("s0", "select $1"), sync()]);
+        r.server(&[msg(b'1', &[]), ready()]);
+        let params: &[u8] = &[0, 0, 0, 1, 0, 0, 0, 3, b'a', b'b', b'c', 0, 0];
+        let sent = r.client(10, &[msg(b'B', &[b"p\0s0\0", params]), sync()]);
+        let id = id_of(&r, "select $1");
+        let mut expected = BytesMut::new();
+        write_renamed(&mut expected, b'B', b"p\0", id, params);
+        expected.extend_from_slice(&sync());
+        assert_eq!(sent, expected.to_vec());
+    }
+
+    #[test]
+    fn a_bind_is_read_as_far_as_its_names_however_long() {
+        let name = vec![b'a'; 16 * 1024];
+        let mut body = b"\0".to_vec();
+        body.extend_from_slice(&name);
+        body.push(0);
+        // Names incomplete: ask for more, a chunk at a time.
+        assert_eq!(bind_want(&body[..5000]), Want::Head(5000 + BIND_HEAD));
+        assert_eq!(bind_want(&body), Want::Head(body.len()));
+        assert_eq!(bind_want(b"\0s0\0"), Want::Head(BIND_HEAD));
     }
 
     #[test]

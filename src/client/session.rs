@@ -19,7 +19,7 @@ use crate::config::PoolMode;
 use crate::net::Stream;
 use crate::pool::{ClientAdmission, ClientSlot, CloseReason, PoolError, PooledServer, ServerState};
 use crate::protocol::frame::HEADER_LEN;
-use crate::protocol::scan::Scanner;
+use crate::protocol::scan::{MAX_FRONTEND_FRAME, Scanner};
 use crate::server::ParamSet;
 use crate::stats::conns::{ConnEntry, ConnState, KillReason};
 
@@ -92,7 +92,8 @@ impl Session {
             ctx,
             stream,
             buf,
-            scanner: Scanner::new(max),
+            // PostgreSQL refuses longer client messages; so does the relay, before the body.
+            scanner: Scanner::new(max.min(MAX_FRONTEND_FRAME)),
             params,
             id,
             conn,
@@ -108,12 +109,6 @@ impl Session {
         self.mode = PoolMode::Session;
         self.track_prepared = false;
         self.dedicated = Some(server);
-    }
-
-    pub(super) fn reserve_read(&mut self) {
-        if self.buf.capacity() - self.buf.len() < 1024 {
-            self.buf.reserve(IDLE_BUFFER);
-        }
     }
 
     /// Serves the client until it leaves or must be disconnected.
@@ -194,6 +189,10 @@ impl Session {
                     return Ok(Request::Terminate);
                 }
                 if self.buf.len() >= HEADER_LEN || !self.scanner.at_boundary() {
+                    // A length PostgreSQL would refuse: 08P01 now, without waiting for a server.
+                    self.scanner
+                        .check_header(&self.buf)
+                        .map_err(|e| ClientError::Protocol(e.to_string()))?;
                     return Ok(Request::Work);
                 }
             } else if self.buf.capacity() > 0 {

@@ -124,38 +124,24 @@ impl Stream {
     /// Reads into `buf`, reserving `reserve` bytes of room only once data is there to read, so an
     /// idle connection can wait with an empty, unallocated buffer. TLS may hold decrypted bytes
     /// the socket no longer signals, so it reserves first and reads through the TLS layer.
+    ///
+    /// The read goes through `poll_read`, which clears the socket's readiness after a short read:
+    /// the next read of this socket waits for new data instead of making a `read` call that
+    /// returns EAGAIN (`try_read` would clear it only on that EAGAIN).
     pub async fn read_when_ready(
         &mut self,
         buf: &mut bytes::BytesMut,
         reserve: usize,
     ) -> io::Result<usize> {
-        let room = |buf: &mut bytes::BytesMut| {
-            if buf.capacity() - buf.len() < reserve / 4 {
-                buf.reserve(reserve);
-            }
-        };
-        loop {
-            let read = match self {
-                Stream::Tcp(s) => {
-                    s.readable().await?;
-                    room(buf);
-                    s.try_read_buf(buf)
-                }
-                Stream::Unix(s) => {
-                    s.readable().await?;
-                    room(buf);
-                    s.try_read_buf(buf)
-                }
-                Stream::TlsFromClient(_) | Stream::TlsToServer(_) => {
-                    room(buf);
-                    return tokio::io::AsyncReadExt::read_buf(self, buf).await;
-                }
-            };
-            match read {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                other => return other,
-            }
+        match self {
+            Stream::Tcp(s) => s.readable().await?,
+            Stream::Unix(s) => s.readable().await?,
+            Stream::TlsFromClient(_) | Stream::TlsToServer(_) => {}
         }
+        if buf.capacity() - buf.len() < reserve / 4 {
+            buf.reserve(reserve);
+        }
+        tokio::io::AsyncReadExt::read_buf(self, buf).await
     }
 
     /// A non-blocking read from the socket itself, below any TLS layer: for liveness probes of

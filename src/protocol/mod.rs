@@ -22,6 +22,9 @@ pub enum ProtocolError {
     /// A length field outside the allowed range.
     #[error("invalid message length {0}")]
     BadLength(i64),
+    /// A message the pooler must read whole, declared longer than it buffers.
+    #[error("message too long to read whole ({0} bytes)")]
+    TooLongToRead(usize),
     /// A message body that does not have the shape its tag requires.
     #[error("malformed {0} message")]
     Malformed(&'static str),

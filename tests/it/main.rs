@@ -50,6 +50,7 @@ mod prepared;
 mod prepared_drivers;
 mod prepared_model;
 mod protocol_compat;
+mod relay_bounds;
 mod replication;
 mod soak;
 mod tls_auth;
