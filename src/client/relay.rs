@@ -21,6 +21,7 @@ use crate::config::PoolMode;
 use crate::pool::{PooledServer, ServerState};
 use crate::protocol::reply;
 use crate::protocol::scan::Flow;
+use crate::stats::conns::KillReason;
 use crate::stats::{ErrorCounters, PoolStats};
 
 /// How a relay ended.
@@ -115,9 +116,14 @@ pub async fn run(session: &mut Session, server: &mut PooledServer) -> RelayEnd {
     let timer = tokio::time::sleep_until(Instant::now());
     tokio::pin!(killed, timer);
     let mut armed: Option<Instant> = None;
+    // server_fast_close asked this session to end once its transaction has.
+    let mut close_when_idle = false;
     loop {
         if let Err(end) = forward_client(session, server, &mut t).await {
             return end;
+        }
+        if close_when_idle && t.state(session.scanner.at_boundary()) == ServerState::Idle {
+            return RelayEnd::Fatal(session.stopped(), ServerState::Idle);
         }
         let in_tx_idle = t.pending == 0 && t.tx_status != b'I';
         let query_deadline = deadline_after(
@@ -184,7 +190,17 @@ pub async fn run(session: &mut Session, server: &mut PooledServer) -> RelayEnd {
                     return RelayEnd::Fatal(ClientError::TransactionTimeout, t.state(session.scanner.at_boundary()));
                 }
             }
-            () = &mut killed => {
+            () = &mut killed, if !close_when_idle => {
+                let state = t.state(session.scanner.at_boundary());
+                if session.conn.kill_reason() == KillReason::ConfigChanged
+                    && !session.ctx.shutdown.kill.is_cancelled()
+                {
+                    if state != ServerState::Idle {
+                        close_when_idle = true;
+                        continue;
+                    }
+                    return RelayEnd::Fatal(session.stopped(), state);
+                }
                 return RelayEnd::Fatal(session.stopped(), ServerState::Unknown);
             }
         }

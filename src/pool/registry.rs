@@ -340,6 +340,9 @@ impl Registry {
         for pool in self.pools() {
             pool.maintain();
         }
+        if config.general.server_fast_close {
+            self.fast_close_sessions();
+        }
         let retired: Vec<Arc<Pool>> = {
             let mut retired = self.retired.lock();
             retired.retain(|pool| {
