@@ -289,13 +289,18 @@ impl Pool {
         if self.evicting.swap(true, Ordering::AcqRel) {
             return;
         }
+        let reason = if Arc::ptr_eq(limit, &self.db_limit) {
+            CloseReason::EvictedForDbLimit
+        } else {
+            CloseReason::EvictedForUserLimit
+        };
         let (pool, limit) = (Arc::clone(self), Arc::clone(limit));
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             self.evicting.store(false, Ordering::Release);
             return;
         };
         handle.spawn(async move {
-            let evicted = limit.evict_idle(&pool);
+            let evicted = limit.evict_idle(&pool, reason);
             pool.evicting.store(false, Ordering::Release);
             if evicted {
                 pool.launch(&mut pool.inner.lock(), false);
@@ -305,11 +310,11 @@ impl Pool {
 
     /// Closes this pool's longest-idle server to make room under a shared limit; `false` when
     /// it has none.
-    pub(super) fn evict_one_idle(&self) -> bool {
+    pub(super) fn evict_one_idle(&self, reason: CloseReason) -> bool {
         let Some(conn) = self.inner.lock().idle.pop_front() else {
             return false;
         };
-        self.forget(conn, CloseReason::Evicted);
+        self.forget(conn, reason);
         true
     }
 
@@ -491,7 +496,7 @@ impl Pool {
         }
         if Pool::dedicated_first(&inner) {
             // A replication client asked first: this server makes room for its own.
-            self.forget(conn, CloseReason::Evicted);
+            self.forget(conn, CloseReason::EvictedForPoolSize);
             self.launch(&mut inner, false);
             return;
         }

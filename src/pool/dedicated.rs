@@ -224,20 +224,20 @@ impl Pool {
                 continue;
             }
             if inner.open() >= cap {
-                if self.evict_idle(inner) {
+                if self.evict_idle(inner, CloseReason::EvictedForPoolSize) {
                     continue;
                 }
                 return;
             }
             if !self.db_limit.try_acquire() {
-                if self.evict_idle(inner) {
+                if self.evict_idle(inner, CloseReason::EvictedForDbLimit) {
                     continue;
                 }
                 return;
             }
             if !self.user_limit.try_acquire() {
                 self.db_limit.release();
-                if self.evict_idle(inner) {
+                if self.evict_idle(inner, CloseReason::EvictedForUserLimit) {
                     continue;
                 }
                 return;
@@ -254,12 +254,13 @@ impl Pool {
         }
     }
 
-    /// Closes the least recently used idle server; false if none is idle.
-    fn evict_idle(&self, inner: &mut Inner) -> bool {
+    /// Closes the least recently used idle server, saying which limit it made room under;
+    /// false if none is idle.
+    fn evict_idle(&self, inner: &mut Inner, reason: CloseReason) -> bool {
         let Some(conn) = inner.idle.pop_front() else {
             return false;
         };
-        self.forget(conn, CloseReason::Evicted);
+        self.forget(conn, reason);
         true
     }
 

@@ -120,4 +120,13 @@ impl Pool {
     pub fn client_count(&self) -> usize {
         self.inner.lock().clients
     }
+
+    /// No client, no server (open or opening) and nobody queued: `pool_idle_timeout` may free it.
+    pub(super) fn is_unused(&self) -> bool {
+        let inner = self.inner.lock();
+        inner.clients == 0
+            && inner.open() == 0
+            && inner.waiters.is_empty()
+            && inner.dedicated.is_empty()
+    }
 }

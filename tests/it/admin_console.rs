@@ -1072,3 +1072,39 @@ async fn server_fast_close_ends_a_session_after_its_transaction() {
         "the close_needed server is gone"
     );
 }
+
+/// `pool_idle_timeout` (PgBouncer 1.26): once a pool has had no client and no server for that
+/// long it is freed (gone from SHOW POOLS, with PgBouncer's log line); a new client makes it
+/// again and is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_idle_timeout_frees_an_unused_pool() {
+    crate::harness::logs::capture();
+    let pooler = start(
+        "admpoolidle",
+        "",
+        "pool_idle_timeout = 1\nserver_idle_timeout = 1",
+    );
+    let pw = password("md5_user");
+    let app = pooler.connect("md5_user", &pw, "app").await.unwrap();
+    app.simple_query("select 1").await.unwrap();
+    let admin = console(&pooler, ADMIN).await;
+    assert!(show(&admin, "POOLS").await.get("app", "user").is_some());
+    drop(app);
+    let admin = &admin;
+    let freed = eventually(30, || async move {
+        show(admin, "POOLS").await.get("app", "user").is_none()
+    })
+    .await;
+    assert!(freed, "the unused pool is freed");
+    crate::harness::logs::wait_for(
+        &[
+            "cleaning up idle pool for user md5_user on db app",
+            "because: pool idle timeout (age=",
+        ],
+        Duration::from_secs(10),
+    )
+    .await;
+    let again = pooler.connect("md5_user", &pw, "app").await.unwrap();
+    again.simple_query("select 2").await.unwrap();
+    assert!(show(admin, "POOLS").await.get("app", "user").is_some());
+}

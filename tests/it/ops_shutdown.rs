@@ -267,7 +267,8 @@ async fn wait_for_servers_lets_clients_go_when_they_need_a_server() {
         .unwrap()
         .expect_err("no server for it");
     assert_eq!(
-        err.as_db_error().map(|e| e.message()),
+        err.as_db_error()
+            .map(tokio_postgres::error::DbError::message),
         Some("server shutting down"),
         "{err:?}"
     );
@@ -279,7 +280,8 @@ async fn wait_for_servers_lets_clients_go_when_they_need_a_server() {
         .await
         .expect_err("no server for it");
     assert_eq!(
-        err.as_db_error().map(|e| e.message()),
+        err.as_db_error()
+            .map(tokio_postgres::error::DbError::message),
         Some("server shutting down"),
         "told at its query, not closed before: {err:?}"
     );
