@@ -18,9 +18,13 @@ pub struct Shutdown {
     /// new pooled logins there are refused ("pooler is shutting down"); connected clients carry
     /// on until they leave (PgBouncer's SHUTDOWN WAIT_FOR_CLIENTS, SIGTERM).
     pub stop_accepting: CancellationToken,
-    /// Also disconnect clients at their next moment without a server: running transactions
-    /// finish, then the client is told the pooler is shutting down (WAIT_FOR_SERVERS, SIGINT).
+    /// Also hand out no more servers (WAIT_FOR_SERVERS, SIGINT): running transactions finish;
+    /// a client is told "server shutting down" when it next asks for a server, as in PgBouncer,
+    /// not while it sits idle.
     pub drain: CancellationToken,
+    /// Set by the janitor at its first round after `drain`: clients still queued for a server
+    /// are let go then ("server shutting down"), as PgBouncer's janitor lets them go.
+    pub release_queued: CancellationToken,
     /// Close everything now (second signal, SIGQUIT, plain SHUTDOWN). Clients are closed
     /// without a message, as when PgBouncer exits.
     pub kill: CancellationToken,

@@ -157,7 +157,11 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<Running, AppE
     // The janitor and the stats ticker are not tracked: they must keep running while clients
     // drain.
     let janitor_stop = tokio_util::sync::CancellationToken::new();
-    tokio::spawn(janitor::run(Arc::clone(&registry), janitor_stop.clone()));
+    tokio::spawn(janitor::run(
+        Arc::clone(&registry),
+        janitor_stop.clone(),
+        ctx.shutdown.clone(),
+    ));
     tokio::spawn(admin::ticker::run(Arc::clone(&admin), janitor_stop.clone()));
     // Metrics and alerts stop with the janitor: they observe pools until those close.
     let metrics_addr = start_observers(&registry, &alerts, metrics_listener, &janitor_stop)?;

@@ -38,6 +38,7 @@ use crate::net::Stream;
 use crate::pool::{Pool, PoolSettings, PooledServer, ServerState};
 use crate::protocol::reply;
 use crate::protocol::scan::{Flow, Want};
+use crate::stats::conns::KillReason;
 use crate::stats::{ErrorCounters, PoolStats};
 
 /// A direction reads more only while it holds fewer bytes than this (or a message it must see
@@ -317,6 +318,7 @@ pub async fn run(session: &mut Session, server: &mut PooledServer) -> RelayEnd {
         ending: None,
         server_eof: false,
         alarm: Alarm::default(),
+        close_when_idle: false,
     };
     relay.session.ps.pipeline.reset();
     poll_fn(|cx| relay.poll(cx, &mut kill, sleep.as_mut())).await
@@ -336,6 +338,8 @@ struct Relay<'a> {
     ending: Option<Ending>,
     server_eof: bool,
     alarm: Alarm,
+    /// `server_fast_close` asked this session to end once its transaction has.
+    close_when_idle: bool,
 }
 
 impl Relay<'_> {
@@ -361,16 +365,37 @@ impl Relay<'_> {
                 break;
             }
         }
-        if kill.requested(cx) {
-            return Poll::Ready(RelayEnd::Fatal(
-                self.session.stopped(),
-                ServerState::Unknown,
-            ));
+        if let Some(end) = self.stop_if_asked(cx, kill) {
+            return Poll::Ready(end);
         }
         match self.alarm.poll(cx, sleep, self.next_deadline()) {
             Some(kind) => Poll::Ready(self.timed_out(kind)),
             None => Poll::Pending,
         }
+    }
+
+    /// A kill ends the relay at once, except the one `server_fast_close` sends (a RECONNECT or a
+    /// reload changed the server's database): that one waits until the server is idle, so the
+    /// transaction in flight ends first, as in PgBouncer.
+    fn stop_if_asked(&mut self, cx: &mut Context<'_>, kill: &mut Kill<'_, '_>) -> Option<RelayEnd> {
+        let state = self.rule.state(self.client_done());
+        if self.close_when_idle {
+            return (state == ServerState::Idle && !self.down.busy)
+                .then(|| RelayEnd::Fatal(self.session.stopped(), state));
+        }
+        if !kill.requested(cx) {
+            return None;
+        }
+        let fast_close = self.session.conn.kill_reason() == KillReason::ConfigChanged
+            && !self.session.ctx.shutdown.kill.is_cancelled();
+        if !fast_close {
+            return Some(RelayEnd::Fatal(self.session.stopped(), ServerState::Unknown));
+        }
+        if state == ServerState::Idle && !self.down.busy {
+            return Some(RelayEnd::Fatal(self.session.stopped(), state));
+        }
+        self.close_when_idle = true;
+        None
     }
 
     /// Whether the client stream is at a message boundary with everything scanned sent.

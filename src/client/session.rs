@@ -152,6 +152,11 @@ impl Session {
                 server.close(CloseReason::Crashed);
                 return Err(ClientError::ServerGone);
             }
+            // server_fast_close: the session ends and its server closes with it.
+            RelayEnd::Fatal(error, _) if self.conn.kill_reason() == KillReason::ConfigChanged => {
+                server.close(CloseReason::DatabaseChanged);
+                return Err(error);
+            }
             RelayEnd::Fatal(error, state) => {
                 server.release(state, self.mode);
                 return Err(error);
@@ -206,8 +211,9 @@ impl Session {
                 () = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
                     return Err(ClientError::IdleTimeout);
                 }
-                // A drain (SIGINT, SHUTDOWN WAIT_FOR_SERVERS) or a kill from the console.
-                () = self.conn.idle_stop_token().cancelled() => return Err(self.stopped()),
+                // A kill from the console or an immediate shutdown. A drain (SIGINT, SHUTDOWN
+                // WAIT_FOR_SERVERS) leaves an idle client be until it asks for a server.
+                () = self.conn.kill_token().cancelled() => return Err(self.stopped()),
             }
         }
     }
@@ -234,7 +240,9 @@ impl Session {
             tokio::select! {
                 biased;
                 r = &mut checkout => break r,
-                () = self.conn.idle_stop_token().cancelled() => return Err(self.stopped()),
+                () = self.conn.kill_token().cancelled() => return Err(self.stopped()),
+                // A drain lets a queued client go at the janitor's next round.
+                () = self.ctx.shutdown.release_queued.cancelled() => return Err(self.stopped()),
                 () = &mut notice_at, if !notified => {
                     notified = true;
                     self.notify_queued().await;

@@ -185,7 +185,7 @@ const GENERIC: &[Setting] = &[
     s("stats_period", "60", true, Supported, Int, "Seconds between stats averages and the stats log line."),
     s("max_prepared_statements", "200", true, Supported, Int, "Named protocol-level prepared statements kept per server (LRU) in transaction and statement mode; 0 turns tracking off."),
     s("scram_iterations", "4096", true, NotYet, Int, "Iterations used when computing SCRAM secrets."),
-    s("pool_idle_timeout", "0", true, NotYet, Time, "Free a pool with no clients and no servers after this long."),
+    s("pool_idle_timeout", "0", true, Supported, Time, "Free a pool with no clients and no servers after this long."),
     s("login_notify_message", "", true, Supported, Str, "NOTICE sent to clients after login."),
 ];
 

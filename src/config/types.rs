@@ -353,6 +353,9 @@ pub struct General {
     pub client_login_timeout: Duration,
     /// `autodb_idle_timeout`.
     pub autodb_idle_timeout: Duration,
+    /// `pool_idle_timeout` (PgBouncer 1.26; 0 = off): free a pool with no client and no
+    /// server after this long.
+    pub pool_idle_timeout: Duration,
     /// `query_wait_notify` (0 = off).
     pub query_wait_notify: Duration,
     /// `query_timeout` (0 = off).

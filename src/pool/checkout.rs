@@ -133,8 +133,15 @@ impl Pool {
         started: Instant,
     ) -> Result<Box<ServerConn>, PoolError> {
         let settings = self.settings();
-        let deadline =
+        // PgBouncer bounds a waiting client by query_timeout as well as query_wait_timeout.
+        let query_limit =
+            (!settings.query_timeout.is_zero()).then(|| started + settings.query_timeout);
+        let wait_limit =
             (!settings.query_wait_timeout.is_zero()).then(|| started + settings.query_wait_timeout);
+        let deadline = match (query_limit, wait_limit) {
+            (Some(q), Some(w)) => Some(q.min(w)),
+            (q, w) => q.or(w),
+        };
         let mut reserve_at =
             (settings.reserve_pool_size > 0).then(|| started + settings.reserve_pool_timeout);
         loop {
@@ -151,6 +158,10 @@ impl Pool {
                             reserve_at = None;
                             self.launch(&mut self.inner.lock(), true);
                             continue;
+                        }
+                        if query_limit.is_some_and(|q| Instant::now() >= q) {
+                            ErrorCounters::bump(&self.stats.errors().query_timeouts);
+                            return Err(PoolError::QueryTimeout);
                         }
                         ErrorCounters::bump(&self.stats.errors().query_wait_timeouts);
                         return Err(PoolError::WaitTimeout);
@@ -220,7 +231,16 @@ impl Pool {
         // `waiters.len()`, not a scan for live ones: a waiter that gave up leaves the queue in
         // its own drop, so a dead entry lives only for that moment, and at worst opens one server
         // the pool may use anyway.
-        while inner.waiters.len() > inner.connecting && inner.open() < cap && !inner.closed {
+        // Until a login has succeeded (a new pool, after RECONNECT, after a failure), one login
+        // at a time, as PgBouncer: a down or unresolvable server is not hit by every queued
+        // client at once, and a host list is walked by one attempt. Then the pool opens what
+        // its queue needs in parallel.
+        let unproven = inner.welcome.is_none() || inner.login_failed.is_some();
+        while inner.waiters.len() > inner.connecting
+            && inner.open() < cap
+            && !inner.closed
+            && !(unproven && inner.connecting > 0)
+        {
             if !self.try_open(inner, true) {
                 break;
             }
@@ -269,13 +289,18 @@ impl Pool {
         if self.evicting.swap(true, Ordering::AcqRel) {
             return;
         }
+        let reason = if Arc::ptr_eq(limit, &self.db_limit) {
+            CloseReason::EvictedForDbLimit
+        } else {
+            CloseReason::EvictedForUserLimit
+        };
         let (pool, limit) = (Arc::clone(self), Arc::clone(limit));
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             self.evicting.store(false, Ordering::Release);
             return;
         };
         handle.spawn(async move {
-            let evicted = limit.evict_idle(&pool);
+            let evicted = limit.evict_idle(&pool, reason);
             pool.evicting.store(false, Ordering::Release);
             if evicted {
                 pool.launch(&mut pool.inner.lock(), false);
@@ -285,11 +310,11 @@ impl Pool {
 
     /// Closes this pool's longest-idle server to make room under a shared limit; `false` when
     /// it has none.
-    pub(super) fn evict_one_idle(&self) -> bool {
+    pub(super) fn evict_one_idle(&self, reason: CloseReason) -> bool {
         let Some(conn) = self.inner.lock().idle.pop_front() else {
             return false;
         };
-        self.forget(conn, CloseReason::Evicted);
+        self.forget(conn, reason);
         true
     }
 
@@ -317,9 +342,9 @@ impl Pool {
             let result = server::connect(&spec, id).await;
             // PgBouncer's `closing because: REASON` for a server that failed before it was
             // logged in (`connect failed`, `connect timeout`, `server DNS lookup failed`,
-            // `server refused SSL`...); a refused login is logged by `on_login_failed`.
+            // `server refused SSL`..., or the server's own refusal, whose warning
+            // `on_login_failed` logs too).
             if let Err(error) = &result
-                && !matches!(error, ServerError::Login(_))
                 && pool.settings().log.disconnections
             {
                 let (host, port) = match &spec.addr {
@@ -370,6 +395,8 @@ impl Pool {
                 inner.testing += 1;
                 drop(inner);
                 self.checkin_from(Box::new(conn), true, |inner| inner.testing -= 1);
+                // The login proved the server: the rest of the queue may open in parallel.
+                self.launch(&mut self.inner.lock(), false);
             }
             Err(error) => self.on_login_failed(&error, launched),
         }
@@ -469,7 +496,7 @@ impl Pool {
         }
         if Pool::dedicated_first(&inner) {
             // A replication client asked first: this server makes room for its own.
-            self.forget(conn, CloseReason::Evicted);
+            self.forget(conn, CloseReason::EvictedForPoolSize);
             self.launch(&mut inner, false);
             return;
         }

@@ -46,10 +46,16 @@ pub enum CloseReason {
     /// PAUSE is in force: servers close as they come back.
     #[error("pause mode")]
     Paused,
-    /// Closed while idle to make room under `max_db_connections` / `max_user_connections` for
-    /// another pool's waiting client.
-    #[error("evicted")]
-    Evicted,
+    /// Closed while idle to make room in its full pool for a replication client's own server
+    /// (PgBouncer 1.26's wording names the limit).
+    #[error("evicted for pool_size")]
+    EvictedForPoolSize,
+    /// Closed while idle to make room under `max_db_connections` for another pool's client.
+    #[error("evicted for max_db_connections")]
+    EvictedForDbLimit,
+    /// Closed while idle to make room under `max_user_connections` for another pool's client.
+    #[error("evicted for max_user_connections")]
+    EvictedForUserLimit,
     /// A replication client's dedicated server, closed when its client left.
     #[error("replication client disconnected")]
     ReplicationDone,
@@ -84,7 +90,15 @@ mod tests {
             ),
             (CloseReason::AlignmentFailed, "var change failed"),
             (CloseReason::Paused, "pause mode"),
-            (CloseReason::Evicted, "evicted"),
+            (CloseReason::EvictedForPoolSize, "evicted for pool_size"),
+            (
+                CloseReason::EvictedForDbLimit,
+                "evicted for max_db_connections",
+            ),
+            (
+                CloseReason::EvictedForUserLimit,
+                "evicted for max_user_connections",
+            ),
             (
                 CloseReason::ReplicationDone,
                 "replication client disconnected",

@@ -174,6 +174,7 @@ impl Registry {
             }
         }
         for pool in self.pools_of(db) {
+            pool.forget_welcome();
             pool.close_idle_if(
                 |conn| conn.entry.as_ref().is_some_and(|e| e.close_needed()),
                 CloseReason::Obsolete,

@@ -23,6 +23,7 @@ use tokio::time::Instant;
 use super::{CloseReason, Inner, Pool, PoolError, PooledServer};
 use crate::server::{self, ServerError};
 use crate::stats::ErrorCounters;
+use crate::stats::conn_log::LogPeer;
 use crate::stats::conns::{ConnInfo, ConnState, Side};
 
 /// A replication client waiting for room in the pool.
@@ -128,6 +129,7 @@ impl Pool {
             Ok(conn) => conn,
             Err(error) => {
                 ErrorCounters::bump(&self.stats.errors().server_connect_failures);
+                self.log_dedicated_failure(&spec, id, &error);
                 return Err(error.into());
             }
         };
@@ -140,6 +142,25 @@ impl Pool {
         reservation.held = false;
         self.stats.server_assigned(started.elapsed());
         Ok(PooledServer::new(Arc::clone(self), Box::new(conn)))
+    }
+
+    /// PgBouncer's `closing because:` line for a dedicated server that never logged in. A
+    /// refusal reads `login failed` (the server's words are in the client's warning): for a
+    /// replication connection PgBouncer does not take them as the pool's reason.
+    fn log_dedicated_failure(&self, spec: &server::ServerSpec, id: u64, error: &ServerError) {
+        if !self.settings().log.disconnections {
+            return;
+        }
+        let (host, port) = match &spec.addr {
+            server::ServerAddr::Tcp(host, port) => (host.as_str(), *port),
+            server::ServerAddr::Unix(path) => (path.as_str(), 0),
+        };
+        let peer = LogPeer::new(Side::Server, id, &self.database, &spec.user, (host, port));
+        if matches!(error, ServerError::Login(_)) {
+            peer.closing(&"login failed");
+        } else {
+            peer.closing(&error.close_reason());
+        }
     }
 
     async fn reserve_dedicated(
@@ -203,20 +224,20 @@ impl Pool {
                 continue;
             }
             if inner.open() >= cap {
-                if self.evict_idle(inner) {
+                if self.evict_idle(inner, CloseReason::EvictedForPoolSize) {
                     continue;
                 }
                 return;
             }
             if !self.db_limit.try_acquire() {
-                if self.evict_idle(inner) {
+                if self.evict_idle(inner, CloseReason::EvictedForDbLimit) {
                     continue;
                 }
                 return;
             }
             if !self.user_limit.try_acquire() {
                 self.db_limit.release();
-                if self.evict_idle(inner) {
+                if self.evict_idle(inner, CloseReason::EvictedForUserLimit) {
                     continue;
                 }
                 return;
@@ -233,12 +254,13 @@ impl Pool {
         }
     }
 
-    /// Closes the least recently used idle server; false if none is idle.
-    fn evict_idle(&self, inner: &mut Inner) -> bool {
+    /// Closes the least recently used idle server, saying which limit it made room under;
+    /// false if none is idle.
+    fn evict_idle(&self, inner: &mut Inner, reason: CloseReason) -> bool {
         let Some(conn) = inner.idle.pop_front() else {
             return false;
         };
-        self.forget(conn, CloseReason::Evicted);
+        self.forget(conn, reason);
         true
     }
 

@@ -10,16 +10,63 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{CloseReason, Pool, Registry};
+use crate::config::PoolMode;
 use crate::server::ServerConn;
+use crate::stats::conns::{KillReason, Side};
 
-/// Runs until `shutdown` is cancelled.
-pub async fn run(registry: Arc<Registry>, shutdown: CancellationToken) {
+/// Runs until `shutdown` is cancelled. The first round after a drain (SHUTDOWN
+/// WAIT_FOR_SERVERS, SIGINT) lets go of the clients still queued for a server
+/// (`Shutdown::release_queued`), as PgBouncer's janitor does.
+pub async fn run(
+    registry: Arc<Registry>,
+    shutdown: CancellationToken,
+    stages: crate::control::Shutdown,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
-            _ = tick.tick() => registry.maintain(),
+            _ = tick.tick() => {
+                if stages.drain.is_cancelled() {
+                    stages.release_queued.cancel();
+                }
+                registry.maintain();
+            }
+        }
+    }
+}
+
+impl Registry {
+    /// `server_fast_close`: a session-mode client whose server is `close_needed` (RECONNECT, a
+    /// reload that changed the server) is asked to leave; its relay ends the session as soon as
+    /// the server is idle (at once, or when the current transaction ends), closing the server
+    /// "database configuration changed", as PgBouncer's janitor does.
+    pub(super) fn fast_close_sessions(&self) {
+        let session_pools: Vec<(String, String)> = self
+            .pools()
+            .iter()
+            .filter(|p| p.settings().pool_mode == PoolMode::Session)
+            .map(|p| (p.database.clone(), p.user.clone()))
+            .collect();
+        if session_pools.is_empty() {
+            return;
+        }
+        for server in self.conns().all() {
+            if server.side != Side::Server || !server.close_needed() || server.link() == 0 {
+                continue;
+            }
+            let in_session_pool = session_pools
+                .iter()
+                .any(|(db, user)| *db == server.database && *user == server.pool_user);
+            if !in_session_pool {
+                continue;
+            }
+            if let Some(client) = self.conns().get(server.link()) {
+                if client.side == Side::Client && client.kill_reason() == KillReason::None {
+                    client.kill(KillReason::ConfigChanged);
+                }
+            }
         }
     }
 }

@@ -43,7 +43,7 @@ impl ConnLimit {
     /// Closes the longest-idle server among the other pools under this limit, to make room for
     /// `for_pool`; `false` when none of them has an idle server. Each pool is locked on its
     /// own, never two at once.
-    pub(super) fn evict_idle(&self, for_pool: &Arc<Pool>) -> bool {
+    pub(super) fn evict_idle(&self, for_pool: &Arc<Pool>, reason: super::CloseReason) -> bool {
         let members: Vec<Arc<Pool>> = self
             .members
             .lock()
@@ -55,7 +55,7 @@ impl ConnLimit {
             .filter(|p| !Arc::ptr_eq(p, for_pool))
             .filter_map(|p| p.oldest_idle().map(|at| (at, p)))
             .min_by_key(|(at, _)| *at);
-        oldest.is_some_and(|(_, pool)| pool.evict_one_idle())
+        oldest.is_some_and(|(_, pool)| pool.evict_one_idle(reason))
     }
 
     /// Changes the maximum (on reload); connections above it are not closed, only new ones refused.

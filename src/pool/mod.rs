@@ -53,6 +53,10 @@ pub enum PoolError {
     /// `query_wait_timeout` passed.
     #[error("query_wait_timeout")]
     WaitTimeout,
+    /// `query_timeout` passed while the client still waited for a server (PgBouncer's janitor
+    /// bounds a queued client, or one waiting at login for the pool's first server, by both).
+    #[error("query_timeout")]
+    QueryTimeout,
     /// The server refused a login while this client waited for it: the server's own error, or
     /// PgBouncer's text when the pooler could not answer the server's authentication request.
     #[error("{}", .0.message)]

@@ -36,6 +36,8 @@ pub struct Registry {
     user_client_limits: Mutex<HashMap<String, Arc<ConnLimit>>>,
     /// Pools of databases removed by a reload that still have clients.
     retired: Mutex<Vec<Arc<Pool>>>,
+    /// `pool_idle_timeout`: since when each pool has had no client and no server.
+    unused_since: Mutex<HashMap<(String, String), tokio::time::Instant>>,
     ids: Arc<AtomicU64>,
     pub(super) flags: FlagMap,
     pub(super) conns: Arc<ConnDirectory>,
@@ -114,6 +116,7 @@ impl Registry {
             db_client_limits: Mutex::new(HashMap::new()),
             user_client_limits: Mutex::new(HashMap::new()),
             retired: Mutex::new(Vec::new()),
+            unused_since: Mutex::new(HashMap::new()),
             ids: Arc::new(AtomicU64::new(1)),
             flags: FlagMap::default(),
             conns: Arc::new(ConnDirectory::default()),
@@ -324,6 +327,48 @@ impl Registry {
         summary
     }
 
+    /// `pool_idle_timeout` (PgBouncer 1.26): a pool that has had no client and no server for
+    /// that long is freed, its statistics with it (as PgBouncer). A pool of a forced user that
+    /// keeps `min_pool_size` servers is never freed: the janitor would only make it again.
+    fn free_unused_pools(&self, config: &Config) {
+        let timeout = config.general.pool_idle_timeout;
+        let mut since = self.unused_since.lock();
+        if timeout.is_zero() {
+            since.clear();
+            return;
+        }
+        let now = tokio::time::Instant::now();
+        let mut freed = Vec::new();
+        self.pools.lock().retain(|key, pool| {
+            let kept_warm = config.databases.iter().any(|d| {
+                d.name == key.0
+                    && d.user.is_some()
+                    && d.min_pool_size.unwrap_or(config.general.min_pool_size) > 0
+            });
+            if kept_warm || !pool.is_unused() {
+                since.remove(key);
+                return true;
+            }
+            let idle_for = now.duration_since(*since.entry(key.clone()).or_insert(now));
+            if idle_for <= timeout {
+                return true;
+            }
+            since.remove(key);
+            freed.push((Arc::clone(pool), idle_for));
+            false
+        });
+        drop(since);
+        for (pool, idle_for) in freed {
+            tracing::info!(
+                "cleaning up idle pool for user {} on db {} because: pool idle timeout (age= {}s)",
+                pool.user,
+                pool.database,
+                idle_for.as_secs()
+            );
+            pool.close();
+        }
+    }
+
     /// One janitor round: maintains every pool, retired ones included, and closes retired
     /// pools whose last client has left.
     pub fn maintain(&self) {
@@ -340,6 +385,10 @@ impl Registry {
         for pool in self.pools() {
             pool.maintain();
         }
+        if config.general.server_fast_close {
+            self.fast_close_sessions();
+        }
+        self.free_unused_pools(&config);
         let retired: Vec<Arc<Pool>> = {
             let mut retired = self.retired.lock();
             retired.retain(|pool| {

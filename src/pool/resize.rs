@@ -92,10 +92,19 @@ impl Pool {
                 info.set_close_needed();
             }
         }
+        self.forget_welcome();
         self.close_idle_if(
             |conn| conn.entry.as_ref().is_some_and(|e| e.close_needed()),
             CloseReason::DatabaseChanged,
         );
+    }
+
+    /// The pool's servers are all to be replaced (RECONNECT, a changed server): the parameters
+    /// the old ones reported no longer greet new clients, and, as PgBouncer's dirty pool, the
+    /// busy old servers no longer count as usable, so a refused login of a new server fails
+    /// the clients queued for one at once instead of leaving them waiting.
+    pub(super) fn forget_welcome(&self) {
+        self.inner.lock().welcome = None;
     }
 
     /// The server connection settings (address, TLS...) changed: a login failure remembered
@@ -110,5 +119,14 @@ impl Pool {
     /// Logged-in clients attached to this pool.
     pub fn client_count(&self) -> usize {
         self.inner.lock().clients
+    }
+
+    /// No client, no server (open or opening) and nobody queued: `pool_idle_timeout` may free it.
+    pub(super) fn is_unused(&self) -> bool {
+        let inner = self.inner.lock();
+        inner.clients == 0
+            && inner.open() == 0
+            && inner.waiters.is_empty()
+            && inner.dedicated.is_empty()
     }
 }

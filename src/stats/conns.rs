@@ -79,6 +79,9 @@ pub enum KillReason {
     DatabaseKilled = 1,
     /// KILL_CLIENT: "admin forced disconnect".
     AdminForced = 2,
+    /// `server_fast_close`: its session's server is `close_needed` (RECONNECT, a reload that
+    /// changed the server); the session ends when its current transaction does.
+    ConfigChanged = 3,
 }
 
 impl KillReason {
@@ -88,6 +91,7 @@ impl KillReason {
             KillReason::None => "",
             KillReason::DatabaseKilled => "database removed",
             KillReason::AdminForced => "admin forced disconnect",
+            KillReason::ConfigChanged => "database configuration changed",
         }
     }
 }
@@ -352,6 +356,7 @@ impl ConnInfo {
         match self.kill_reason.load(Ordering::Relaxed) {
             1 => KillReason::DatabaseKilled,
             2 => KillReason::AdminForced,
+            3 => KillReason::ConfigChanged,
             _ => KillReason::None,
         }
     }

@@ -1034,3 +1034,77 @@ async fn wait_for_servers_lets_waiting_clients_go() {
         .expect("the running transaction goes on");
     holder.simple_query("commit").await.expect("and ends");
 }
+
+/// `server_fast_close` in session mode: after RECONNECT the session's server is not closed in
+/// the middle of its transaction, but as soon as that transaction has ended (the janitor's
+/// round), closing the client with it: "database configuration changed", in the log as
+/// PgBouncer writes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_fast_close_ends_a_session_after_its_transaction() {
+    crate::harness::logs::capture();
+    let pooler = start("admfastclose", "pool_mode=session", "server_fast_close = 1");
+    let app = pooler
+        .connect("md5_user", &password("md5_user"), "app")
+        .await
+        .unwrap();
+    app.batch_execute("begin; select 1").await.unwrap();
+    let admin = console(&pooler, ADMIN).await;
+    run(&admin, "RECONNECT app").await.expect("reconnect");
+    // Past a janitor round the transaction still runs on its server.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    app.simple_query("select 2")
+        .await
+        .expect("the transaction goes on");
+    app.batch_execute("commit").await.unwrap();
+    crate::harness::logs::wait_for(
+        &["app/", "closing because: database configuration changed"],
+        Duration::from_secs(10),
+    )
+    .await;
+    let closed = eventually(10, || async {
+        app.is_closed() || app.simple_query("select 3").await.is_err()
+    })
+    .await;
+    assert!(closed, "the session ended with its server");
+    assert_eq!(
+        show(&admin, "SERVERS").await.rows.len(),
+        0,
+        "the close_needed server is gone"
+    );
+}
+
+/// `pool_idle_timeout` (PgBouncer 1.26): once a pool has had no client and no server for that
+/// long it is freed (gone from SHOW POOLS, with PgBouncer's log line); a new client makes it
+/// again and is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_idle_timeout_frees_an_unused_pool() {
+    crate::harness::logs::capture();
+    let pooler = start(
+        "admpoolidle",
+        "",
+        "pool_idle_timeout = 1\nserver_idle_timeout = 1",
+    );
+    let pw = password("md5_user");
+    let app = pooler.connect("md5_user", &pw, "app").await.unwrap();
+    app.simple_query("select 1").await.unwrap();
+    let admin = console(&pooler, ADMIN).await;
+    assert!(show(&admin, "POOLS").await.get("app", "user").is_some());
+    drop(app);
+    let admin = &admin;
+    let freed = eventually(30, || async move {
+        show(admin, "POOLS").await.get("app", "user").is_none()
+    })
+    .await;
+    assert!(freed, "the unused pool is freed");
+    crate::harness::logs::wait_for(
+        &[
+            "cleaning up idle pool for user md5_user on db app",
+            "because: pool idle timeout (age=",
+        ],
+        Duration::from_secs(10),
+    )
+    .await;
+    let again = pooler.connect("md5_user", &pw, "app").await.unwrap();
+    again.simple_query("select 2").await.unwrap();
+    assert!(show(admin, "POOLS").await.get("app", "user").is_some());
+}

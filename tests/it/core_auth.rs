@@ -159,3 +159,33 @@ async fn server_login_failure_reaches_client() {
     );
     pooler.stop().await;
 }
+
+/// PgBouncer 1.26 accepts passwords up to 65535 bytes: such a password in `auth_file` logs a
+/// client in with each password auth type.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_of_65535_bytes_logs_in() {
+    let pg = PgCluster::shared();
+    let db = pg.create_database("longpw");
+    let long: String = (0..65_535u32)
+        .map(|i| char::from(b'a' + u8::try_from(i % 26).unwrap_or(0)))
+        .collect();
+    let users = userlist(&[("long_pw", &long)]);
+    let dbs = db_line("app", &db, "user=trust_user");
+    for auth_type in ["plain", "md5", "scram-sha-256"] {
+        let pooler = Pooler::start(&dbs, &format!("auth_type = {auth_type}"), &users);
+        let client = pooler
+            .connect("long_pw", &long, "app")
+            .await
+            .unwrap_or_else(|e| panic!("{auth_type}: {e}"));
+        assert_eq!(
+            first_value(&client, "select 1").await.unwrap().as_deref(),
+            Some("1"),
+            "{auth_type}"
+        );
+        let wrong = format!("{}b", &long[..65_534]);
+        assert!(
+            pooler.connect("long_pw", &wrong, "app").await.is_err(),
+            "{auth_type}: a wrong long password is refused"
+        );
+    }
+}

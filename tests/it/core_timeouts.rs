@@ -235,3 +235,33 @@ async fn server_connect_timeout_and_login_retry() {
     assert_eq!(attempts.load(std::sync::atomic::Ordering::SeqCst), 1);
     hold.abort();
 }
+
+/// As PgBouncer's janitor: a client waiting at login for its pool's first server is bounded by
+/// `query_timeout` too (it is a queued client), and is told "query_timeout".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_timeout_bounds_the_wait_for_the_first_server() {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
+    });
+    let dbs = format!("silent_qt = host=127.0.0.1 port={port} dbname=x\n");
+    let pooler = Pooler::start(
+        &dbs,
+        "server_connect_timeout = 0.5\nquery_timeout = 1\nclient_login_timeout = 30\nauth_type = trust",
+        &md5_users(),
+    );
+    let err = pooler
+        .connect("md5_user", "", "silent_qt")
+        .await
+        .expect_err("server never answers");
+    assert_eq!(
+        err.as_db_error().map(|e| e.message().to_owned()).as_deref(),
+        Some("query_timeout"),
+        "{err:?}"
+    );
+    hold.abort();
+}

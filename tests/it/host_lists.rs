@@ -65,3 +65,40 @@ async fn disable_moves_past_a_host_that_fails() {
     );
     client.batch_execute("commit").await.unwrap();
 }
+
+/// As PgBouncer, a pool opens one server at a time until one has logged in: two clients that
+/// arrive together at a new pool whose first host does not resolve cost one DNS failure, not
+/// one each; once the next host has served a login, both are served at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_pool_tries_a_failing_first_host_once() {
+    crate::harness::logs::capture();
+    let pg = PgCluster::shared();
+    let db = pg.create_database("hostlist_once");
+    let line = format!(
+        "lb_once = host=no-such-host-once.invalid,{} port={} dbname={db} user=trust_user load_balance_hosts=disable\n",
+        pg.host(),
+        pg.port()
+    );
+    let pooler = Pooler::start(&line, "auth_type = md5\nserver_login_retry = 0.2", &users());
+    let pw = password("md5_user");
+    let (a, b) = tokio::join!(
+        pooler.connect("md5_user", &pw, "lb_once"),
+        pooler.connect("md5_user", &pw, "lb_once")
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    a.batch_execute("begin").await.unwrap();
+    b.batch_execute("begin").await.unwrap();
+    assert_eq!(
+        first_value(&a, "select 1").await.unwrap().as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        first_value(&b, "select 2").await.unwrap().as_deref(),
+        Some("2")
+    );
+    a.batch_execute("commit").await.unwrap();
+    b.batch_execute("commit").await.unwrap();
+    let failures =
+        crate::harness::logs::matching(&["lb_once/", "closing because: server DNS lookup failed"]);
+    assert_eq!(failures.len(), 1, "{failures:?}");
+}

@@ -271,9 +271,11 @@ async fn console_logins_count_against_client_limits() {
 }
 
 /// max_db_connections = 1 and two users: the second user's pool evicts the first pool's idle
-/// server instead of waiting for it to time out.
+/// server instead of waiting for it to time out, logged with PgBouncer 1.26's reason
+/// (`evicted for max_db_connections`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_database_evicts_another_pools_idle_server() {
+    crate::harness::logs::capture();
     let pg = PgCluster::shared();
     let db = pg.create_database("evict");
     let users = userlist(&[
@@ -306,6 +308,14 @@ async fn full_database_evicts_another_pools_idle_server() {
         crate::harness::pooler::backends(&superuser, &db, None).await,
         1
     );
+    crate::harness::logs::wait_for(
+        &[
+            "app/pass_user@",
+            "closing because: evicted for max_db_connections",
+        ],
+        Duration::from_secs(10),
+    )
+    .await;
     pooler.stop().await;
 }
 
@@ -355,5 +365,64 @@ async fn user_pool_size_and_forced_user_min_pool_size() {
         .unwrap()
         .unwrap();
     assert_eq!(value.as_deref(), Some("2"));
+    pooler.stop().await;
+}
+
+/// After RECONNECT a pool's busy old servers no longer count as usable (PgBouncer's dirty
+/// pool): when the login of a new server is refused, the client queued for one gets the
+/// server's error at once instead of waiting behind the old server's transaction, and the
+/// refused server's `closing because:` line carries the server's words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_reconnect_a_refused_login_fails_the_queued_clients() {
+    crate::harness::logs::capture();
+    let pg = PgCluster::shared();
+    let db = pg.create_database("reconnfail");
+    let users = userlist(&[("trust_user", "")]);
+    let pooler = Pooler::start(
+        &db_line("app", &db, "user=trust_user"),
+        "auth_type = trust\nadmin_users = trust_user\ndefault_pool_size = 1\nserver_login_retry = 1",
+        &users,
+    );
+    let busy = pooler.connect("trust_user", "", "app").await.unwrap();
+    busy.batch_execute("begin; select 1").await.unwrap();
+    let superuser = pg.superuser_client().await;
+    superuser
+        .batch_execute(&format!("alter database {db} allow_connections false"))
+        .await
+        .unwrap();
+    let queued = pooler.connect("trust_user", "", "app").await.unwrap();
+    let queued = tokio::spawn(async move { queued.simple_query("select 2").await.map(drop) });
+    let console = pooler.connect("trust_user", "", "pgbouncer").await.unwrap();
+    assert!(
+        eventually(30, || async {
+            pool_number(&console, "app", "cl_waiting").await == Some(1)
+        })
+        .await,
+        "the second client is queued"
+    );
+    console.simple_query("RECONNECT app").await.unwrap();
+    console
+        .simple_query("SET default_pool_size = 2")
+        .await
+        .unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(20), queued)
+        .await
+        .expect("the queued client is answered")
+        .unwrap()
+        .expect_err("the new server refuses the login");
+    let refusal = format!("database \"{db}\" is not currently accepting connections");
+    assert_eq!(text(&err), refusal);
+    crate::harness::logs::wait_for(
+        &["app/trust_user@", &format!("closing because: {refusal}")],
+        Duration::from_secs(10),
+    )
+    .await;
+    busy.batch_execute("commit")
+        .await
+        .expect("the old server's transaction ends normally");
+    superuser
+        .batch_execute(&format!("alter database {db} allow_connections true"))
+        .await
+        .unwrap();
     pooler.stop().await;
 }

@@ -233,3 +233,65 @@ async fn shutdown_wait_for_clients_counts_console_sessions() {
     let socket = bouncer.dir.join(&format!(".s.PGSQL.{}", bouncer.port));
     assert!(!socket.exists(), "the socket file is removed at exit");
 }
+
+/// SHUTDOWN WAIT_FOR_SERVERS, as PgBouncer: a running transaction goes on; a client queued for
+/// a server is let go ("server shutting down") while it runs; an idle client is not closed at
+/// once but told "server shutting down" when it next asks for a server; the process exits
+/// once the transaction has given its server back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_for_servers_lets_clients_go_when_they_need_a_server() {
+    let mut bouncer = Bouncer::start("shutwfs", "transaction\ndefault_pool_size = 1").await;
+    let busy = bouncer.connect("app", false).await.unwrap();
+    busy.batch_execute("begin; select 1").await.unwrap();
+    let idle = bouncer.connect("app", false).await.unwrap();
+    let queued = bouncer.connect("app", false).await.unwrap();
+    let queued = tokio::spawn(async move { queued.simple_query("select 2").await.map(drop) });
+    let console = bouncer.connect("pgbouncer", true).await.unwrap();
+    let waiting = eventually(30, || async {
+        console
+            .simple_query("SHOW POOLS")
+            .await
+            .unwrap()
+            .iter()
+            .any(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(r) if r.get("cl_waiting") == Some("1")))
+    })
+    .await;
+    assert!(waiting, "the third client is queued");
+    console
+        .simple_query("SHUTDOWN WAIT_FOR_SERVERS")
+        .await
+        .expect("SHUTDOWN answers");
+    let err = tokio::time::timeout(Duration::from_secs(10), queued)
+        .await
+        .expect("the queued client is let go")
+        .unwrap()
+        .expect_err("no server for it");
+    assert_eq!(
+        err.as_db_error()
+            .map(tokio_postgres::error::DbError::message),
+        Some("server shutting down"),
+        "{err:?}"
+    );
+    busy.simple_query("select 3")
+        .await
+        .expect("the transaction goes on");
+    let err = idle
+        .simple_query("select 4")
+        .await
+        .expect_err("no server for it");
+    assert_eq!(
+        err.as_db_error()
+            .map(tokio_postgres::error::DbError::message),
+        Some("server shutting down"),
+        "told at its query, not closed before: {err:?}"
+    );
+    busy.batch_execute("commit").await.unwrap();
+    assert!(bouncer.exited().await.success());
+    assert!(
+        bouncer
+            .log()
+            .contains("closing because: server shutting down"),
+        "{}",
+        bouncer.log()
+    );
+}

@@ -344,3 +344,29 @@ async fn replication_servers_are_dedicated_and_count_against_pool_size() {
     assert!(show(&admin, "SERVERS").await.is_empty());
     pooler.stop().await;
 }
+
+/// A replication login the server refuses (its forced user has no REPLICATION): the client
+/// gets PgBouncer's `login failed` (08P01), and both sides are logged as PgBouncer logs them,
+/// `closing because: login failed (age=...)` for the server and for the client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_replication_login_is_logged_for_both_sides() {
+    crate::harness::logs::capture();
+    let pg = PgCluster::shared();
+    let db = pg.create_database("replrefused");
+    let pooler = Pooler::start(
+        &db_line("repl_refused", &db, "user=trust_user"),
+        "auth_type = trust",
+        &users(),
+    );
+    let code = logical_login(pooler.port, "repl_refused")
+        .await
+        .expect_err("the server refuses a replication login for trust_user");
+    assert_eq!(code, "08P01");
+    for side in ["S-", "C-"] {
+        crate::harness::logs::wait_for(
+            &[side, "repl_refused/", "closing because: login failed (age="],
+            Duration::from_secs(10),
+        )
+        .await;
+    }
+}
