@@ -109,9 +109,9 @@ pub async fn run(session: &mut Session, server: &mut PooledServer) -> RelayEnd {
     let pool = std::sync::Arc::clone(server.pool());
     let (settings, stats) = (pool.settings(), &pool.stats);
     // Futures that live for the whole relay, so a loop turn registers no new waiters or timers.
-    // The client's own kill token also fires on an immediate shutdown (`with_shutdown`).
-    let killed = session.conn.kill_token().clone();
-    let killed = killed.cancelled();
+    // The client's own kill flag is also raised by an immediate shutdown (`with_shutdown`).
+    let conn = std::sync::Arc::clone(session.conn.info());
+    let killed = conn.killed();
     let timer = tokio::time::sleep_until(Instant::now());
     tokio::pin!(killed, timer);
     let mut armed: Option<Instant> = None;

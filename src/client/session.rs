@@ -208,7 +208,7 @@ impl Session {
                     return Err(ClientError::IdleTimeout);
                 }
                 // A drain (SIGINT, SHUTDOWN WAIT_FOR_SERVERS) or a kill from the console.
-                () = self.conn.idle_stop_token().cancelled() => return Err(self.stopped()),
+                () = self.conn.stop_when_idle() => return Err(self.stopped()),
             }
         }
     }
@@ -219,7 +219,7 @@ impl Session {
         self.conn.set_state(ConnState::ClientWaiting);
         // SHUTDOWN WAIT_FOR_SERVERS (SIGINT) hands out no more servers: a client that needs
         // one, or already waits for one, is let go ("server shutting down"), as in PgBouncer.
-        if self.conn.idle_stop_token().is_cancelled() {
+        if self.conn.is_stopping() {
             return Err(self.stopped());
         }
         let pool = Arc::clone(self.slot.pool());
@@ -235,7 +235,7 @@ impl Session {
             tokio::select! {
                 biased;
                 r = &mut checkout => break r,
-                () = self.conn.idle_stop_token().cancelled() => return Err(self.stopped()),
+                () = self.conn.stop_when_idle() => return Err(self.stopped()),
                 () = &mut notice_at, if !notified => {
                     notified = true;
                     self.notify_queued().await;
