@@ -1,5 +1,6 @@
-//! The `pgsluice` binary: PgBouncer's command line, the tokio runtime, and the process-level
-//! duties (pidfile, daemon mode, switching user). Log output lives in `app::logging`.
+//! The `pgsluice` binary: PgBouncer's command line, the tokio runtime (current-thread for
+//! `worker_threads = 1`, work-stealing for more), and the process-level duties (pidfile, daemon
+//! mode, switching user). Log output lives in `app::logging`.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -232,11 +233,19 @@ fn run(args: Args) -> Result<()> {
             "the pidfile names a running process; taking it over (so_reuseport rolling restart)"
         );
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(worker_threads(&config))
-        .enable_all()
-        .build()
-        .context("cannot start the runtime")?;
+    // One worker: a current-thread runtime, which wakes tasks by a push onto its own queue
+    // (no work-stealing bookkeeping, no futex wake-ups of idle siblings); more: work stealing.
+    let workers = worker_threads(&config);
+    let runtime = if workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(workers);
+        builder
+    }
+    .enable_all()
+    .build()
+    .context("cannot start the runtime")?;
     runtime.block_on(async {
         let options = StartOptions {
             extra_config: args.extra_config,

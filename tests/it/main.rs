@@ -49,6 +49,7 @@ mod prepared;
 mod prepared_drivers;
 mod prepared_model;
 mod protocol_compat;
+mod queue_giveup;
 mod replication;
 mod soak;
 mod tls_auth;
