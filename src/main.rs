@@ -1,5 +1,6 @@
-//! The `pgsluice` binary: PgBouncer's command line, the tokio runtime, and the process-level
-//! duties (pidfile, daemon mode, switching user). Log output lives in `app::logging`.
+//! The `pgsluice` binary: PgBouncer's command line, the tokio runtime (current-thread for
+//! `worker_threads = 1`, work-stealing for more), and the process-level duties (pidfile, daemon
+//! mode, switching user). Log output lives in `app::logging`.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -232,14 +233,21 @@ fn run(args: Args) -> Result<()> {
             "the pidfile names a running process; taking it over (so_reuseport rolling restart)"
         );
     }
+    // One worker: a current-thread runtime, which wakes tasks by a push onto its own queue
+    // (no work-stealing bookkeeping, no futex wake-ups of idle siblings); more: work stealing.
     let workers = worker_threads(&config);
     // Says what a cgroup CPU limit made of the default (a container with --cpus=1 gets 1).
     tracing::info!(worker_threads = workers, "starting the runtime");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_all()
-        .build()
-        .context("cannot start the runtime")?;
+    let runtime = if workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(workers);
+        builder
+    }
+    .enable_all()
+    .build()
+    .context("cannot start the runtime")?;
     runtime.block_on(async {
         let options = StartOptions {
             extra_config: args.extra_config,

@@ -235,7 +235,7 @@ async fn run(
     loop {
         let message = tokio::select! {
             m = reader.read_message(stream) => m,
-            () = entry.kill_token().cancelled() => {
+            () = entry.killed() => {
                 return Some(protocol_failure(entry.kill_reason().text().to_owned()));
             }
             () = ctx.shutdown.kill.cancelled() => return None,

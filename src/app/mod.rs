@@ -29,6 +29,7 @@ use crate::control::{ControlHandle, Shutdown};
 use crate::pool::{LoginPolicy, PolicyError, Registry, janitor};
 use crate::stats::PoolStats;
 use crate::stats::alert_board::AlertBoard;
+use crate::stats::conns::ShutdownStage;
 use crate::stats::period::StatsPeriods;
 use reload::Reloader;
 
@@ -142,6 +143,7 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<Running, AppE
         cancel_keys: parking_lot::Mutex::default(),
         alerts: Arc::clone(&alerts),
     });
+    spawn_shutdown_relay(&registry, &admin.shutdown);
     let tracker = TaskTracker::new();
     let tcp_addrs = bound.tcp_addrs();
     let (tcp, unix) = bound.into_parts();
@@ -186,6 +188,19 @@ pub fn start_with(config: Config, options: StartOptions) -> Result<Running, AppE
         tracker,
         janitor_stop,
     })
+}
+
+/// Passes the shutdown stages to the clients' own stop flags (each client waits on its record
+/// only, not on the shared tokens): a drain, then an immediate shutdown.
+fn spawn_shutdown_relay(registry: &Arc<Registry>, shutdown: &Shutdown) {
+    let conns = Arc::clone(registry.conns());
+    let (drain, kill) = (shutdown.drain.clone(), shutdown.kill.clone());
+    tokio::spawn(async move {
+        drain.cancelled().await;
+        conns.stop_followers(ShutdownStage::Drain);
+        kill.cancelled().await;
+        conns.stop_followers(ShutdownStage::Immediate);
+    });
 }
 
 /// Starts the alert evaluator (publishing to `board`) and, when `metrics_listen` is set, the

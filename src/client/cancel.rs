@@ -215,7 +215,14 @@ impl CancelRegistration {
     /// Points the client's cancel at nothing, then waits until no cancel aimed at the server it
     /// held is in flight, so the server can go to another client.
     pub async fn detach(&self) {
-        self.slot.state.lock().target = None;
+        {
+            // One lock in the common case: no cancel in flight, nothing to wait for.
+            let mut state = self.slot.state.lock();
+            state.target = None;
+            if state.in_flight == 0 {
+                return;
+            }
+        }
         loop {
             let notified = self.slot.idle.notified();
             tokio::pin!(notified);

@@ -265,7 +265,7 @@ fn register(
     )
     .with_application_name(params.get("application_name").unwrap_or_default())
     .with_replication(login.replication.label())
-    .with_shutdown(&ctx.shutdown.kill, &ctx.shutdown.drain);
+    .with_shutdown();
     let ((addr, port), (local_addr, local_port)) = (stream.peer(), stream.local());
     info.set_endpoints(Endpoints {
         addr,

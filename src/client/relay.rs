@@ -28,7 +28,6 @@ use std::time::Duration;
 use bytes::{Buf, BytesMut};
 use tokio::io::AsyncWrite;
 use tokio::time::{Instant, Sleep};
-use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use super::errors::ClientError;
 use super::release::{ClientStep, ReleaseRule, Verdict};
@@ -38,7 +37,7 @@ use crate::net::Stream;
 use crate::pool::{Pool, PoolSettings, PooledServer, ServerState};
 use crate::protocol::reply;
 use crate::protocol::scan::{Flow, Want};
-use crate::stats::conns::KillReason;
+use crate::stats::conns::{ConnInfo, KillReason};
 use crate::stats::{ErrorCounters, PoolStats};
 
 /// A direction reads more only while it holds fewer bytes than this (or a message it must see
@@ -273,36 +272,31 @@ impl Alarm {
     }
 }
 
-/// The client's kill signal (console KILL, immediate shutdown), checked with one load per
-/// wake-up once its waiter is registered. The one place that knows how a kill is signalled.
-struct Kill<'a, 't> {
-    token: &'t CancellationToken,
-    waiter: Pin<&'a mut WaitForCancellationFuture<'t>>,
+/// The client's kill signal (console KILL, immediate shutdown), checked with one atomic load per
+/// wake-up once this task's waker is stored in the connection record. The one place that knows
+/// how a kill is signalled.
+struct Kill<'c> {
+    conn: &'c ConnInfo,
     waker: Option<Waker>,
 }
 
-impl Kill<'_, '_> {
+impl Kill<'_> {
     fn requested(&mut self, cx: &mut Context<'_>) -> bool {
-        if self.token.is_cancelled() {
-            return true;
-        }
         if self.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-            return false;
+            return self.conn.is_killed();
         }
         self.waker = Some(cx.waker().clone());
-        std::future::Future::poll(self.waiter.as_mut(), cx).is_ready()
+        self.conn.poll_killed(cx).is_ready()
     }
 }
 
 /// Relays until the server can be released or either side leaves.
 pub async fn run(session: &mut Session, server: &mut PooledServer) -> RelayEnd {
-    let token = session.conn.kill_token().clone();
-    let waiter = token.cancelled();
+    let conn = Arc::clone(session.conn.info());
     let sleep: Option<Sleep> = None;
-    tokio::pin!(waiter, sleep);
+    tokio::pin!(sleep);
     let mut kill = Kill {
-        token: &token,
-        waiter,
+        conn: &conn,
         waker: None,
     };
     let pool = Arc::clone(server.pool());
@@ -346,7 +340,7 @@ impl Relay<'_> {
     fn poll(
         &mut self,
         cx: &mut Context<'_>,
-        kill: &mut Kill<'_, '_>,
+        kill: &mut Kill<'_>,
         sleep: Pin<&mut Option<Sleep>>,
     ) -> Poll<RelayEnd> {
         let mut now = Now::default();
@@ -377,7 +371,7 @@ impl Relay<'_> {
     /// A kill ends the relay at once, except the one `server_fast_close` sends (a RECONNECT or a
     /// reload changed the server's database): that one waits until the server is idle, so the
     /// transaction in flight ends first, as in PgBouncer.
-    fn stop_if_asked(&mut self, cx: &mut Context<'_>, kill: &mut Kill<'_, '_>) -> Option<RelayEnd> {
+    fn stop_if_asked(&mut self, cx: &mut Context<'_>, kill: &mut Kill<'_>) -> Option<RelayEnd> {
         let state = self.rule.state(self.client_done());
         if self.close_when_idle {
             return (state == ServerState::Idle && !self.down.busy)

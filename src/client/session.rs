@@ -26,6 +26,10 @@ use crate::stats::conns::{ConnEntry, ConnState, KillReason};
 /// Read-buffer size a client gets when it has something to send (none while idle).
 const IDLE_BUFFER: usize = 4096;
 
+/// How much a queued client may send ahead before its socket is no longer read (and so no
+/// longer watched for EOF) until a server arrives: backpressure, not unbounded buffering.
+const QUEUED_READ_LIMIT: usize = 64 * 1024;
+
 /// One client connection after login.
 pub struct Session {
     pub(super) ctx: Arc<ClientContext>,
@@ -133,7 +137,10 @@ impl Session {
     /// Checks out a server, relays one transaction (or session) and gives the server back.
     /// `Ok(Some(_))`: the client left.
     async fn transaction(&mut self) -> Result<Option<Leave>, ClientError> {
-        let mut server = self.checkout().await?;
+        let mut server = match self.checkout().await? {
+            Ok(server) => server,
+            Err(leave) => return Ok(Some(leave)),
+        };
         let end = relay::run(self, &mut server).await;
         // No cancel aimed at this client may reach the server once another client has it.
         self.cancel.detach().await;
@@ -213,18 +220,20 @@ impl Session {
                 }
                 // A kill from the console or an immediate shutdown. A drain (SIGINT, SHUTDOWN
                 // WAIT_FOR_SERVERS) leaves an idle client be until it asks for a server.
-                () = self.conn.kill_token().cancelled() => return Err(self.stopped()),
+                () = self.conn.killed() => return Err(self.stopped()),
             }
         }
     }
 
     /// Checks out a server, following the pool to its replacement after a reload, and aligns
-    /// its parameters with this client's.
-    async fn checkout(&mut self) -> Result<PooledServer, ClientError> {
+    /// its parameters with this client's. `Ok(Err(_))`: the client left while it waited; its
+    /// place in the queue is given up at once (the socket is watched while queued, and what it
+    /// sends meanwhile is kept, up to [`QUEUED_READ_LIMIT`], for the server to come).
+    async fn checkout(&mut self) -> Result<Result<PooledServer, Leave>, ClientError> {
         self.conn.set_state(ConnState::ClientWaiting);
         // SHUTDOWN WAIT_FOR_SERVERS (SIGINT) hands out no more servers: a client that needs
         // one, or already waits for one, is let go ("server shutting down"), as in PgBouncer.
-        if self.conn.idle_stop_token().is_cancelled() {
+        if self.conn.is_stopping() {
             return Err(self.stopped());
         }
         let pool = Arc::clone(self.slot.pool());
@@ -237,12 +246,18 @@ impl Session {
         tokio::pin!(notice_at);
         let mut notified = notify.is_zero();
         let checked_out = loop {
+            let watch = self.buf.len() < QUEUED_READ_LIMIT;
             tokio::select! {
                 biased;
                 r = &mut checkout => break r,
-                () = self.conn.kill_token().cancelled() => return Err(self.stopped()),
+                () = self.conn.killed() => return Err(self.stopped()),
                 // A drain lets a queued client go at the janitor's next round.
                 () = self.ctx.shutdown.release_queued.cancelled() => return Err(self.stopped()),
+                read = self.stream.read_when_ready(&mut self.buf, IDLE_BUFFER), if watch => match read {
+                    // Gone while queued: dropping the checkout leaves the queue now.
+                    Ok(0) | Err(_) => return Ok(Err(self.left_while_queued())),
+                    Ok(n) => pool.stats.received(n),
+                },
                 () = &mut notice_at, if !notified => {
                     notified = true;
                     self.notify_queued().await;
@@ -304,7 +319,24 @@ impl Session {
         self.cancel
             .set_target(Arc::clone(server.conn().cancel_target()));
         self.link(&mut server);
-        Ok(server)
+        Ok(Ok(server))
+    }
+
+    /// How a client that closed its socket while queued left: a Terminate first is a close
+    /// request, anything else an unexpected EOF.
+    fn left_while_queued(&self) -> Leave {
+        let mut rest = &self.buf[..];
+        while rest.len() >= HEADER_LEN {
+            let len = u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
+            if rest[0] == b'X' {
+                return Leave::CloseRequest;
+            }
+            let Some(next) = rest.get(1 + len..) else {
+                break;
+            };
+            rest = next;
+        }
+        Leave::UnexpectedEof
     }
 
     /// `query_wait_notify`: tells a client queued that long that it waits for a server, once

@@ -8,23 +8,54 @@
 //! connection.
 //!
 //! Does not: decide states (the pool and the client task report them), render anything, or
-//! signal a connection beyond raising its kill token (the client task watches it).
+//! signal a connection beyond raising its stop flags and waking the one task that waits on them.
 //!
 //! Invariants: updated at login, checkout, release and logout, never per message; a shard lock is
 //! held only for an insert, a remove or a copy of the `Arc`s, never across an `.await`. Times are
-//! wall-clock microseconds since the Unix epoch (what SHOW prints), 0 meaning "not set". The one
-//! non-std piece is tokio-util's `CancellationToken` for the kill signal (no crate-internal use,
-//! so this stays layer 0).
+//! wall-clock microseconds since the Unix epoch (what SHOW prints), 0 meaning "not set".
+//!
+//! Stopping a connection (KILL, KILL_CLIENT, a drain or an immediate shutdown) is a flag in its
+//! record plus the stored waker of the task serving it: no per-connection cancellation tokens,
+//! and a poll of the flag is one atomic load and one uncontended lock. Shutdown stages reach
+//! every record registered `with_shutdown` through [`ConnDirectory::stop_followers`]; a record
+//! registered after a stage started gets that stage's flags as it is inserted. The only
+//! non-std piece left is the lazily made [`ConnInfo::kill_token`] kept for code not yet moved to
+//! [`ConnInfo::poll_killed`] (no crate-internal use, so this stays layer 0).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, Waker};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
 const SHARDS: usize = 16;
+
+/// Stop flag: close the connection now (KILL, KILL_CLIENT, an immediate shutdown).
+const STOP_KILL: u8 = 1;
+/// Stop flag: close the client at its next moment without a server (a drain; a kill implies it).
+const STOP_IDLE: u8 = 2;
+
+/// A shutdown stage as it reaches the connections that follow it ([`ConnInfo::with_shutdown`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShutdownStage {
+    /// Clients leave at their next moment without a server (SHUTDOWN WAIT_FOR_SERVERS, SIGINT).
+    Drain,
+    /// Everything closes now.
+    Immediate,
+}
+
+impl ShutdownStage {
+    fn flags(self) -> u8 {
+        match self {
+            ShutdownStage::Drain => STOP_IDLE,
+            ShutdownStage::Immediate => STOP_KILL | STOP_IDLE,
+        }
+    }
+}
 
 /// Which side of the pooler a connection is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,8 +177,14 @@ pub struct ConnInfo {
     close_needed: AtomicBool,
     prepared: AtomicU32,
     kill_reason: AtomicU8,
-    kill: CancellationToken,
-    stop_when_idle: CancellationToken,
+    /// `STOP_KILL` / `STOP_IDLE` bits; only ever raised.
+    stop: AtomicU8,
+    /// Whether shutdown stages reach this record (`with_shutdown`).
+    follows_shutdown: bool,
+    /// The task waiting on the stop flags (the one serving this connection).
+    waker: Mutex<Option<Waker>>,
+    /// Made on first use only, for callers not yet on [`ConnInfo::poll_killed`].
+    legacy_kill: OnceLock<CancellationToken>,
 }
 
 impl ConnInfo {
@@ -181,24 +218,20 @@ impl ConnInfo {
             close_needed: AtomicBool::new(false),
             prepared: AtomicU32::new(0),
             kill_reason: AtomicU8::new(KillReason::None as u8),
-            kill: CancellationToken::new(),
-            stop_when_idle: CancellationToken::new(),
+            stop: AtomicU8::new(0),
+            follows_shutdown: false,
+            waker: Mutex::new(None),
+            legacy_kill: OnceLock::new(),
         }
     }
 
-    /// Ties a client's kill signals to the pooler's shutdown stages: its kill token also fires
-    /// when everything must close (`immediate`), its idle-stop token also when clients are to
-    /// leave at their next idle moment (`drain`). A client task then waits on one token of its
-    /// own instead of also on the global ones, whose shared wait lists every client would lock
-    /// on every wake-up.
+    /// Ties a client's stop flags to the pooler's shutdown stages ([`ConnDirectory::
+    /// stop_followers`]): a drain asks it to leave at its next idle moment, an immediate
+    /// shutdown kills it. A client task then waits on its own record only, never on the global
+    /// tokens, whose shared wait lists every client would lock on every wake-up.
     #[must_use]
-    pub fn with_shutdown(
-        mut self,
-        immediate: &CancellationToken,
-        drain: &CancellationToken,
-    ) -> ConnInfo {
-        self.kill = immediate.child_token();
-        self.stop_when_idle = drain.child_token();
+    pub fn with_shutdown(mut self) -> ConnInfo {
+        self.follows_shutdown = true;
         self
     }
 
@@ -347,8 +380,76 @@ impl ConnInfo {
     /// Asks the connection's task to disconnect it.
     pub fn kill(&self, reason: KillReason) {
         self.kill_reason.store(reason as u8, Ordering::Relaxed);
-        self.kill.cancel();
-        self.stop_when_idle.cancel();
+        self.raise(STOP_KILL | STOP_IDLE);
+    }
+
+    /// Raises stop flags and wakes the waiting task.
+    fn raise(&self, flags: u8) {
+        let before = self.stop.fetch_or(flags, Ordering::SeqCst);
+        if before | flags == before {
+            return;
+        }
+        if flags & STOP_KILL != 0
+            && let Some(token) = self.legacy_kill.get()
+        {
+            token.cancel();
+        }
+        if let Some(waker) = self.waker.lock().take() {
+            waker.wake();
+        }
+    }
+
+    /// Ready once any of `flags` is raised; otherwise stores the task's waker (replacing it
+    /// only when it would wake another task).
+    fn poll_flags(&self, flags: u8, cx: &mut Context<'_>) -> Poll<()> {
+        if self.stop.load(Ordering::Acquire) & flags != 0 {
+            return Poll::Ready(());
+        }
+        {
+            let mut slot = self.waker.lock();
+            match slot.as_ref() {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                _ => *slot = Some(cx.waker().clone()),
+            }
+        }
+        // Raised between the load and the store: the raiser may have found no waker.
+        if self.stop.load(Ordering::SeqCst) & flags != 0 {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
+    /// Ready once the connection must close now: a kill, or (`with_shutdown`) an immediate
+    /// shutdown. One task per connection may wait (the latest waker polled is the one woken).
+    pub fn poll_killed(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.poll_flags(STOP_KILL, cx)
+    }
+
+    /// Ready once the connection must close at its next moment without a server: a kill, or
+    /// (`with_shutdown`) a drain or an immediate shutdown.
+    pub fn poll_stop_when_idle(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.poll_flags(STOP_KILL | STOP_IDLE, cx)
+    }
+
+    /// [`ConnInfo::poll_killed`] as a future.
+    pub fn killed(&self) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(|cx| self.poll_killed(cx))
+    }
+
+    /// [`ConnInfo::poll_stop_when_idle`] as a future.
+    pub fn stop_when_idle(&self) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(|cx| self.poll_stop_when_idle(cx))
+    }
+
+    /// Whether the connection must close now.
+    pub fn is_killed(&self) -> bool {
+        self.stop.load(Ordering::Acquire) & STOP_KILL != 0
+    }
+
+    /// Whether the connection must close at its next moment without a server.
+    pub fn is_stopping(&self) -> bool {
+        self.stop.load(Ordering::Acquire) != 0
     }
 
     /// Why the connection was killed.
@@ -361,15 +462,15 @@ impl ConnInfo {
         }
     }
 
-    /// The token a client task selects on to notice a kill (and, for clients registered
-    /// `with_shutdown`, an immediate shutdown).
+    /// A token cancelled when [`ConnInfo::poll_killed`] would be ready, made on first use.
+    /// Prefer `poll_killed`/`killed`: a token costs a tree node and a lock per poll.
     pub fn kill_token(&self) -> &CancellationToken {
-        &self.kill
-    }
-
-    /// The token an idle client waits on: a kill, or (`with_shutdown`) a drain.
-    pub fn idle_stop_token(&self) -> &CancellationToken {
-        &self.stop_when_idle
+        let token = self.legacy_kill.get_or_init(CancellationToken::new);
+        // Raised before the token existed: `raise` found none to cancel.
+        if self.stop.load(Ordering::SeqCst) & STOP_KILL != 0 {
+            token.cancel();
+        }
+        token
     }
 }
 
@@ -377,12 +478,15 @@ impl ConnInfo {
 #[derive(Debug)]
 pub struct ConnDirectory {
     shards: Vec<Mutex<HashMap<u64, Arc<ConnInfo>>>>,
+    /// The stop flags of the shutdown stages started so far, for records registered later.
+    shutdown: AtomicU8,
 }
 
 impl Default for ConnDirectory {
     fn default() -> Self {
         ConnDirectory {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shutdown: AtomicU8::new(0),
         }
     }
 }
@@ -426,9 +530,14 @@ impl ConnDirectory {
     /// Adds a record; it stays until the returned entry is dropped.
     pub fn register(self: &Arc<Self>, info: ConnInfo) -> ConnEntry {
         let info = Arc::new(info);
-        self.shard(info.id)
-            .lock()
-            .insert(info.id, Arc::clone(&info));
+        let mut shard = self.shard(info.id).lock();
+        shard.insert(info.id, Arc::clone(&info));
+        // Under the shard lock: a stage that starts now either sees this record or was seen.
+        let stage = self.shutdown.load(Ordering::SeqCst);
+        if info.follows_shutdown && stage != 0 {
+            info.raise(stage);
+        }
+        drop(shard);
         ConnEntry {
             directory: Arc::clone(self),
             info,
@@ -448,6 +557,16 @@ impl ConnDirectory {
         }
         out.sort_by_key(|c| c.id);
         out
+    }
+
+    /// Passes a shutdown stage to every record registered `with_shutdown`, now and later.
+    pub fn stop_followers(&self, stage: ShutdownStage) {
+        self.shutdown.fetch_or(stage.flags(), Ordering::SeqCst);
+        for shard in &self.shards {
+            for info in shard.lock().values().filter(|c| c.follows_shutdown) {
+                info.raise(stage.flags());
+            }
+        }
     }
 
     /// Number of records on one side.
@@ -506,6 +625,63 @@ mod tests {
         assert_eq!(info.link(), 0);
         info.kill(KillReason::AdminForced);
         assert!(info.kill_token().is_cancelled());
+        assert!(info.is_killed() && info.is_stopping());
         assert_eq!(info.kill_reason().text(), "admin forced disconnect");
+    }
+
+    fn poll_once<F: Future>(f: F) -> Poll<F::Output> {
+        let mut f = std::pin::pin!(f);
+        f.as_mut().poll(&mut Context::from_waker(Waker::noop()))
+    }
+
+    /// A waker that counts its wake-ups.
+    struct Count(AtomicU32);
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_kill_wakes_the_waiting_task_once_and_stays_raised() {
+        let info = ConnInfo::new(1, Side::Client, "db", "u", "u", ConnState::ClientIdle);
+        let count = Arc::new(Count(AtomicU32::new(0)));
+        let waker = Waker::from(Arc::clone(&count));
+        let mut cx = Context::from_waker(&waker);
+        assert!(info.poll_killed(&mut cx).is_pending());
+        assert!(info.poll_stop_when_idle(&mut cx).is_pending());
+        info.kill(KillReason::DatabaseKilled);
+        info.kill(KillReason::DatabaseKilled);
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert!(info.poll_killed(&mut cx).is_ready());
+        assert!(poll_once(info.stop_when_idle()).is_ready());
+    }
+
+    #[test]
+    fn shutdown_stages_reach_followers_only_including_later_ones() {
+        let dir = Arc::new(ConnDirectory::default());
+        let client = ConnInfo::new(1, Side::Client, "db", "u", "u", ConnState::ClientIdle);
+        let client = dir.register(client.with_shutdown());
+        let console = dir.register(ConnInfo::new(
+            2,
+            Side::Client,
+            "pgbouncer",
+            "u",
+            "u",
+            ConnState::ClientIdle,
+        ));
+        let token = client.kill_token().clone();
+        dir.stop_followers(ShutdownStage::Drain);
+        assert!(poll_once(client.stop_when_idle()).is_ready());
+        assert!(poll_once(client.killed()).is_pending());
+        assert!(!console.is_stopping());
+        let late = ConnInfo::new(3, Side::Client, "db", "u", "u", ConnState::ClientIdle);
+        let late = dir.register(late.with_shutdown());
+        assert!(late.is_stopping() && !late.is_killed());
+        dir.stop_followers(ShutdownStage::Immediate);
+        assert!(client.is_killed() && late.is_killed() && token.is_cancelled());
+        assert!(!console.is_stopping());
+        // A stop leaves the reason empty: the session says why from the shutdown itself.
+        assert_eq!(client.kill_reason(), KillReason::None);
     }
 }

@@ -50,6 +50,7 @@ mod prepared;
 mod prepared_drivers;
 mod prepared_model;
 mod protocol_compat;
+mod queue_giveup;
 mod relay_bounds;
 mod replication;
 mod soak;
