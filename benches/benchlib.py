@@ -395,7 +395,8 @@ def render_markdown(report):
             fmt_ratio(r["peak_rss"], False),
         ]) + " |")
     lines.append("")
-    lines.extend(render_cpu_breakdown(report))
+    if report["scenarios"]:
+        lines.extend(render_cpu_breakdown(report))
     lines.append("Latency percentiles (ms, medians over the runs) from pgbench's per-transaction "
                  "logs:")
     lines.append("")

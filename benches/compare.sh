@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark: pgsluice vs PgBouncer vs direct Postgres, one command.
 #
-#   benches/compare.sh [--quick] [--reps N] [--duration S] [--scenarios a,b,...]
+#   benches/compare.sh [--quick] [--reps N] [--duration S] [--scenarios a,b,...|none]
 #                      [--idle-clients N] [--pgsluice-bin PATH] [--pgbouncer-bin PATH]
 #                      [--keep] [--out DIR] [--no-syscalls] [--syscall-duration S]
 #

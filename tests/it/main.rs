@@ -34,6 +34,7 @@ mod faults;
 mod harness_selftest;
 mod host_lists;
 mod hostile;
+mod idle_memory;
 mod isolation;
 mod login_failures;
 mod metrics_alerts;
