@@ -5,7 +5,10 @@ Subcommands:
   runstats  one pgbench run: TPS and transaction count from its stdout, latency percentiles from
             its per-transaction logs (-l; column 3 is the latency in microseconds), plus the
             pooler measurements compare.sh passes as --extra key=value; prints one JSON object.
-  report    all runs (JSON lines) + idle-client results + metadata -> latest.json and latest.md.
+  strace    one syscall run: `strace -c -f` summary + pgbench stdout -> syscalls per transaction
+            by class (read/recv, write/send, epoll_wait, epoll_ctl, futex, other); one JSON object.
+  report    all runs (JSON lines) + syscall runs + idle-client results + metadata -> latest.json
+            and latest.md.
 """
 
 import argparse
@@ -19,6 +22,18 @@ import sys
 
 POOLERS = ("pgsluice", "pgbouncer")
 TARGETS = ("pgsluice", "pgbouncer", "direct")
+
+# Syscall classes for the per-transaction counts; anything else is "other".
+SYSCALL_CLASSES = (
+    ("read", ("read", "readv", "recvfrom", "recvmsg", "recvmmsg", "pread64")),
+    ("write", ("write", "writev", "sendto", "sendmsg", "sendmmsg", "pwrite64")),
+    ("epoll_wait", ("epoll_wait", "epoll_pwait", "epoll_pwait2")),
+    ("epoll_ctl", ("epoll_ctl",)),
+    ("futex", ("futex",)),
+)
+CLASS_NAMES = tuple(c for c, _ in SYSCALL_CLASSES) + ("other",)
+CLASS_TITLES = {"read": "read/recv", "write": "write/send", "epoll_wait": "epoll_wait",
+                "epoll_ctl": "epoll_ctl", "futex": "futex", "other": "other"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -99,6 +114,13 @@ def cmd_runstats(args):
     tx = run.get("transactions")
     if isinstance(cpu, (int, float)) and tx:
         run["cpu_s_per_10k_tx"] = round(cpu * 10000.0 / tx, 4)
+    for key, out in (("user_seconds", "user_us_per_tx"), ("sys_seconds", "sys_us_per_tx")):
+        v = run.get(key)
+        if isinstance(v, (int, float)) and tx:
+            run[out] = round(v * 1e6 / tx, 2)
+    ctx = run.get("ctx_switches")
+    if isinstance(ctx, int) and tx:
+        run["ctx_per_tx"] = round(ctx / tx, 3)
     if args.remove_logs:
         for path in glob.glob(glob.escape(args.log_prefix) + ".*"):
             os.remove(path)
@@ -106,6 +128,83 @@ def cmd_runstats(args):
     sys.stdout.write("\n")
     if args.progress:
         sys.stderr.write(progress_line(args.progress, run) + "\n")
+
+
+# --------------------------------------------------------------------------------------------
+# strace
+
+
+def parse_strace_summary(text):
+    """`strace -c` table -> ({syscall: calls}, {syscall: errors}); the total line is skipped."""
+    calls, errors = {}, {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) < 5 or parts[-1] == "total" or not re.match(r"^[0-9.]+$", parts[0]):
+            continue
+        name = parts[-1]
+        nums = parts[:-1]
+        if not all(re.match(r"^[0-9.]+$", n) for n in nums):
+            continue
+        # % time, seconds, usecs/call, calls[, errors]
+        if len(nums) == 5:
+            calls[name] = calls.get(name, 0) + int(nums[3])
+            errors[name] = errors.get(name, 0) + int(nums[4])
+        elif len(nums) == 4:
+            calls[name] = calls.get(name, 0) + int(nums[3])
+    return calls, errors
+
+
+def classify(calls):
+    out = {c: 0 for c in CLASS_NAMES}
+    for name, n in calls.items():
+        cls = next((c for c, names in SYSCALL_CLASSES if name in names), "other")
+        out[cls] += n
+    return out
+
+
+def cmd_strace(args):
+    try:
+        with open(args.stdout, encoding="utf-8", errors="replace") as f:
+            run = parse_pgbench_stdout(f.read())
+    except OSError:
+        run = {}
+    try:
+        with open(args.strace, encoding="utf-8", errors="replace") as f:
+            calls, errors = parse_strace_summary(f.read())
+    except OSError:
+        calls, errors = {}, {}
+    for item in args.extra or []:
+        key, _, value = item.partition("=")
+        run[key] = coerce(value)
+    tx = run.get("transactions") or 0
+    run["syscalls"] = calls
+    run["syscall_errors"] = {k: v for k, v in errors.items() if v}
+    # A run pgbench aborted (rc 2) is no measurement of the scenario, whatever it counted.
+    run["ok"] = 1 if tx > 0 and calls and run.get("pgbench_rc") == 0 else 0
+    if not run["ok"]:
+        err = ""
+        try:
+            with open(args.strace_err, encoding="utf-8", errors="replace") as f:
+                err = " ".join(f.read().split())[-200:]
+        except OSError:
+            pass
+        run["error"] = f"no transactions or no strace summary (pgbench rc {run.get('pgbench_rc')}; strace: {err})"
+    else:
+        classes = classify(calls)
+        run["per_tx"] = {c: round(n / tx, 3) for c, n in classes.items()}
+        run["per_tx"]["total"] = round(sum(calls.values()) / tx, 3)
+        run["errors_per_tx"] = round(sum(errors.values()) / tx, 3)
+    json.dump(run, sys.stdout, sort_keys=True)
+    sys.stdout.write("\n")
+    if args.progress:
+        head = f"  [{args.progress}] {run.get('scenario', '?'):<17} {run.get('target', '?'):<9} strace:"
+        if run["ok"]:
+            per = run["per_tx"]
+            sys.stderr.write(f"{head} {per['total']:.2f} syscalls/tx ({tx} tx; "
+                             + ", ".join(f"{CLASS_TITLES[c]} {per[c]:.2f}" for c in CLASS_NAMES)
+                             + ")\n")
+        else:
+            sys.stderr.write(f"{head} FAILED {run['error']}\n")
 
 
 def progress_line(counter, r):
@@ -142,6 +241,13 @@ def summarize(runs):
     tx = [r.get("transactions") for r in ok]
     if all(isinstance(c, (int, float)) for c in cpu) and sum(t or 0 for t in tx) > 0:
         summary["cpu_s_per_10k_tx"] = round(sum(cpu) * 10000.0 / sum(t or 0 for t in tx), 4)
+    # User and system CPU and context switches per transaction, pooled over the runs like CPU.
+    for key, out, scale, digits in (("user_seconds", "user_us_per_tx", 1e6, 2),
+                                    ("sys_seconds", "sys_us_per_tx", 1e6, 2),
+                                    ("ctx_switches", "ctx_per_tx", 1.0, 3)):
+        vals = [r.get(key) for r in ok]
+        if all(isinstance(v, (int, float)) for v in vals) and sum(t or 0 for t in tx) > 0:
+            summary[out] = round(sum(vals) * scale / sum(t or 0 for t in tx), digits)
     hwm = [r.get("peak_rss_kb") for r in ok if isinstance(r.get("peak_rss_kb"), int)]
     if hwm:
         summary["peak_rss_kb"] = max(hwm)
@@ -185,7 +291,7 @@ def load_jsonl(path):
     return rows
 
 
-def build_report(meta, runs, idle, scenario_defs):
+def build_report(meta, runs, idle, scenario_defs, syscalls=()):
     scenarios = []
     for sdef in scenario_defs:
         name = sdef["name"]
@@ -208,7 +314,14 @@ def build_report(meta, runs, idle, scenario_defs):
             "p99": ratio(a.get("p99_ms"), b.get("p99_ms")),
             "cpu_per_10k_tx": ratio(a.get("cpu_s_per_10k_tx"), b.get("cpu_s_per_10k_tx")),
             "peak_rss": ratio(a.get("peak_rss_kb"), b.get("peak_rss_kb")),
+            "user_per_tx": ratio(a.get("user_us_per_tx"), b.get("user_us_per_tx")),
+            "sys_per_tx": ratio(a.get("sys_us_per_tx"), b.get("sys_us_per_tx")),
+            "ctx_per_tx": ratio(a.get("ctx_per_tx"), b.get("ctx_per_tx")),
         }
+        entry["syscalls"] = {r["target"]: r for r in syscalls if r.get("scenario") == name}
+        sa = entry["syscalls"].get("pgsluice", {}).get("per_tx", {})
+        sb = entry["syscalls"].get("pgbouncer", {}).get("per_tx", {})
+        entry["ratios_pgsluice_over_pgbouncer"]["syscalls_per_tx"] = ratio(sa.get("total"), sb.get("total"))
         scenarios.append(entry)
     idle_out = {}
     for row in idle:
@@ -282,6 +395,8 @@ def render_markdown(report):
             fmt_ratio(r["peak_rss"], False),
         ]) + " |")
     lines.append("")
+    if report["scenarios"]:
+        lines.extend(render_cpu_breakdown(report))
     lines.append("Latency percentiles (ms, medians over the runs) from pgbench's per-transaction "
                  "logs:")
     lines.append("")
@@ -348,13 +463,90 @@ def render_markdown(report):
     return "\n".join(lines)
 
 
+def render_cpu_breakdown(report):
+    """User and system CPU, context switches and syscalls per transaction, with ratios."""
+    lines = []
+    lines.append("Where the pooler's CPU goes, per transaction: user and system CPU (µs, from "
+                 "/proc/PID/stat around the timed runs; 100 µs/tx = 1 s/10k tx), context "
+                 "switches (voluntary + nonvoluntary, all threads, /proc/PID/task/*/status, same "
+                 "runs) and syscalls (`strace -c -f` on one separate short run per pooler, so "
+                 "tracing never slows a timed run):")
+    lines.append("")
+    lines.append("| scenario | user µs/tx pgsluice | user µs/tx PgBouncer | user ratio | sys µs/tx "
+                 "pgsluice | sys µs/tx PgBouncer | sys ratio | ctx sw/tx pgsluice | ctx sw/tx "
+                 "PgBouncer | ctx ratio | syscalls/tx pgsluice | syscalls/tx PgBouncer | syscall "
+                 "ratio |")
+    lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    any_sys = False
+    for sc in report["scenarios"]:
+        t = sc["targets"]
+        r = sc["ratios_pgsluice_over_pgbouncer"]
+        sys_rows = sc.get("syscalls", {})
+
+        def total(target):
+            row = sys_rows.get(target)
+            if not row:
+                return "—"
+            if not row.get("ok"):
+                return "FAILED"
+            return fmt(row["per_tx"]["total"], 2)
+
+        any_sys = any_sys or bool(sys_rows)
+        lines.append("| " + " | ".join([
+            sc["name"],
+            cell_target(t.get("pgsluice"), "user_us_per_tx", 1),
+            cell_target(t.get("pgbouncer"), "user_us_per_tx", 1),
+            fmt_ratio(r.get("user_per_tx"), False),
+            cell_target(t.get("pgsluice"), "sys_us_per_tx", 1),
+            cell_target(t.get("pgbouncer"), "sys_us_per_tx", 1),
+            fmt_ratio(r.get("sys_per_tx"), False),
+            cell_target(t.get("pgsluice"), "ctx_per_tx", 2),
+            cell_target(t.get("pgbouncer"), "ctx_per_tx", 2),
+            fmt_ratio(r.get("ctx_per_tx"), False),
+            total("pgsluice"),
+            total("pgbouncer"),
+            fmt_ratio(r.get("syscalls_per_tx"), False),
+        ]) + " |")
+    lines.append("")
+    if any_sys:
+        lines.append("Syscalls per transaction by class (`strace -c -f -p PID` over one "
+                     f"{report['meta'].get('syscall_duration', '?')} s run per pooler; the "
+                     "whole run: logins, transactions, logouts; errors are mostly EAGAIN "
+                     "reads):")
+        lines.append("")
+        lines.append("| scenario | pooler | tx traced | " + " | ".join(CLASS_TITLES[c] for c in CLASS_NAMES)
+                     + " | total | errors | top 3 syscalls (calls/tx) |")
+        lines.append("|---|---|---:|" + "---:|" * (len(CLASS_NAMES) + 2) + "---|")
+        for sc in report["scenarios"]:
+            for target in POOLERS:
+                row = sc.get("syscalls", {}).get(target)
+                if not row:
+                    continue
+                if not row.get("ok"):
+                    err = str(row.get("error", "failed")).replace("|", "/")[:160]
+                    lines.append(f"| {sc['name']} | {target} | FAILED: {err} |"
+                                 + " |" * (len(CLASS_NAMES) + 3))
+                    continue
+                per = row["per_tx"]
+                tx = row.get("transactions") or 1
+                top = sorted(row["syscalls"].items(), key=lambda kv: -kv[1])[:3]
+                lines.append("| " + " | ".join(
+                    [sc["name"], target, fmt(row.get("transactions"), 0)]
+                    + [fmt(per[c], 2) for c in CLASS_NAMES]
+                    + [fmt(per["total"], 2), fmt(row.get("errors_per_tx"), 2),
+                       ", ".join(f"{n} {c / tx:.2f}" for n, c in top)]) + " |")
+        lines.append("")
+    return lines
+
+
 def cmd_report(args):
     with open(args.meta, encoding="utf-8") as f:
         meta = json.load(f)
     meta["notes"] = [n for n in load_jsonl_text(args.notes)]
     with open(args.scenarios, encoding="utf-8") as f:
         scenario_defs = json.load(f)
-    report = build_report(meta, load_jsonl(args.runs), load_jsonl(args.idle), scenario_defs)
+    report = build_report(meta, load_jsonl(args.runs), load_jsonl(args.idle), scenario_defs,
+                          load_jsonl(args.syscalls))
     os.makedirs(os.path.dirname(os.path.abspath(args.out_json)), exist_ok=True)
     with open(args.out_json, "w", encoding="utf-8") as f:
         json.dump(report, f, indent=1, sort_keys=True)
@@ -387,10 +579,18 @@ def main():
     rp.add_argument("--scenarios", required=True)
     rp.add_argument("--runs", required=True)
     rp.add_argument("--idle")
+    rp.add_argument("--syscalls")
     rp.add_argument("--notes")
     rp.add_argument("--out-json", required=True)
     rp.add_argument("--out-md", required=True)
     rp.set_defaults(func=cmd_report)
+    st = sub.add_parser("strace")
+    st.add_argument("--strace", required=True, help="the `strace -c -o` output")
+    st.add_argument("--strace-err", help="strace's stderr, quoted when the run failed")
+    st.add_argument("--stdout", required=True, help="pgbench's stdout")
+    st.add_argument("--extra", action="append", help="key=value added to the record")
+    st.add_argument("--progress")
+    st.set_defaults(func=cmd_strace)
     args = p.parse_args()
     args.func(args)
 

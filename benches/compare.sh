@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark: pgsluice vs PgBouncer vs direct Postgres, one command.
 #
-#   benches/compare.sh [--quick] [--reps N] [--duration S] [--scenarios a,b,...]
+#   benches/compare.sh [--quick] [--reps N] [--duration S] [--scenarios a,b,...|none]
 #                      [--idle-clients N] [--pgsluice-bin PATH] [--pgbouncer-bin PATH]
-#                      [--keep] [--out DIR]
+#                      [--keep] [--out DIR] [--no-syscalls] [--syscall-duration S]
 #
 # What it does (docs/benchmarks.md explains every number):
 #   1. installs pgbouncer if missing (apt-get as root; otherwise says how) and builds pgsluice in
@@ -16,8 +16,10 @@
 #   4. runs the same pgbench scenarios through pgsluice and through PgBouncer, alternating the
 #      poolers run by run (ABAB...; which one goes first flips from scenario to scenario), and
 #      once directly against Postgres as the ceiling;
-#   5. measures RSS per idle client with N idle logged-in connections (benches/idle_clients.py);
-#   6. writes benches/results/latest.json (raw) and latest.md (tables with pgsluice/PgBouncer
+#   5. per scenario and pooler, one extra short run under `strace -c -f -p PID` (never one of the
+#      timed runs: tracing slows the pooler) for syscalls per transaction by class;
+#   6. measures RSS per idle client with N idle logged-in connections (benches/idle_clients.py);
+#   7. writes benches/results/latest.json (raw) and latest.md (tables with pgsluice/PgBouncer
 #      ratios) and prints the markdown.
 #
 # Every process it starts is stopped by PID on exit (trap). All traffic goes to 127.0.0.1, and
@@ -44,8 +46,10 @@ PGBOUNCER_BIN=
 KEEP=0
 OUT_DIR=$BENCHES/results
 SCALE=10
+SYSCALLS=1
+SYSCALL_DURATION=
 
-usage() { sed -n '2,6p' "$BENCHES/compare.sh" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,7p' "$BENCHES/compare.sh" | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
   case $1 in
     --quick) QUICK=1 ;;
@@ -57,6 +61,8 @@ while [[ $# -gt 0 ]]; do
     --pgbouncer-bin) PGBOUNCER_BIN=${2:?}; shift ;;
     --keep) KEEP=1 ;;
     --out) OUT_DIR=${2:?}; shift ;;
+    --no-syscalls) SYSCALLS=0 ;;
+    --syscall-duration) SYSCALL_DURATION=${2:?}; shift ;;
     -h | --help) usage; exit 0 ;;
     *) usage; die "unknown argument: $1" ;;
   esac
@@ -68,14 +74,17 @@ QUICK_SCENARIOS=select_50,select_500,tpcb_100,connect_md5_50,prepared_100,tls_10
 if [[ $QUICK -eq 1 ]]; then
   REPS=${REPS:-1}
   DURATION=${DURATION:-3}
+  SYSCALL_DURATION=${SYSCALL_DURATION:-2}
   ONLY=${ONLY:-$QUICK_SCENARIOS}
 else
   REPS=${REPS:-3}
   DURATION=${DURATION:-7}
+  SYSCALL_DURATION=${SYSCALL_DURATION:-3}
 fi
 DIRECT_REPS=1
 [[ $REPS =~ ^[1-9][0-9]?$ ]] || die "--reps must be 1..99"
 [[ $DURATION =~ ^[1-9][0-9]{0,2}$ ]] || die "--duration must be 1..999 seconds"
+[[ $SYSCALL_DURATION =~ ^[1-9][0-9]?$ ]] || die "--syscall-duration must be 1..99 seconds"
 [[ $IDLE_N =~ ^[0-9]+$ && $IDLE_N -le 50000 ]] || die "--idle-clients must be 0..50000"
 
 # Scenarios: name|clients|user|pgbench options|description. The user is md5, scram, or md5tls (the
@@ -98,7 +107,9 @@ SCENARIOS=(
   "tls_100|100|md5tls|-S|select-only over TLS (client to pooler), 100 clients"
   "connect_tls_50|50|md5tls|-S -C|select-only, new TLS connection per transaction (full handshake each time), 50 clients"
 )
-if [[ -n $ONLY ]]; then
+if [[ $ONLY == none ]]; then
+  SCENARIOS=() # --scenarios none: only the idle-client test
+elif [[ -n $ONLY ]]; then
   kept=()
   for s in "${SCENARIOS[@]}"; do
     [[ ",$ONLY," == *",${s%%|*},"* ]] && kept+=("$s")
@@ -135,6 +146,20 @@ if [[ -z $PGBOUNCER_BIN ]]; then
 fi
 [[ -x $PGBOUNCER_BIN ]] || die "pgbouncer binary $PGBOUNCER_BIN is not executable"
 
+# strace for the syscall runs (Debian package `strace`); without it those runs are skipped.
+STRACE_NOTE=
+if [[ $SYSCALLS -eq 1 ]] && ! command -v strace >/dev/null; then
+  if [[ $IS_ROOT -eq 1 ]] && command -v apt-get >/dev/null; then
+    say "installing strace (apt-get install -y strace) for the syscall counts"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace >/dev/null ||
+      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace >/dev/null; } || true
+  fi
+  if ! command -v strace >/dev/null; then
+    SYSCALLS=0
+    STRACE_NOTE="strace not found (sudo apt-get install -y strace): no syscall counts in this run"
+  fi
+fi
+
 # Postgres (and PgBouncer, which refuses to run as root) run as `postgres` when we are root;
 # pgsluice runs as the same user so that both poolers live under the same limits.
 RUN_AS=()
@@ -167,10 +192,13 @@ mkdir -p "$WORK/runs" "$WORK/bin"
 NOTES=$WORK/notes.txt
 RUNS_JSONL=$WORK/runs.jsonl
 IDLE_JSONL=$WORK/idle.jsonl
+SYSCALLS_JSONL=$WORK/syscalls.jsonl
 : >"$NOTES"
+: >"$SYSCALLS_JSONL"
 : >"$RUNS_JSONL"
 : >"$IDLE_JSONL"
 note() { say "NOTE: $*"; printf '%s\n' "$*" >>"$NOTES"; }
+[[ -n $STRACE_NOTE ]] && note "$STRACE_NOTE"
 # The last N non-blank lines of a file on one line, quotes and backslashes replaced; never fails.
 oneline() {
   # shellcheck disable=SC1003 # the backslash is a character to replace, not an escape
@@ -391,13 +419,20 @@ ensure_pooler() { # target
   fi
 }
 
-cpu_ticks() { # pid -> utime+stime of the whole process (all threads), in clock ticks
+cpu_ticks() { # pid -> "utime stime" of the whole process (all threads, live and exited), in clock ticks
   local s
   s=$(<"/proc/$1/stat") || return 1
   s=${s##*) }
   # shellcheck disable=SC2086
   set -- $s
-  echo $((${12} + ${13}))
+  echo "${12} ${13}"
+}
+# Context switches (voluntary + nonvoluntary) summed over the process's threads. /proc/PID/status
+# alone counts only the main thread; threads that exit take their counts with them (the poolers'
+# workers live for the whole run).
+ctx_switches() { # pid
+  cat "/proc/$1"/task/*/status 2>/dev/null |
+    awk '$1 == "voluntary_ctxt_switches:" || $1 == "nonvoluntary_ctxt_switches:" { n += $2 } END { print n + 0 }'
 }
 status_kb() { # pid field
   awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status" 2>/dev/null
@@ -487,7 +522,7 @@ total=0
 for s in "${SCENARIOS[@]}"; do
   IFS='|' read -r _ clients kind _ <<<"$s"
   [[ -n $(fd_skip_reason "$clients") ]] && continue
-  total=$((total + 2 * REPS))
+  total=$((total + 2 * REPS + 2 * SYSCALLS))
   [[ -z $(direct_skip_reason "$clients" "$kind") ]] && total=$((total + DIRECT_REPS))
 done
 done_runs=0
@@ -498,7 +533,7 @@ skip_record() { # scenario target reason
 
 run_one() { # scenario target rep clients kind opts
   local sc=$1 t=$2 rep=$3 clients=$4 kind=$5 opts=$6
-  local dir=$WORK/runs/$sc/$t-$rep pid='' c0='' c1='' hwm='' rc=0 ok=0 err_text=
+  local dir=$WORK/runs/$sc/$t-$rep pid='' c0='' c1='' x0='' x1='' hwm='' rc=0 ok=0 err_text=
   mkdir -p "$dir"
   done_runs=$((done_runs + 1))
   if [[ $t != direct ]]; then
@@ -512,6 +547,7 @@ run_one() { # scenario target rep clients kind opts
   if [[ -n $pid ]]; then
     [[ $HWM_RESET -eq 1 ]] && { echo 5 >"/proc/$pid/clear_refs" || true; }
     c0=$(cpu_ticks "$pid" || echo "")
+    x0=$(ctx_switches "$pid")
   fi
   local t0=$EPOCHREALTIME
   # shellcheck disable=SC2086
@@ -520,7 +556,7 @@ run_one() { # scenario target rep clients kind opts
     # Connecting took the whole -T window (a loaded machine): once more, with 3x the allowance.
     note "$sc $t #$rep: connecting took the whole -T window; repeated with a longer allowance"
     rm -f "$dir"/log.*
-    [[ -n $pid ]] && c0=$(cpu_ticks "$pid" || echo "")
+    [[ -n $pid ]] && { c0=$(cpu_ticks "$pid" || echo ""); x0=$(ctx_switches "$pid"); }
     ALLOWANCE_MULT=3
     # shellcheck disable=SC2086
     pgbench_run "$t" "$clients" "$kind" "$DURATION" "$dir/log" "$dir/stdout" "$dir/stderr" $opts || rc=$?
@@ -530,10 +566,16 @@ run_one() { # scenario target rep clients kind opts
   wall=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }')
   if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
     c1=$(cpu_ticks "$pid" || echo "")
+    x1=$(ctx_switches "$pid")
     hwm=$(status_kb "$pid" VmHWM)
   fi
-  local cpu=
-  [[ -n $c0 && -n $c1 ]] && cpu=$(awk -v a="$c0" -v b="$c1" -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", (b - a) / hz }')
+  local cpu= user= sys= ctx=
+  if [[ -n $c0 && -n $c1 ]]; then
+    read -r user sys cpu < <(awk -v a="$c0" -v b="$c1" -v hz="$CLK_TCK" 'BEGIN {
+      split(a, x, " "); split(b, y, " "); u = (y[1] - x[1]) / hz; s = (y[2] - x[2]) / hz
+      printf "%.2f %.2f %.2f\n", u, s, u + s }')
+  fi
+  [[ -n $x0 && -n $x1 ]] && ctx=$((x1 - x0))
   if [[ $rc -eq 0 ]] && grep -q "number of transactions actually processed: [1-9]" "$dir/stdout"; then
     ok=1
   else
@@ -541,8 +583,45 @@ run_one() { # scenario target rep clients kind opts
   fi
   python3 -S "$BENCHES/benchlib.py" runstats --progress "$done_runs/$total" --stdout "$dir/stdout" --log-prefix "$dir/log" --remove-logs \
     --extra "scenario=$sc" --extra "target=$t" --extra "rep=$rep" --extra "clients=$clients" \
-    --extra "ok=$ok" --extra "error=$err_text" --extra "cpu_seconds=$cpu" --extra "peak_rss_kb=$hwm" \
+    --extra "ok=$ok" --extra "error=$err_text" --extra "cpu_seconds=$cpu" --extra "user_seconds=$user" --extra "sys_seconds=$sys" \
+    --extra "ctx_switches=$ctx" --extra "peak_rss_kb=$hwm" \
     --extra "duration_s=$DURATION" --extra "wall_s=$wall" >>"$RUNS_JSONL"
+}
+
+# One short run of a scenario with `strace -c -f` attached to the pooler (all its threads), for
+# the syscalls per transaction by class. Separate from the timed runs: tracing stops the pooler
+# at every syscall, so its TPS and CPU are not those of a real run, but the counts per
+# transaction are right. The counts cover the whole run (logins, transactions, logouts), as the
+# CPU columns do.
+syscall_run() { # scenario target clients kind opts
+  local sc=$1 t=$2 clients=$3 kind=$4 opts=$5
+  local dir=$WORK/runs/$sc/$t-strace pid rc=0 i spid
+  mkdir -p "$dir"
+  done_runs=$((done_runs + 1))
+  ensure_pooler "$t"
+  pid=${POOLER_PID[$t]}
+  if [[ $sc == tpcb* ]]; then
+    psql_su "$DB" "VACUUM pgbench_branches" "VACUUM pgbench_tellers" "TRUNCATE pgbench_history" >/dev/null || true
+  fi
+  strace -c -f -p "$pid" -o "$dir/strace.txt" 2>"$dir/strace.err" &
+  spid=$!
+  HELPER_PID=$spid
+  # Attached once strace says so for the process (it attaches to every thread).
+  for ((i = 0; i < 100; i++)); do
+    grep -q "attached" "$dir/strace.err" 2>/dev/null && break
+    kill -0 "$spid" 2>/dev/null || break
+    sleep 0.1
+  done
+  sleep 0.2
+  ALLOWANCE_MULT=3
+  # shellcheck disable=SC2086
+  pgbench_run "$t" "$clients" "$kind" "$SYSCALL_DURATION" "" "$dir/stdout" "$dir/stderr" $opts || rc=$?
+  ALLOWANCE_MULT=1
+  stop_pid "$spid" 10 INT
+  HELPER_PID=
+  python3 -S "$BENCHES/benchlib.py" strace --progress "$done_runs/$total" --strace "$dir/strace.txt" \
+    --strace-err "$dir/strace.err" --stdout "$dir/stdout" --extra "scenario=$sc" --extra "target=$t" \
+    --extra "clients=$clients" --extra "pgbench_rc=$rc" --extra "duration_s=$SYSCALL_DURATION" >>"$SYSCALLS_JSONL"
 }
 
 say "running ${#SCENARIOS[@]} scenario(s): $REPS run(s) x ${DURATION}s per pooler (alternating), $DIRECT_REPS direct"
@@ -568,6 +647,9 @@ for s in "${SCENARIOS[@]}"; do
   for ((r = 1; r <= REPS; r++)); do
     for t in "${order[@]}"; do run_one "$sc" "$t" "$r" "$clients" "$kind" "$opts"; done
   done
+  if [[ $SYSCALLS -eq 1 ]]; then
+    for t in "${order[@]}"; do syscall_run "$sc" "$t" "$clients" "$kind" "$opts"; done
+  fi
   index=$((index + 1))
 done
 
@@ -658,12 +740,13 @@ META_DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ) \
   META_PGBENCH_VERSION=$("$PG_BINDIR/pgbench" --version) \
   META_REPS=$REPS META_DIRECT_REPS=$DIRECT_REPS META_DURATION=$DURATION META_SCALE=$SCALE \
   META_QUICK=$QUICK META_ORDER=$order_note META_CONFIG_NOTE=$CONFIG_NOTE \
+  META_SYSCALLS=$SYSCALLS META_SYSCALL_DURATION=$SYSCALL_DURATION \
   META_IDLE_N=$IDLE_N META_NOFILE=$NOFILE META_CLK_TCK=$CLK_TCK META_HWM_RESET=$HWM_RESET \
   META_CONFIG_INI=$(sed "s#$WORK#<tmpdir>#g" "$WORK/pgbouncer.ini") \
   python3 - "$WORK/meta.json" <<'EOF'
 import json, os, sys
 m = {k[5:].lower(): v for k, v in os.environ.items() if k.startswith("META_")}
-for k in ("reps", "direct_reps", "duration", "scale", "quick", "idle_n", "nofile", "clk_tck", "hwm_reset"):
+for k in ("reps", "direct_reps", "duration", "scale", "quick", "idle_n", "syscalls", "syscall_duration", "nofile", "clk_tck", "hwm_reset"):
     m[k] = int(m[k])
 m["duration_s"] = m.pop("duration")
 m["cpu_model"] = m.pop("cpu")
@@ -673,6 +756,6 @@ EOF
 
 mkdir -p "$OUT_DIR"
 python3 "$BENCHES/benchlib.py" report --meta "$WORK/meta.json" --scenarios "$WORK/scenarios.json" \
-  --runs "$RUNS_JSONL" --idle "$IDLE_JSONL" --notes "$NOTES" \
+  --runs "$RUNS_JSONL" --idle "$IDLE_JSONL" --syscalls "$SYSCALLS_JSONL" --notes "$NOTES" \
   --out-json "$OUT_DIR/latest.json" --out-md "$OUT_DIR/latest.md"
 say "wrote ${OUT_DIR#"$ROOT"/}/latest.json and ${OUT_DIR#"$ROOT"/}/latest.md"

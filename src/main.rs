@@ -12,6 +12,11 @@ use pgsluice::app::logging::{self, LogSettings};
 use pgsluice::app::{self, StartOptions, check, signals};
 use pgsluice::config::Config;
 
+/// `--features jemalloc`: jemalloc as the global allocator (docs/performance.md, "Idle memory").
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 const USAGE: &str =
     "pgsluice - a multi-threaded PostgreSQL connection pooler, drop-in compatible with PgBouncer
 

@@ -376,7 +376,8 @@ async fn log_in(
         let app = params.get("application_name").unwrap_or_default();
         params.set("application_name", &format!("{app} - {addr}:{port}"));
     }
-    Ok((slot, params, admission))
+    // Shared with every client that has the same values: an idle client holds one pointer.
+    Ok((slot, params.shared(), admission))
 }
 
 /// AuthenticationOk, the ParameterStatus set (the pool's, overridden by the client's own, then

@@ -5,8 +5,18 @@
 //! plus `track_extra_parameters`, registered once at start with [`configure`] (the setting needs
 //! a restart, as in PgBouncer). A tracked parameter the server does not report (`search_path`
 //! before PostgreSQL 18) is still carried: the pooler remembers what it SET on each server.
+//!
+//! Memory: values are shared strings from the process-wide table (`stats::intern`), and a
+//! client's whole set is shared with every client that has the same values
+//! ([`ParamSet::shared`], called once a client has logged in): an idle client holds one pointer,
+//! not a vector of strings. A set is copied on its first change (SET, ParameterStatus), so a
+//! change never shows in another client's set.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, LazyLock, OnceLock};
+
+use parking_lot::Mutex;
+
+use crate::stats::intern::{Interner, intern_str};
 
 /// Parameters tracked by default, in the spelling the server reports them.
 pub const DEFAULTS: [&str; 10] = [
@@ -65,40 +75,92 @@ pub fn canonical(name: &str) -> Option<&'static str> {
     names().find(|t| t.eq_ignore_ascii_case(name))
 }
 
+/// Slot values: shared strings, `None` for unknown; grown only up to the highest slot set.
+type Values = Vec<Option<Arc<str>>>;
+
+/// Parameter sets shared by the clients that have the same values ([`ParamSet::shared`]).
+static SETS: LazyLock<Mutex<Interner<Values>>> = LazyLock::new(Mutex::default);
+
 /// Values of the tracked parameters, by slot; `None` (or a slot past the end) means unknown.
-/// A vector grown only up to the highest slot set, not an array of every possible slot: each
-/// client holds one for as long as it is connected, and most know fewer than a dozen values.
+/// A vector grown only up to the highest slot set, not an array of every possible slot, behind
+/// one `Arc`: clients with the same values share one ([`shared`](Self::shared)), and a change
+/// copies it first.
 #[derive(Debug, Clone, Default)]
 pub struct ParamSet {
-    values: Vec<Option<String>>,
+    values: Option<Arc<Values>>,
 }
 
 impl PartialEq for ParamSet {
     fn eq(&self, other: &ParamSet) -> bool {
-        (0..self.values.len().max(other.values.len())).all(|i| self.slot(i) == other.slot(i))
+        if let (Some(a), Some(b)) = (&self.values, &other.values)
+            && Arc::ptr_eq(a, b)
+        {
+            return true;
+        }
+        (0..self.span(other)).all(|i| same(self.slot_arc(i), other.slot_arc(i)))
     }
 }
 
 impl Eq for ParamSet {}
 
+/// Two slot values are equal; shared strings compare by pointer first.
+fn same(a: Option<&Arc<str>>, b: Option<&Arc<str>>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b) || **a == **b,
+        (None, None) => true,
+        _ => false,
+    }
+}
+
 impl ParamSet {
-    fn slot(&self, i: usize) -> Option<&str> {
-        self.values.get(i).and_then(Option::as_deref)
+    fn len(&self) -> usize {
+        self.values.as_ref().map_or(0, |v| v.len())
     }
 
-    fn slot_mut(&mut self, i: usize) -> Option<&mut Option<String>> {
+    fn slot_arc(&self, i: usize) -> Option<&Arc<str>> {
+        self.values.as_ref()?.get(i)?.as_ref()
+    }
+
+    fn slot(&self, i: usize) -> Option<&str> {
+        self.slot_arc(i).map(|v| &**v)
+    }
+
+    /// A slot to write, copying a shared set first.
+    fn slot_mut(&mut self, i: usize) -> Option<&mut Option<Arc<str>>> {
         if i >= MAX_TRACKED {
             return None;
         }
-        if self.values.len() <= i {
-            self.values.resize(i + 1, None);
+        let values = Arc::make_mut(self.values.get_or_insert_with(Arc::default));
+        if values.len() <= i {
+            values.resize(i + 1, None);
         }
-        self.values.get_mut(i)
+        values.get_mut(i)
     }
 
     /// The slots either set has values for.
     fn span(&self, other: &ParamSet) -> usize {
-        self.values.len().max(other.values.len())
+        self.len().max(other.len())
+    }
+
+    /// This set, sharing its storage with every other set that has the same values (one copy for
+    /// all the clients of an application instead of one each). Call it once a set is complete,
+    /// e.g. at the end of a login; a later change copies the set first.
+    #[must_use]
+    pub fn shared(self) -> ParamSet {
+        match self.values {
+            Some(values) => ParamSet {
+                values: Some(SETS.lock().share(values)),
+            },
+            None => self,
+        }
+    }
+
+    /// Whether two sets use the same storage (after [`shared`](Self::shared)).
+    pub fn shares_storage_with(&self, other: &ParamSet) -> bool {
+        match (&self.values, &other.values) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
     }
 
     fn index(name: &str) -> Option<usize> {
@@ -107,10 +169,17 @@ impl ParamSet {
 
     /// Records a value if `name` is tracked; returns whether it was.
     pub fn set(&mut self, name: &str, value: &str) -> bool {
-        match Self::index(name).and_then(|i| self.slot_mut(i)) {
+        let Some(i) = Self::index(name) else {
+            return false;
+        };
+        if self.slot(i) == Some(value) {
+            // Unchanged: a shared set stays shared.
+            return true;
+        }
+        match self.slot_mut(i) {
             Some(slot) => {
                 if slot.as_deref() != Some(value) {
-                    *slot = Some(value.to_owned());
+                    *slot = Some(intern_str(value));
                 }
                 true
             }
@@ -158,14 +227,19 @@ impl ParamSet {
     /// After [`alignment_sql`](Self::alignment_sql) ran: the server now has what `wanted` has,
     /// also for the parameters it does not report (what it reported meanwhile is kept).
     pub fn adopt(&mut self, wanted: &ParamSet, reported_before: &ParamSet) {
-        for i in 0..wanted.values.len() {
-            let (have, want, before) = (self.slot(i), wanted.slot(i), reported_before.slot(i));
+        for i in 0..wanted.len() {
+            let (have, want, before) = (
+                self.slot_arc(i),
+                wanted.slot_arc(i),
+                reported_before.slot_arc(i),
+            );
             if want.is_some()
-                && have == before
-                && have != want
-                && let (Some(slot), Some(want)) = (self.slot_mut(i), want)
+                && same(have, before)
+                && !same(have, want)
+                && let Some(want) = want.cloned()
+                && let Some(slot) = self.slot_mut(i)
             {
-                *slot = Some(want.to_owned());
+                *slot = Some(want);
             }
         }
     }
@@ -244,6 +318,33 @@ mod tests {
             server.alignment_sql(&client).as_deref(),
             Some("SET search_path = 'a''; DROP TABLE t; --';")
         );
+    }
+
+    #[test]
+    fn equal_sets_share_storage_and_a_change_copies_first() {
+        let make = |app: &str| {
+            let mut p = ParamSet::default();
+            p.set("client_encoding", "UTF8");
+            p.set("application_name", app);
+            p.shared()
+        };
+        let a = make("shared-set-test");
+        let mut b = make("shared-set-test");
+        assert!(a.shares_storage_with(&b));
+        assert_eq!(a, b);
+        // Setting what it already has keeps the set shared.
+        b.set("client_encoding", "UTF8");
+        assert!(a.shares_storage_with(&b));
+        // A change is the changing client's own.
+        b.set("application_name", "other");
+        assert!(!a.shares_storage_with(&b));
+        assert_eq!(a.get("application_name"), Some("shared-set-test"));
+        assert_eq!(b.get("application_name"), Some("other"));
+        assert_eq!(
+            a.alignment_sql(&b).as_deref(),
+            Some("SET application_name = 'other';")
+        );
+        assert!(ParamSet::default().shared() == ParamSet::default());
     }
 
     #[test]

@@ -20,7 +20,10 @@
 //! every record registered `with_shutdown` through [`ConnDirectory::stop_followers`]; a record
 //! registered after a stage started gets that stage's flags as it is inserted. The only
 //! non-std piece left is the lazily made [`ConnInfo::kill_token`] kept for code not yet moved to
-//! [`ConnInfo::poll_killed`] (no crate-internal use, so this stays layer 0).
+//! [`ConnInfo::poll_killed`]; the only crate-internal use is the string table of
+//! [`super::intern`], itself layer 0. Strings that many connections share (`application_name`,
+//! TLS summary, addresses) are shared copies from that table, so an idle client's record holds
+//! no string of its own for them.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -31,6 +34,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
+
+use super::intern::{empty_str, intern_str};
 
 const SHARDS: usize = 16;
 
@@ -140,6 +145,27 @@ pub struct Endpoints {
     pub local_port: u16,
 }
 
+/// [`Endpoints`] as a record keeps them: the addresses are shared strings (most clients come
+/// from a few addresses, and the local one is the listener's), formatted back on request.
+#[derive(Debug)]
+struct SharedEndpoints {
+    addr: Arc<str>,
+    port: u16,
+    local_addr: Arc<str>,
+    local_port: u16,
+}
+
+impl SharedEndpoints {
+    fn empty() -> SharedEndpoints {
+        SharedEndpoints {
+            addr: empty_str(),
+            port: 0,
+            local_addr: empty_str(),
+            local_port: 0,
+        }
+    }
+}
+
 /// Wall-clock microseconds since the Unix epoch.
 pub fn now_micros() -> u64 {
     SystemTime::now()
@@ -162,12 +188,13 @@ pub struct ConnInfo {
     pub pool_user: String,
     /// SHOW CLIENTS/SERVERS `replication`: `none`, `logical` or `physical`.
     pub replication: &'static str,
-    application_name: Mutex<String>,
+    /// Shared strings (`stats::intern`): clients of one application hold one copy.
+    application_name: Mutex<Arc<str>>,
     /// The TLS summary (`TLSv1.3/TLS_AES_256_GCM_SHA384/ECDH=X25519`), empty for plain text.
-    tls: Mutex<String>,
+    tls: Mutex<Arc<str>>,
     /// When the connection was made (µs since the epoch).
     pub connect_time: u64,
-    endpoints: Mutex<Endpoints>,
+    endpoints: Mutex<SharedEndpoints>,
     state: AtomicU8,
     request_time: AtomicU64,
     wait_start: AtomicU64,
@@ -205,10 +232,10 @@ impl ConnInfo {
             user: user.to_owned(),
             pool_user: pool_user.to_owned(),
             replication: "none",
-            application_name: Mutex::new(String::new()),
-            tls: Mutex::new(String::new()),
+            application_name: Mutex::new(empty_str()),
+            tls: Mutex::new(empty_str()),
             connect_time: now,
-            endpoints: Mutex::new(Endpoints::default()),
+            endpoints: Mutex::new(SharedEndpoints::empty()),
             state: AtomicU8::new(state as u8),
             request_time: AtomicU64::new(now),
             wait_start: AtomicU64::new(0),
@@ -249,38 +276,55 @@ impl ConnInfo {
         self
     }
 
-    /// Updates a client's `application_name` (it may change with SET); allocates only when it
-    /// changed.
+    /// Updates a client's `application_name` (it may change with SET); looks up the shared
+    /// copy only when it changed.
     pub fn set_application_name(&self, name: &str) {
-        let mut current = self.application_name.lock();
-        if *current != name {
-            name.clone_into(&mut current);
+        if **self.application_name.lock() != *name {
+            let shared = shared_or_empty(name);
+            *self.application_name.lock() = shared;
         }
     }
 
     /// A client's `application_name` (empty when none).
     pub fn application_name(&self) -> String {
-        self.application_name.lock().clone()
+        self.application_name.lock().to_string()
     }
 
     /// Sets the TLS summary (SHOW CLIENTS/SERVERS `tls`).
     pub fn set_tls(&self, summary: &str) {
-        summary.clone_into(&mut self.tls.lock());
+        let shared = shared_or_empty(summary);
+        *self.tls.lock() = shared;
     }
 
     /// The TLS summary, empty for a plain-text connection.
     pub fn tls(&self) -> String {
-        self.tls.lock().clone()
+        self.tls.lock().to_string()
     }
 
     /// Sets the endpoints (before registration, or once a server has connected).
+    #[allow(
+        clippy::needless_pass_by_value,
+        reason = "callers build the value for this call; the signature predates shared strings"
+    )]
     pub fn set_endpoints(&self, endpoints: Endpoints) {
-        *self.endpoints.lock() = endpoints;
+        let shared = SharedEndpoints {
+            addr: shared_or_empty(&endpoints.addr),
+            port: endpoints.port,
+            local_addr: shared_or_empty(&endpoints.local_addr),
+            local_port: endpoints.local_port,
+        };
+        *self.endpoints.lock() = shared;
     }
 
     /// The endpoints.
     pub fn endpoints(&self) -> Endpoints {
-        self.endpoints.lock().clone()
+        let e = self.endpoints.lock();
+        Endpoints {
+            addr: e.addr.to_string(),
+            port: e.port,
+            local_addr: e.local_addr.to_string(),
+            local_port: e.local_port,
+        }
     }
 
     /// The state now.
@@ -471,6 +515,15 @@ impl ConnInfo {
             token.cancel();
         }
         token
+    }
+}
+
+/// The shared copy of a string; the empty string needs no table lookup.
+fn shared_or_empty(value: &str) -> Arc<str> {
+    if value.is_empty() {
+        empty_str()
+    } else {
+        intern_str(value)
     }
 }
 
@@ -683,5 +736,36 @@ mod tests {
         assert!(!console.is_stopping());
         // A stop leaves the reason empty: the session says why from the shutdown itself.
         assert_eq!(client.kill_reason(), KillReason::None);
+    }
+
+    #[test]
+    fn names_and_addresses_round_trip_and_are_shared() {
+        let a = ConnInfo::new(1, Side::Client, "db", "u", "u", ConnState::ClientIdle)
+            .with_application_name("billing");
+        let b = ConnInfo::new(2, Side::Client, "db", "u", "u", ConnState::ClientIdle)
+            .with_application_name("billing");
+        assert!(Arc::ptr_eq(
+            &a.application_name.lock(),
+            &b.application_name.lock()
+        ));
+        let endpoints = Endpoints {
+            addr: "::1".into(),
+            port: 5000,
+            local_addr: "127.0.0.1".into(),
+            local_port: 6432,
+        };
+        a.set_endpoints(endpoints.clone());
+        b.set_endpoints(endpoints.clone());
+        assert_eq!(a.endpoints(), endpoints);
+        assert!(Arc::ptr_eq(
+            &a.endpoints.lock().addr,
+            &b.endpoints.lock().addr
+        ));
+        a.set_application_name("");
+        assert_eq!(a.application_name(), "");
+        assert_eq!(b.application_name(), "billing");
+        assert_eq!(a.tls(), "");
+        a.set_tls("TLSv1.3/TLS_AES_256_GCM_SHA384/ECDH=X25519");
+        assert_eq!(a.tls(), "TLSv1.3/TLS_AES_256_GCM_SHA384/ECDH=X25519");
     }
 }

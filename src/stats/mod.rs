@@ -16,6 +16,7 @@ pub mod alert_board;
 pub mod conn_log;
 pub mod conns;
 pub mod histogram;
+pub mod intern;
 pub mod period;
 
 use std::sync::atomic::{AtomicU64, Ordering};

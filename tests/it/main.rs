@@ -35,6 +35,7 @@ mod faults_load;
 mod harness_selftest;
 mod host_lists;
 mod hostile;
+mod idle_memory;
 mod isolation;
 mod login_failures;
 mod metrics_alerts;
