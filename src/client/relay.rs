@@ -383,7 +383,10 @@ impl Relay<'_> {
         let fast_close = self.session.conn.kill_reason() == KillReason::ConfigChanged
             && !self.session.ctx.shutdown.kill.is_cancelled();
         if !fast_close {
-            return Some(RelayEnd::Fatal(self.session.stopped(), ServerState::Unknown));
+            return Some(RelayEnd::Fatal(
+                self.session.stopped(),
+                ServerState::Unknown,
+            ));
         }
         if state == ServerState::Idle && !self.down.busy {
             return Some(RelayEnd::Fatal(self.session.stopped(), state));
