@@ -11,6 +11,8 @@ pub mod auth;
 pub mod client;
 pub mod config;
 pub mod control;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod metrics;
 pub mod net;
 pub mod pool;

@@ -10,9 +10,9 @@ pub mod cancel;
 pub mod errors;
 pub mod prepared;
 mod relay;
-mod rewrite;
+pub(crate) mod rewrite;
 pub mod session;
-mod splice;
+pub(crate) mod splice;
 pub mod startup;
 
 use std::sync::Arc;
