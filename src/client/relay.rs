@@ -253,7 +253,11 @@ async fn forward_client(
     if let Some(error) = rewrite_error {
         return Err(RelayEnd::Fatal(error, ServerState::Unknown));
     }
-    if track && ps.take_due_replies() && session.stream.write_all(&ps.out).await.is_err() {
+    let server_at_boundary = io.scanner.at_boundary();
+    if track
+        && ps.take_due_replies(server_at_boundary)
+        && session.stream.write_all(&ps.out).await.is_err()
+    {
         return Err(RelayEnd::ClientGone(ServerState::Unknown));
     }
     if scanned.stopped {
@@ -363,10 +367,7 @@ async fn forward_server(
         io.params.set(name, value);
     }
     if track && verdict == ServerVerdict::Continue {
-        while let Some(bytes) = ps.pipeline.pop_synthetic() {
-            ps.splice
-                .insert_with(scanned.consumed, |b| b.extend_from_slice(bytes));
-        }
+        ps.insert_due_replies(scanned.consumed, io.scanner.at_boundary());
     }
     if scanned.consumed > 0 || !ps.splice.is_empty() {
         let batch = &io.read_buf[..scanned.consumed];
