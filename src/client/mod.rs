@@ -11,9 +11,9 @@ pub mod errors;
 pub mod prepared;
 mod relay;
 mod release;
-mod rewrite;
+pub(crate) mod rewrite;
 pub mod session;
-mod splice;
+pub(crate) mod splice;
 pub mod startup;
 
 use std::sync::Arc;

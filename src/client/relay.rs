@@ -652,7 +652,7 @@ fn scan_client(r: &mut Relay<'_>, now: &mut Now) -> Result<bool, RelayEnd> {
     if track && ps.pipeline.has_synthetic() {
         // Replies the pooler owes now go behind what the client was already sent.
         r.down.move_to_copy(io.read_buf, &mut ps.out_back);
-        if ps.take_due_replies() {
+        if ps.take_due_replies(io.scanner.at_boundary()) {
             r.down.busy = true;
             changed = true;
         }
@@ -719,10 +719,7 @@ fn scan_server(r: &mut Relay<'_>, now: &mut Now) -> Result<bool, RelayEnd> {
     );
     let scanned = scanned.map_err(|_| RelayEnd::ServerGone)?;
     if track && verdict == Verdict::Continue {
-        while let Some(bytes) = ps.pipeline.pop_synthetic() {
-            ps.splice
-                .insert_with(scanned.consumed, |b| b.extend_from_slice(bytes));
-        }
+        ps.insert_due_replies(scanned.consumed, io.scanner.at_boundary());
     }
     let queued = scanned.consumed > 0 || !ps.splice.is_empty();
     if ps.splice.is_empty() {

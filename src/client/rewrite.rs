@@ -322,9 +322,28 @@ impl PreparedState {
         }
     }
 
+    /// After a batch of server messages ending at `end`: inserts there the replies the pooler
+    /// owes that are due after the last message. Only when the server's stream is at a message
+    /// boundary there (`at_boundary`): when the last message is cut (a RowDescription longer
+    /// than one read), a reply inserted at `end` would land inside it; the replies then wait
+    /// for the next message or batch.
+    pub fn insert_due_replies(&mut self, end: usize, at_boundary: bool) {
+        if !at_boundary {
+            return;
+        }
+        while let Some(bytes) = self.pipeline.pop_synthetic() {
+            self.splice.insert_with(end, |b| b.extend_from_slice(bytes));
+        }
+    }
+
     /// Appends the replies the pooler owes that are due now to `out_back`; returns whether
-    /// there were any.
-    pub fn take_due_replies(&mut self) -> bool {
+    /// there were any. `server_at_boundary` says whether the stream from the server to the
+    /// client is between messages: if it is not (a message is half relayed), nothing is taken,
+    /// and the replies go out with the server's next messages.
+    pub fn take_due_replies(&mut self, server_at_boundary: bool) -> bool {
+        if !server_at_boundary {
+            return false;
+        }
         let mut any = false;
         while let Some(bytes) = self.pipeline.pop_synthetic() {
             self.out_back.extend_from_slice(bytes);
@@ -512,6 +531,80 @@ mod tests {
         for m in [msg(b'D', &[b"Ss0\0"]), msg(b'D', &[b"S\0"])] {
             assert!(r.ps.on_client_message(&mut side, whole(&m, 0)).is_ok());
         }
+    }
+
+    /// The tags of a well-formed message stream; panics on broken framing.
+    fn tags_of(mut rest: &[u8]) -> Vec<u8> {
+        let mut tags = Vec::new();
+        while !rest.is_empty() {
+            let (tag, total) = crate::protocol::frame::complete_frame(rest, 1 << 20)
+                .unwrap()
+                .expect("whole messages");
+            tags.push(tag);
+            rest = &rest[total..];
+        }
+        tags
+    }
+
+    /// Found by the `rewrite` fuzz target: a reply the pooler owed after a RowDescription was
+    /// inserted where the read ended, inside the RowDescription, when that was longer than one
+    /// read.
+    #[test]
+    fn a_due_reply_waits_while_the_servers_last_message_is_cut() {
+        use crate::protocol::scan::{Flow, Scanner};
+        let mut r = Relay::default();
+        r.client(10, &[parse("s0", "select 1"), sync()]);
+        r.server(&[msg(b'1', &[]), ready()]);
+        // Describe s0, then the same text under a new name: the server has it, so the pooler
+        // owes a ParseComplete right after the RowDescription.
+        r.client(
+            10,
+            &[msg(b'D', &[b"Ss0\0"]), parse("s1", "select 1"), sync()],
+        );
+        let columns = [&[0, 1][..], "x".repeat(3000).as_bytes(), &[0; 19]].concat();
+        let stream = [msg(b't', &[&[0, 0]]), msg(b'T', &[&columns]), ready()].concat();
+        let mut scanner = Scanner::new(1 << 20);
+        let (mut pending, mut to_client) = (Vec::new(), Vec::new());
+        for chunk in stream.chunks(1000) {
+            pending.extend_from_slice(chunk);
+            r.ps.splice.clear();
+            let scanned = scanner
+                .scan(
+                    &pending,
+                    |t, _, _| {
+                        if t == b'Z' || server_wants_body(t) {
+                            Want::Whole
+                        } else {
+                            Want::Skip
+                        }
+                    },
+                    |m| {
+                        r.ps.on_server_message(&mut r.server, m.tag, m.body, m.at);
+                        Flow::Continue
+                    },
+                )
+                .unwrap();
+            r.ps.insert_due_replies(scanned.consumed, scanner.at_boundary());
+            let mut out = BytesMut::new();
+            r.ps.splice
+                .apply(&pending[..scanned.consumed], scanned.consumed, &mut out);
+            to_client.extend_from_slice(&out);
+            pending.drain(..scanned.consumed);
+        }
+        assert_eq!(tags_of(&to_client), b"tT1Z");
+    }
+
+    /// The same for a reply due at once after a client batch: while a server message is half
+    /// relayed to the client, it waits.
+    #[test]
+    fn a_reply_due_after_a_client_batch_waits_for_a_server_message_boundary() {
+        let mut r = Relay::default();
+        r.client(10, &[parse("s0", "select 1"), sync()]);
+        r.server(&[msg(b'1', &[]), ready()]);
+        r.client(10, &[parse("s1", "select 1")]);
+        assert!(!r.ps.take_due_replies(false));
+        assert!(r.ps.take_due_replies(true));
+        assert_eq!(&r.ps.out_back[..], b"1\0\0\0\x04");
     }
 
     #[test]

@@ -48,6 +48,20 @@ impl Config {
         b.finish(true)
     }
 
+    /// Parses ini text whose `%include`s come from `src`, and checks it as a load would,
+    /// without reading `auth_file` (the fuzz targets use it on in-memory files).
+    #[doc(hidden)]
+    pub fn from_ini_source(
+        text: &str,
+        name: &str,
+        src: &mut dyn ini::Source,
+    ) -> Result<Config, Error> {
+        let mut b = Builder::new();
+        name.clone_into(&mut b.name);
+        b.ini_items(ini::parse(text, name, src)?)?;
+        b.finish(false)
+    }
+
     /// Parses the TOML form; `auth_file` is resolved against the working directory.
     pub fn from_toml_str(text: &str, name: &str) -> Result<Config, Error> {
         let mut b = Builder::new();

@@ -37,7 +37,7 @@ fn write_query(out: &mut BytesMut, sql: &str, param: &str) {
 }
 
 /// The columns of a DataRow body; `None` when the body is malformed.
-fn data_row(body: &[u8]) -> Option<Vec<Option<String>>> {
+pub(crate) fn data_row(body: &[u8]) -> Option<Vec<Option<String>>> {
     let count = u16::from_be_bytes(body.get(..2)?.try_into().ok()?);
     let mut rest = body.get(2..)?;
     let mut row = Vec::with_capacity(usize::from(count));

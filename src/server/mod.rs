@@ -8,7 +8,7 @@
 //! Invariant: `idle` is true only after a ReadyForQuery `I` with nothing outstanding; anything
 //! else is a dirty server that must be reset or closed, never handed on.
 
-mod auth_query;
+pub(crate) mod auth_query;
 pub mod credentials;
 mod login;
 pub mod params;

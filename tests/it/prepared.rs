@@ -218,3 +218,51 @@ async fn reusing_a_statement_name_ends_the_session() {
     .await;
     pooler.stop().await;
 }
+
+/// Found by the `rewrite` fuzz target: a ParseComplete the pooler answers itself, owed right
+/// after a RowDescription longer than one read, was inserted where the read ended, inside the
+/// RowDescription. The client must get whole messages, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_the_pooler_owes_after_a_long_row_description_arrives_whole() {
+    use crate::harness::raw;
+    use tokio::io::AsyncWriteExt;
+
+    let pg = PgCluster::shared();
+    let db = pg.create_database("prep_long_rowdesc");
+    let pooler = start(&db, "default_pool_size = 1\nmax_prepared_statements = 10");
+    let (mut s, _) = raw::login(pooler.port, "md5_user", &password("md5_user"), "app").await;
+    // About 110 kB of RowDescription: many reads of the server socket.
+    let columns: Vec<String> = (0..1500).map(|i| format!("1 as c{i:0>55}")).collect();
+    let sql = format!("select {}", columns.join(", "));
+    let parse = |name: &str| {
+        raw::message(
+            b'P',
+            &[name.as_bytes(), b"\0", sql.as_bytes(), b"\0\0\0"].concat(),
+        )
+    };
+    let sync = raw::message(b'S', b"");
+    s.write_all(&[parse("a"), sync.clone()].concat())
+        .await
+        .unwrap();
+    raw::read_until_ready(&mut s).await.unwrap();
+    for round in 0..5 {
+        // Describe, then the same text under a new name: the server has it, so the pooler
+        // answers that Parse itself, right after the RowDescription.
+        let batch = [
+            raw::message(b'D', b"Sa\0"),
+            parse(&format!("b{round}")),
+            sync.clone(),
+        ]
+        .concat();
+        s.write_all(&batch).await.unwrap();
+        let mut tags = Vec::new();
+        while tags.last() != Some(&b'Z') && tags.len() < 10 {
+            let (tag, body) = raw::read_message(&mut s).await.expect("a whole message");
+            if tag == b'T' {
+                assert_eq!(body[..2], 1500u16.to_be_bytes(), "round {round}");
+            }
+            tags.push(tag);
+        }
+        assert_eq!(tags, b"tT1Z", "round {round}");
+    }
+}

@@ -98,8 +98,9 @@ impl ScramClient {
     }
 
     /// [`Self::client_first`] with the user name (already a valid `saslname`) and nonce given;
-    /// tests use the RFC's vectors, which name the user.
-    pub(super) fn client_first_with_nonce(&mut self, user: &str, client_nonce: &str) -> Vec<u8> {
+    /// tests use the RFC's vectors, which name the user; the fuzz targets, a fixed nonce.
+    #[doc(hidden)]
+    pub fn client_first_with_nonce(&mut self, user: &str, client_nonce: &str) -> Vec<u8> {
         let client_first_bare = format!("n={user},r={client_nonce}");
         let msg = format!("{GS2_HEADER}{client_first_bare}").into_bytes();
         self.state = State::FirstSent {

@@ -104,8 +104,10 @@ impl ScramServer {
         self.client_first_with_nonce(msg, &parse::random_nonce())
     }
 
-    /// [`Self::client_first`] with the server's nonce part given (tests use RFC vectors).
-    pub(super) fn client_first_with_nonce(
+    /// [`Self::client_first`] with the server's nonce part given (tests use RFC vectors; the
+    /// fuzz targets need a fixed nonce to be deterministic).
+    #[doc(hidden)]
+    pub fn client_first_with_nonce(
         &mut self,
         msg: &[u8],
         server_nonce: &str,
