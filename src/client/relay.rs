@@ -431,6 +431,11 @@ impl Relay<'_> {
         }
         if drained && !s.buf.is_empty() {
             *progress |= scan_client(self, now)?;
+            if self.ending.is_some() {
+                // A Terminate ends the client's stream: reading on would only find its EOF
+                // and mistake a close request for an unexpected one.
+                return Ok(());
+            }
         }
         let s = &mut *self.session;
         let track = s.track_prepared;
