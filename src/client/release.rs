@@ -175,7 +175,9 @@ impl ReleaseRule {
 
     /// What the pool must do with the server if the relay stops now.
     pub fn state(&self, client_at_boundary: bool) -> ServerState {
-        if self.pending > 0 || self.unsynced || !client_at_boundary {
+        // A server in copy-in mode owes nothing once its ignored Syncs are forgotten, yet it is
+        // mid-command: only CopyDone/CopyFail and its answer make it idle again.
+        if self.pending > 0 || self.unsynced || self.copy_in || !client_at_boundary {
             ServerState::Unknown
         } else if self.tx_status == b'I' {
             ServerState::Idle
@@ -305,7 +307,11 @@ mod tests {
         assert_eq!(r.on_server(b'2'), 0);
         assert_eq!(r.on_server(b'G'), 1);
         assert_eq!(r.pending(), 0);
-        feed(&mut r, b"ddSdcS");
+        // Nothing is owed, but a client that vanishes now leaves a server mid-COPY.
+        assert_eq!(r.state(true), ServerState::Unknown);
+        feed(&mut r, b"dd");
+        assert_eq!(r.state(true), ServerState::Unknown);
+        feed(&mut r, b"SdcS");
         assert_eq!(r.pending(), 1);
         assert_eq!(r.on_server(b'C'), 0);
         assert_eq!(r.on_ready(b'I', TX, true), Verdict::Release);
