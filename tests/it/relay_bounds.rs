@@ -281,3 +281,121 @@ async fn a_100_mb_query_streams_in_bounded_memory() {
         "peak RSS grew by {growth_mb} MB for a 100 MB query ({before} kB -> {after} kB)"
     );
 }
+
+/// SIGSTOP/SIGCONT to one process (a backend here), SIGCONT again on drop, so a failing test
+/// never leaves a backend of the shared cluster stopped.
+struct Stopped(u32);
+
+impl Stopped {
+    fn stop(pid: u32) -> Stopped {
+        signal("STOP", pid);
+        Stopped(pid)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        signal("CONT", self.0);
+    }
+}
+
+fn signal(sig: &str, pid: u32) {
+    let status = std::process::Command::new("kill")
+        .args(["-s", sig, &pid.to_string()])
+        .stdin(std::process::Stdio::null())
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -s {sig} {pid}");
+}
+
+/// The slow reader on the other side: the server stops reading in the middle of a 100 MB query
+/// (its backend is stopped). pgsluice stops reading the client once its bounded buffer is full,
+/// so the client's writes block (backpressure reaches the client) while the pooler's peak RSS
+/// stays bounded; once the backend runs again the query completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_stops_reading_holds_the_client_back_in_bounded_memory() {
+    let pg = PgCluster::shared();
+    let db = pg.create_database("relay_slow_server");
+    let pooler = raw::PoolerProcess::start(
+        &db_line("app", &db, "pool_size=1"),
+        "pool_mode = session\nauth_type = md5",
+        &users(),
+    );
+    let pid = pooler.pid();
+    let pw = password(USER);
+    let (mut s, _) = raw::login(pooler.port, USER, &pw, "app").await;
+    s.write_all(&raw::query("select pg_backend_pid()"))
+        .await
+        .unwrap();
+    let mut backend = None;
+    loop {
+        match raw::read_message(&mut s).await {
+            Some((b'D', body)) => {
+                backend = String::from_utf8_lossy(&body[6..]).parse::<u32>().ok();
+            }
+            Some((b'Z', _)) => break,
+            Some(_) => {}
+            None => panic!("no answer to pg_backend_pid()"),
+        }
+    }
+    let backend = backend.expect("a backend pid");
+    let before = raw::proc_status_kb(pid, "VmHWM");
+    let size = 100 << 20;
+    let head = b"select length('";
+    let tail = b"')\0";
+    let mut header = vec![b'Q'];
+    let len = 4 + head.len() + size + tail.len();
+    header.extend_from_slice(&i32::try_from(len).unwrap().to_be_bytes());
+    header.extend_from_slice(head);
+    let block = vec![b'x'; 1 << 20];
+    let stopped = Stopped::stop(backend);
+    s.write_all(&header).await.unwrap();
+    // Write until a write makes no progress for 2 s: every buffer between the client and the
+    // stopped backend is full. (A `write` that times out wrote nothing: it is cancel-safe.)
+    // Bounded: a pooler that buffered without limit would take all 100 MB, and the loop would
+    // end with the whole body written.
+    let mut written = 0;
+    while written < size {
+        let n = (size - written).min(block.len());
+        match tokio::time::timeout(Duration::from_secs(2), s.write(&block[..n])).await {
+            Ok(result) => written += result.unwrap(),
+            Err(_) => break,
+        }
+    }
+    assert!(
+        written < size,
+        "all {written} bytes were taken while the server read nothing"
+    );
+    let held = raw::proc_status_kb(pid, "VmHWM");
+    let growth_mb = held.saturating_sub(before) / 1024;
+    assert!(
+        growth_mb < 32,
+        "peak RSS grew by {growth_mb} MB while the server did not read ({before} kB -> {held} kB)"
+    );
+    drop(stopped);
+    // The rest of the body, then its end.
+    let reply = tokio::time::timeout(GUARD, async {
+        let mut rest = size - written;
+        while rest > 0 {
+            let n = rest.min(block.len());
+            s.write_all(&block[..n]).await.unwrap();
+            rest -= n;
+        }
+        s.write_all(tail).await.unwrap();
+        let mut value = None;
+        loop {
+            match raw::read_message(&mut s).await {
+                Some((b'D', body)) => {
+                    value = Some(String::from_utf8_lossy(&body[6..]).into_owned());
+                }
+                Some((b'Z', _)) => return value,
+                Some((b'E', body)) => panic!("error {:?}", raw::error_code(&body)),
+                Some(_) => {}
+                None => return None,
+            }
+        }
+    })
+    .await
+    .expect("the query went through once the server read again");
+    assert_eq!(reply.as_deref(), Some("104857600"));
+}
