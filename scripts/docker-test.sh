@@ -218,7 +218,10 @@ check "podman stop with no client connected: exit code 0 in ${SECONDS}s" test "$
 start down --network=host -e DATABASE_URL="postgres://app:app_pw@127.0.0.1:$pg_port/app" \
   -e LISTEN_ADDR=127.0.0.1 -e LISTEN_PORT="$p1" "$IMAGE" sleep 60
 wait_for "the sleeping container" 50 running down
-check "the 'sleep' container has its config written" pm exec down test -s /etc/pgbouncer/pgbouncer.ini
+# The container counts as running as soon as the entrypoint starts, before it has written the
+# config and exec'd the command: wait for the file, bounded.
+check "the 'sleep' container has its config written" \
+  wait_for "the config" 50 pm exec down test -s /etc/pgbouncer/pgbouncer.ini
 check "HEALTHCHECK fails when pgsluice is not running (the container runs 'sleep')" not healthy down
 pm rm -f -t 0 down >/dev/null
 check "another command runs with no variables at all ('podman run IMAGE sh -c ...')" \
