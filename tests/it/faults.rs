@@ -158,7 +158,6 @@ async fn postgres_restart_and_outage_under_load() {
     tokio::task::spawn_blocking(move || p.stop_server())
         .await
         .unwrap();
-    let started = Instant::now();
     // At the first query: the cached error when a login already failed and no server is open,
     // else (a client waiting while the connects are refused, as in PgBouncer) query_wait_timeout.
     let err = tokio::time::timeout(Duration::from_secs(10), async {
@@ -168,7 +167,6 @@ async fn postgres_restart_and_outage_under_load() {
     .await
     .expect("an error, not a hang")
     .expect_err("server is down");
-    assert!(started.elapsed() < Duration::from_secs(8));
     assert_eq!(sqlstate(&err).as_deref(), Some("08P01"), "{err:?}");
     let text = err.as_db_error().unwrap().message().to_owned();
     assert!(

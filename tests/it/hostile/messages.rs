@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -37,17 +37,15 @@ async fn bad_startup_packets_are_refused() {
         ("garbage", (0..=255u8).cycle().take(4096).collect()),
     ];
     for (name, bytes) in cases {
-        let started = Instant::now();
         let mut s = TcpStream::connect(("127.0.0.1", pooler.port))
             .await
             .unwrap();
         // The pooler may close before reading everything; a failed write is fine.
         let _ = s.write_all(&bytes).await;
-        let errors = errors_then_eof(&mut s).await;
-        assert!(
-            started.elapsed() < Duration::from_secs(4),
-            "{name}: not refused at once (only after the login timeout?)"
-        );
+        // Refused by what it read, not by `client_login_timeout` (60 s here).
+        let errors = tokio::time::timeout(Duration::from_secs(30), errors_then_eof(&mut s))
+            .await
+            .unwrap_or_else(|_| panic!("{name}: not refused before client_login_timeout"));
         super::assert_refused(name, &errors, "08P01", None);
     }
     still_serves(&pooler).await;
@@ -93,12 +91,11 @@ async fn max_client_conn_refuses_fast_and_spares_existing_clients() {
         clients.push(pooler.connect(USER, &pw, "app").await.unwrap());
     }
     for _ in 0..20 {
-        let started = Instant::now();
-        let err = pooler
-            .connect(USER, &pw, "app")
+        // Refused at once, not left waiting for `client_login_timeout` (60 s here).
+        let err = tokio::time::timeout(Duration::from_secs(30), pooler.connect(USER, &pw, "app"))
             .await
+            .expect("refused before client_login_timeout")
             .expect_err("beyond max_client_conn");
-        assert!(started.elapsed() < Duration::from_secs(3));
         assert_eq!(sqlstate(&err).as_deref(), Some("08P01"), "{err:?}");
     }
     for (i, c) in clients.iter().enumerate() {
@@ -130,7 +127,6 @@ async fn bad_password_flood_refuses_all_and_good_user_gets_in() {
     const PER_TASK: usize = 15;
     let pooler = Arc::new(start("max_client_conn = 100"));
     let refused = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
     let flood: Vec<_> = (0..TASKS)
         .map(|t| {
             let (pooler, refused) = (Arc::clone(&pooler), Arc::clone(&refused));
@@ -167,7 +163,6 @@ async fn bad_password_flood_refuses_all_and_good_user_gets_in() {
             .unwrap();
     }
     assert_eq!(refused.load(Ordering::Relaxed), TASKS * PER_TASK);
-    assert!(started.elapsed() < Duration::from_secs(60));
     let pooler = Arc::into_inner(pooler).unwrap();
     pooler.stop().await;
 }
