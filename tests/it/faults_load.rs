@@ -27,7 +27,8 @@ use std::time::Duration;
 use crate::harness::files::{TempDir, userlist};
 use crate::harness::pooler::{eventually, first_value};
 use crate::harness::postgres::{PgCluster, password};
-use crate::harness::tools::{pgbench_async, pgbench_init};
+use crate::harness::tools::{pgbench_async, pgbench_init, signal};
+use nix::sys::signal::Signal;
 
 const USER: &str = "md5_user";
 /// Transaction-mode load clients (pool `app`).
@@ -602,7 +603,7 @@ struct Frozen(Vec<u32>);
 impl Frozen {
     fn freeze(postmaster: u32) -> Frozen {
         let mut pids = vec![postmaster];
-        signal("STOP", postmaster);
+        let _ = signal(postmaster, Signal::SIGSTOP);
         // The postmaster is stopped, so it starts no new child after this scan.
         for entry in std::fs::read_dir("/proc").unwrap().flatten() {
             let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
@@ -615,7 +616,7 @@ impl Frozen {
                 .and_then(|(_, rest)| rest.split_whitespace().nth(1))
                 .and_then(|p| p.parse::<u32>().ok());
             if ppid == Some(postmaster) {
-                signal("STOP", pid);
+                let _ = signal(pid, Signal::SIGSTOP);
                 pids.push(pid);
             }
         }
@@ -626,18 +627,9 @@ impl Frozen {
 impl Drop for Frozen {
     fn drop(&mut self) {
         for &pid in self.0.iter().rev() {
-            signal("CONT", pid);
+            let _ = signal(pid, Signal::SIGCONT);
         }
     }
-}
-
-fn signal(sig: &str, pid: u32) {
-    let _ = Command::new("kill")
-        .args(["-s", sig, &pid.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
 }
 
 /// PostgreSQL frozen for longer than `query_timeout` and `server_connect_timeout`: the running

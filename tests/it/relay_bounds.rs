@@ -16,6 +16,8 @@ use crate::harness::files::userlist;
 use crate::harness::pooler::{Pooler, db_line, first_value};
 use crate::harness::postgres::{PgCluster, password};
 use crate::harness::raw;
+use crate::harness::tools::signal;
+use nix::sys::signal::Signal;
 
 const USER: &str = "md5_user";
 
@@ -288,24 +290,15 @@ struct Stopped(u32);
 
 impl Stopped {
     fn stop(pid: u32) -> Stopped {
-        signal("STOP", pid);
+        signal(pid, Signal::SIGSTOP).expect("SIGSTOP to the backend");
         Stopped(pid)
     }
 }
 
 impl Drop for Stopped {
     fn drop(&mut self) {
-        signal("CONT", self.0);
+        let _ = signal(self.0, Signal::SIGCONT);
     }
-}
-
-fn signal(sig: &str, pid: u32) {
-    let status = std::process::Command::new("kill")
-        .args(["-s", sig, &pid.to_string()])
-        .stdin(std::process::Stdio::null())
-        .status()
-        .expect("kill runs");
-    assert!(status.success(), "kill -s {sig} {pid}");
 }
 
 /// The slow reader on the other side: the server stops reading in the middle of a 100 MB query

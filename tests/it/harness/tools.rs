@@ -18,6 +18,12 @@ use std::time::Duration;
 
 use super::postgres::bin;
 
+/// Sends `sig` to `pid` through nix's safe wrapper of kill(2) (no `kill` binary needed).
+pub fn signal(pid: u32, sig: nix::sys::signal::Signal) -> nix::Result<()> {
+    let pid = i32::try_from(pid).map_err(|_| nix::errno::Errno::ESRCH)?;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig)
+}
+
 /// What a `*_needs_TOOL` test does when its tool is missing: it fails, saying what is missing and
 /// how to get it. Such tests are `#[ignore = "needs TOOL ..."]`, so a plain `cargo test` reports
 /// them as ignored with that reason; `scripts/test.sh` runs every one whose tool it found (and,
