@@ -14,7 +14,8 @@
 //! because of a declared length: large messages stream.
 //!
 //! Hot path: reads go through `poll_read`, so a short read clears readiness and no EAGAIN read
-//! follows; the kill signal and the timer are polled only when they are (re)armed; pool settings
+//! follows; the kill flag costs one atomic load and one uncontended lock per wake-up; the timer
+//! is polled only while a deadline is armed; pool settings
 //! are read once per relay; the clock is read at most once per wake-up, and only when something
 //! needs it. The release decision is [`super::release::ReleaseRule`], a pure state machine.
 
@@ -22,7 +23,7 @@ use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
@@ -272,20 +273,16 @@ impl Alarm {
     }
 }
 
-/// The client's kill signal (console KILL, immediate shutdown), checked with one atomic load per
-/// wake-up once this task's waker is stored in the connection record. The one place that knows
-/// how a kill is signalled.
+/// The client's kill signal (console KILL, immediate shutdown). The one place that knows how a
+/// kill is signalled. Polled on every wake-up, not only when this task's waker changes: any
+/// stop flag raised (a drain too) takes the stored waker, so a poll that skipped re-registering
+/// would sleep through a later kill.
 struct Kill<'c> {
     conn: &'c ConnInfo,
-    waker: Option<Waker>,
 }
 
 impl Kill<'_> {
     fn requested(&mut self, cx: &mut Context<'_>) -> bool {
-        if self.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-            return self.conn.is_killed();
-        }
-        self.waker = Some(cx.waker().clone());
         self.conn.poll_killed(cx).is_ready()
     }
 }
@@ -295,10 +292,7 @@ pub async fn run(session: &mut Session, server: &mut PooledServer) -> RelayEnd {
     let conn = Arc::clone(session.conn.info());
     let sleep: Option<Sleep> = None;
     tokio::pin!(sleep);
-    let mut kill = Kill {
-        conn: &conn,
-        waker: None,
-    };
+    let mut kill = Kill { conn: &conn };
     let pool = Arc::clone(server.pool());
     let mut relay = Relay {
         settings: pool.settings(),

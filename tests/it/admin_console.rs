@@ -1035,6 +1035,38 @@ async fn wait_for_servers_lets_waiting_clients_go() {
     holder.simple_query("commit").await.expect("and ends");
 }
 
+/// A kill after a drain still reaches a client in the middle of a transaction: the drain's stop
+/// flag takes the relay's stored waker, and the relay must register again, or it sleeps through
+/// the KILL_CLIENT until its client next sends something.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_client_after_a_drain_reaches_a_client_in_a_transaction() {
+    let pooler = start("admdrainkill", "pool_size=1", "");
+    let pw = password("md5_user");
+    let holder = pooler.connect("md5_user", &pw, "app").await.unwrap();
+    holder.simple_query("begin").await.unwrap();
+    let admin = console(&pooler, ADMIN).await;
+    run(&admin, "SHUTDOWN WAIT_FOR_SERVERS")
+        .await
+        .expect("SHUTDOWN answers");
+    let clients = show(&admin, "CLIENTS").await;
+    let (db, id) = (clients.col("database"), clients.col("id"));
+    let ids: Vec<String> = clients
+        .rows
+        .iter()
+        .filter(|r| r[db].as_deref() == Some("app"))
+        .filter_map(|r| r[id].clone())
+        .collect();
+    assert_eq!(ids.len(), 1, "{:?}", clients.rows);
+    run(&admin, &format!("KILL_CLIENT {}", ids[0]))
+        .await
+        .expect("kill_client");
+    // The client sends nothing: only the kill can end its connection.
+    assert!(
+        eventually(10, || async { holder.is_closed() }).await,
+        "the killed client in a transaction was not disconnected"
+    );
+}
+
 /// `server_fast_close` in session mode: after RECONNECT the session's server is not closed in
 /// the middle of its transaction, but as soon as that transaction has ended (the janitor's
 /// round), closing the client with it: "database configuration changed", in the log as
