@@ -21,3 +21,4 @@ pub mod protocol;
 pub mod server;
 pub mod stats;
 pub mod tls;
+pub mod worker;

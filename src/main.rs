@@ -5,6 +5,7 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -243,11 +244,15 @@ fn run(args: Args) -> Result<()> {
     let workers = worker_threads(&config);
     // Says what a cgroup CPU limit made of the default (a container with --cpus=1 gets 1).
     tracing::info!(worker_threads = workers, "starting the runtime");
+    pgsluice::worker::set_count(workers);
     let runtime = if workers == 1 {
         tokio::runtime::Builder::new_current_thread()
     } else {
         let mut builder = tokio::runtime::Builder::new_multi_thread();
-        builder.worker_threads(workers);
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        builder
+            .worker_threads(workers)
+            .on_thread_start(move || pgsluice::worker::enter(next.fetch_add(1, Ordering::Relaxed)));
         builder
     }
     .enable_all()
