@@ -9,7 +9,7 @@ use tokio::net::TcpStream;
 use crate::harness::files::userlist;
 use crate::harness::pooler::{Pooler, db_line, first_value, sqlstate};
 use crate::harness::postgres::{PgCluster, password};
-use crate::harness::raw::{PoolerProcess, error_code, query, read_message};
+use crate::harness::raw::{PoolerProcess, login_with, query, read_value, startup_packet_with};
 
 const USER: &str = "md5_user";
 
@@ -53,66 +53,20 @@ async fn connect_with_options(
     Ok(client)
 }
 
-/// A v3 startup packet with `params` after user and database.
-fn startup_with(params: &[(&str, &str)]) -> Vec<u8> {
-    let mut body = 196_608_i32.to_be_bytes().to_vec();
-    for (k, v) in [("user", USER), ("database", "app")].iter().chain(params) {
-        body.extend_from_slice(k.as_bytes());
-        body.push(0);
-        body.extend_from_slice(v.as_bytes());
-        body.push(0);
-    }
-    body.push(0);
-    let mut out = i32::try_from(body.len() + 4)
-        .unwrap()
-        .to_be_bytes()
-        .to_vec();
-    out.extend_from_slice(&body);
-    out
-}
-
-/// The `M` field of an ErrorResponse body.
-fn error_message(body: &[u8]) -> String {
-    body.split(|b| *b == 0)
-        .find_map(|f| f.strip_prefix(b"M"))
-        .map(|m| String::from_utf8_lossy(m).into_owned())
-        .unwrap_or_default()
-}
-
 /// Logs in (trust) with extra startup `params`: the stream, or the error's (SQLSTATE, message).
-async fn raw_login(
-    port: u16,
-    params: &[(&str, &str)],
-) -> Result<TcpStream, (Option<String>, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    s.write_all(&startup_with(params)).await.unwrap();
-    while let Some((tag, body)) = read_message(&mut s).await {
-        match tag {
-            b'Z' => return Ok(s),
-            b'E' => return Err((error_code(&body), error_message(&body))),
-            _ => {}
-        }
-    }
-    panic!("login: connection closed without ReadyForQuery");
+async fn raw_login(port: u16, params: &[(&str, &str)]) -> Result<TcpStream, (String, String)> {
+    let packet = startup_packet_with(USER, "app", params);
+    login_with(port, &packet, USER, "").await.ready()
 }
 
 /// Runs `sql` (one statement) and returns the first column of its first row.
 async fn raw_value(s: &mut TcpStream, sql: &str) -> String {
     s.write_all(&query(sql)).await.unwrap();
-    let mut value = None;
-    while let Some((tag, body)) = read_message(s).await {
-        match tag {
-            b'D' if value.is_none() => {
-                let len = i32::from_be_bytes(body[2..6].try_into().unwrap());
-                let len = usize::try_from(len).unwrap();
-                value = Some(String::from_utf8_lossy(&body[6..6 + len]).into_owned());
-            }
-            b'E' => panic!("{sql}: {}", error_message(&body)),
-            b'Z' => return value.unwrap_or_else(|| panic!("{sql}: no row")),
-            _ => {}
-        }
+    match read_value(s).await {
+        Ok(Some(value)) => value,
+        Ok(None) => panic!("{sql}: no row"),
+        Err(e) => panic!("{sql}: {e:?}"),
     }
-    panic!("{sql}: connection closed");
 }
 
 /// Two clients on one shared server, each with its own `search_path` from `options`, each keep
@@ -185,7 +139,7 @@ async fn startup_parameters_tracked_or_refused() {
     assert_eq!(
         e,
         (
-            Some("08P01".to_owned()),
+            "08P01".to_owned(),
             "unsupported startup parameter: enable_seqscan".to_owned()
         )
     );

@@ -6,12 +6,14 @@
 use std::sync::Arc;
 
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 use crate::harness::files::userlist;
 use crate::harness::pooler::{Pooler, db_line, eventually, first_value, sqlstate};
 use crate::harness::postgres::{PgCluster, password};
-use crate::harness::raw::{error_code, login, message, read_message, send_cancel};
+use crate::harness::raw::{
+    error_code, login, login_with, message, read_message, send_cancel, startup_packet,
+    startup_packet_version,
+};
 
 const USER: &str = "md5_user";
 
@@ -325,51 +327,6 @@ async fn cancel_forwarded_to_the_peer_that_owns_the_key() {
     one.stop().await;
 }
 
-/// A startup packet with any protocol version code and parameters.
-fn startup(version: i32, params: &[(&str, &str)]) -> Vec<u8> {
-    let mut body = version.to_be_bytes().to_vec();
-    for (k, v) in params {
-        body.extend_from_slice(k.as_bytes());
-        body.push(0);
-        body.extend_from_slice(v.as_bytes());
-        body.push(0);
-    }
-    body.push(0);
-    let mut out = i32::try_from(body.len() + 4)
-        .unwrap()
-        .to_be_bytes()
-        .to_vec();
-    out.extend_from_slice(&body);
-    out
-}
-
-/// Logs in (trust) with `packet` and returns every message up to the first ReadyForQuery.
-async fn login_messages(port: u16, packet: &[u8]) -> Vec<(u8, Vec<u8>)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    s.write_all(packet).await.unwrap();
-    let mut messages = Vec::new();
-    while let Some((tag, body)) = read_message(&mut s).await {
-        messages.push((tag, body));
-        if tag == b'Z' || tag == b'E' {
-            break;
-        }
-    }
-    messages
-}
-
-fn parameter_statuses(messages: &[(u8, Vec<u8>)]) -> Vec<(String, String)> {
-    messages
-        .iter()
-        .filter(|(tag, _)| *tag == b'S')
-        .map(|(_, body)| {
-            let mut parts = body.split(|b| *b == 0);
-            let name = String::from_utf8_lossy(parts.next().unwrap()).into_owned();
-            let value = String::from_utf8_lossy(parts.next().unwrap()).into_owned();
-            (name, value)
-        })
-        .collect()
-}
-
 /// `login_notify_message` arrives as a NOTICE between BackendKeyData and the first
 /// ReadyForQuery; PgBouncer 1.26's `pgbouncer.*` reports come with the other parameters, and
 /// not when an older PgBouncer is emulated.
@@ -383,18 +340,15 @@ async fn login_notice_and_pgbouncer_reports() {
         "auth_type = trust\npool_mode = transaction\nmax_prepared_statements = 17\nlogin_notify_message = welcome to the pool",
         &users(),
     );
-    let messages = login_messages(
-        pooler.port,
-        &startup(196_608, &[("user", USER), ("database", "app")]),
-    )
-    .await;
+    let login = login_with(pooler.port, &startup_packet(USER, "app"), USER, "").await;
+    let messages = &login.messages;
     let tags: Vec<u8> = messages.iter().map(|m| m.0).collect();
     assert_eq!(&tags[tags.len() - 3..], b"KNZ", "{tags:?}");
     let notice = String::from_utf8_lossy(&messages[messages.len() - 2].1).into_owned();
     assert!(notice.contains("SNOTICE"), "{notice}");
     assert!(notice.contains("C00000"), "{notice}");
     assert!(notice.contains("Mwelcome to the pool"), "{notice}");
-    let params = parameter_statuses(&messages);
+    let params = login.parameters();
     for (name, value) in [
         ("pgbouncer.version", "1.26.0"),
         ("pgbouncer.pool_mode", "transaction"),
@@ -412,14 +366,11 @@ async fn login_notice_and_pgbouncer_reports() {
         "auth_type = trust\n[pgsluice]\nadmin_compat_version = 1.25",
         &users(),
     );
-    let messages = login_messages(
-        pooler.port,
-        &startup(196_608, &[("user", USER), ("database", "app")]),
-    )
-    .await;
+    let login = login_with(pooler.port, &startup_packet(USER, "app"), USER, "").await;
+    let messages = &login.messages;
     assert_eq!(messages.last().map(|m| m.0), Some(b'Z'));
     assert!(!messages.iter().any(|m| m.0 == b'N'));
-    let params = parameter_statuses(&messages);
+    let params = login.parameters();
     assert!(
         !params.iter().any(|(n, _)| n.starts_with("pgbouncer.")),
         "{params:?}"
@@ -434,7 +385,7 @@ async fn newer_minor_version_and_protocol_options_are_negotiated_down() {
     let pg = PgCluster::shared();
     let db = pg.create_database("proto_grease");
     let pooler = Pooler::start(&db_line("app", &db, ""), "auth_type = trust", &users());
-    let packet = startup(
+    let packet = startup_packet_version(
         (3 << 16) + 9999,
         &[
             ("user", USER),
@@ -442,7 +393,7 @@ async fn newer_minor_version_and_protocol_options_are_negotiated_down() {
             ("_pq_.test_protocol_negotiation", "1"),
         ],
     );
-    let messages = login_messages(pooler.port, &packet).await;
+    let messages = login_with(pooler.port, &packet, USER, "").await.messages;
     let (tag, body) = &messages[0];
     assert_eq!(*tag, b'v', "NegotiateProtocolVersion first: {messages:?}");
     assert_eq!(&body[..8], &[0, 0, 0, 0, 0, 0, 0, 1], "3.0, one option");
@@ -450,11 +401,8 @@ async fn newer_minor_version_and_protocol_options_are_negotiated_down() {
     assert_eq!(messages.iter().filter(|m| m.0 == b'v').count(), 1);
     assert_eq!(messages.last().map(|m| m.0), Some(b'Z'), "{messages:?}");
     // A plain 3.2 request without options is negotiated the same way.
-    let messages = login_messages(
-        pooler.port,
-        &startup((3 << 16) + 2, &[("user", USER), ("database", "app")]),
-    )
-    .await;
+    let packet = startup_packet_version((3 << 16) + 2, &[("user", USER), ("database", "app")]);
+    let messages = login_with(pooler.port, &packet, USER, "").await.messages;
     assert_eq!(messages[0].0, b'v');
     assert_eq!(&messages[0].1[..8], &[0, 0, 0, 0, 0, 0, 0, 0]);
     assert_eq!(messages.last().map(|m| m.0), Some(b'Z'));

@@ -230,6 +230,38 @@ async fn a_query_declaring_0x7ffffff0_bytes_gets_08p01_at_once() {
     pooler.stop().await;
 }
 
+/// The literal of the big query: 100 MB of `x`, written in 1 MB blocks.
+const BIG_QUERY_BYTES: usize = 100 << 20;
+const BIG_QUERY_HEAD: &[u8] = b"select length('";
+const BIG_QUERY_TAIL: &[u8] = b"')\0";
+
+/// The start of the Query message `select length('xxx…')` (its length covers the whole literal).
+fn big_query_header() -> Vec<u8> {
+    let len = 4 + BIG_QUERY_HEAD.len() + BIG_QUERY_BYTES + BIG_QUERY_TAIL.len();
+    let mut header = vec![b'Q'];
+    header.extend_from_slice(&i32::try_from(len).unwrap().to_be_bytes());
+    header.extend_from_slice(BIG_QUERY_HEAD);
+    header
+}
+
+/// Writes the literal from byte `written` on and the query's end, then reads the answer: the
+/// length PostgreSQL counted, `None` if the connection closed. An error fails the test.
+async fn finish_big_query(s: &mut TcpStream, written: usize) -> Option<String> {
+    let block = vec![b'x'; 1 << 20];
+    let mut rest = BIG_QUERY_BYTES - written;
+    while rest > 0 {
+        let n = rest.min(block.len());
+        s.write_all(&block[..n]).await.unwrap();
+        rest -= n;
+    }
+    s.write_all(BIG_QUERY_TAIL).await.unwrap();
+    match raw::read_value(s).await {
+        Ok(value) => value,
+        Err((code, _)) if code.is_empty() => None,
+        Err(e) => panic!("error {e:?}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_100_mb_query_streams_in_bounded_memory() {
     let pg = PgCluster::shared();
@@ -246,32 +278,9 @@ async fn a_100_mb_query_streams_in_bounded_memory() {
     raw::read_until_ready(&mut s).await.unwrap();
     let before = raw::proc_status_kb(pid, "VmHWM");
     assert!(before > 0, "VmHWM readable");
-    let size = 100 << 20;
-    let head = b"select length('";
-    let tail = b"')\0";
-    let mut header = vec![b'Q'];
-    let len = 4 + head.len() + size + tail.len();
-    header.extend_from_slice(&i32::try_from(len).unwrap().to_be_bytes());
-    header.extend_from_slice(head);
     let reply = tokio::time::timeout(GUARD, async {
-        s.write_all(&header).await.unwrap();
-        let block = vec![b'x'; 1 << 20];
-        for _ in 0..size >> 20 {
-            s.write_all(&block).await.unwrap();
-        }
-        s.write_all(tail).await.unwrap();
-        let mut value = None;
-        loop {
-            match raw::read_message(&mut s).await {
-                Some((b'D', body)) => {
-                    value = Some(String::from_utf8_lossy(&body[6..]).into_owned());
-                }
-                Some((b'Z', _)) => return value,
-                Some((b'E', body)) => panic!("error {:?}", raw::error_code(&body)),
-                Some(_) => {}
-                None => return None,
-            }
-        }
+        s.write_all(&big_query_header()).await.unwrap();
+        finish_big_query(&mut s, 0).await
     })
     .await
     .expect("the query went through");
@@ -320,29 +329,16 @@ async fn a_server_that_stops_reading_holds_the_client_back_in_bounded_memory() {
     s.write_all(&raw::query("select pg_backend_pid()"))
         .await
         .unwrap();
-    let mut backend = None;
-    loop {
-        match raw::read_message(&mut s).await {
-            Some((b'D', body)) => {
-                backend = String::from_utf8_lossy(&body[6..]).parse::<u32>().ok();
-            }
-            Some((b'Z', _)) => break,
-            Some(_) => {}
-            None => panic!("no answer to pg_backend_pid()"),
-        }
-    }
-    let backend = backend.expect("a backend pid");
+    let backend: u32 = raw::read_value(&mut s)
+        .await
+        .expect("an answer to pg_backend_pid()")
+        .and_then(|v| v.parse().ok())
+        .expect("a backend pid");
     let before = raw::proc_status_kb(pid, "VmHWM");
-    let size = 100 << 20;
-    let head = b"select length('";
-    let tail = b"')\0";
-    let mut header = vec![b'Q'];
-    let len = 4 + head.len() + size + tail.len();
-    header.extend_from_slice(&i32::try_from(len).unwrap().to_be_bytes());
-    header.extend_from_slice(head);
+    let size = BIG_QUERY_BYTES;
     let block = vec![b'x'; 1 << 20];
     let stopped = Stopped::stop(backend);
-    s.write_all(&header).await.unwrap();
+    s.write_all(&big_query_header()).await.unwrap();
     // Write until a write makes no progress for 2 s: every buffer between the client and the
     // stopped backend is full. (A `write` that times out wrote nothing: it is cancel-safe.)
     // Bounded: a pooler that buffered without limit would take all 100 MB, and the loop would
@@ -367,28 +363,8 @@ async fn a_server_that_stops_reading_holds_the_client_back_in_bounded_memory() {
     );
     drop(stopped);
     // The rest of the body, then its end.
-    let reply = tokio::time::timeout(GUARD, async {
-        let mut rest = size - written;
-        while rest > 0 {
-            let n = rest.min(block.len());
-            s.write_all(&block[..n]).await.unwrap();
-            rest -= n;
-        }
-        s.write_all(tail).await.unwrap();
-        let mut value = None;
-        loop {
-            match raw::read_message(&mut s).await {
-                Some((b'D', body)) => {
-                    value = Some(String::from_utf8_lossy(&body[6..]).into_owned());
-                }
-                Some((b'Z', _)) => return value,
-                Some((b'E', body)) => panic!("error {:?}", raw::error_code(&body)),
-                Some(_) => {}
-                None => return None,
-            }
-        }
-    })
-    .await
-    .expect("the query went through once the server read again");
+    let reply = tokio::time::timeout(GUARD, finish_big_query(&mut s, written))
+        .await
+        .expect("the query went through once the server read again");
     assert_eq!(reply.as_deref(), Some("104857600"));
 }

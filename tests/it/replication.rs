@@ -16,7 +16,7 @@ use tokio_postgres::SimpleQueryMessage;
 use crate::harness::files::{TempDir, userlist};
 use crate::harness::pooler::{Pooler, db_line, eventually, first_value};
 use crate::harness::postgres::{PgCluster, SUPERUSER};
-use crate::harness::raw::{error_code, query, read_message};
+use crate::harness::raw::{login_with, query, read_value, startup_packet_with};
 use crate::harness::tools::{libpq_command, run_with_timeout};
 
 const TOOL_TIMEOUT: Duration = Duration::from_secs(120);
@@ -175,50 +175,24 @@ async fn pg_recvlogical_decodes_changes() {
     pooler.stop().await;
 }
 
-/// A raw v3 startup packet with extra parameters.
-fn startup_with(params: &[(&str, &str)]) -> Vec<u8> {
-    let mut body = 196_608_i32.to_be_bytes().to_vec();
-    for (k, v) in params {
-        body.extend_from_slice(k.as_bytes());
-        body.push(0);
-        body.extend_from_slice(v.as_bytes());
-        body.push(0);
-    }
-    body.push(0);
-    let mut out = i32::try_from(body.len() + 4)
-        .unwrap()
-        .to_be_bytes()
-        .to_vec();
-    out.extend_from_slice(&body);
-    out
-}
-
 /// Logs in with `replication=database` (trust) and reads up to ReadyForQuery; the
-/// ParameterStatus values of the welcome are returned.
+/// ParameterStatus values of the welcome are returned, or the SQLSTATE of the refusal.
 async fn logical_login(port: u16, db: &str) -> Result<(TcpStream, Vec<(String, String)>), String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let packet = startup_with(&[
-        ("user", SUPERUSER),
-        ("database", db),
-        ("replication", "database"),
-        ("application_name", "it-logical"),
-        ("options", "-c enable_seqscan=off"),
-    ]);
-    s.write_all(&packet).await.unwrap();
-    let mut params = Vec::new();
-    loop {
-        match read_message(&mut s).await {
-            Some((b'Z', _)) => return Ok((s, params)),
-            Some((b'E', body)) => return Err(error_code(&body).unwrap_or_default()),
-            Some((b'S', body)) => {
-                let mut parts = body.split(|b| *b == 0);
-                let name = String::from_utf8_lossy(parts.next().unwrap_or_default());
-                let value = String::from_utf8_lossy(parts.next().unwrap_or_default());
-                params.push((name.into_owned(), value.into_owned()));
-            }
-            Some(_) => {}
-            None => return Err("connection closed".into()),
-        }
+    let packet = startup_packet_with(
+        SUPERUSER,
+        db,
+        &[
+            ("replication", "database"),
+            ("application_name", "it-logical"),
+            ("options", "-c enable_seqscan=off"),
+        ],
+    );
+    let login = login_with(port, &packet, SUPERUSER, "").await;
+    let params = login.parameters();
+    match login.ready() {
+        Ok(stream) => Ok((stream, params)),
+        Err((code, message)) if code.is_empty() => Err(message),
+        Err((code, _)) => Err(code),
     }
 }
 
@@ -291,24 +265,10 @@ async fn replication_servers_are_dedicated_and_count_against_pool_size() {
         .write_all(&query("SHOW enable_seqscan"))
         .await
         .unwrap();
-    let mut seen = None;
-    loop {
-        match read_message(&mut first).await.expect("reply") {
-            (b'D', body) => seen = Some(String::from_utf8_lossy(&body[6..]).into_owned()),
-            (b'Z', _) => break,
-            (b'E', body) => panic!("{:?}", error_code(&body)),
-            _ => {}
-        }
-    }
+    let seen = read_value(&mut first).await.expect("SHOW enable_seqscan");
     assert_eq!(seen.as_deref(), Some("off"));
     first.write_all(&query("IDENTIFY_SYSTEM")).await.unwrap();
-    loop {
-        match read_message(&mut first).await.expect("reply") {
-            (b'Z', _) => break,
-            (b'E', body) => panic!("{:?}", error_code(&body)),
-            _ => {}
-        }
-    }
+    read_value(&mut first).await.expect("IDENTIFY_SYSTEM");
     let clients = show(&admin, "CLIENTS").await;
     assert!(
         clients

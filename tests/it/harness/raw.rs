@@ -14,22 +14,39 @@ use super::files::TempDir;
 /// Every raw read waits at most this long.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// A v3 startup packet for `user`/`database`.
-pub fn startup_packet(user: &str, database: &str) -> Vec<u8> {
-    let mut body = Vec::new();
-    body.extend_from_slice(&196_608_i32.to_be_bytes());
-    for (k, v) in [("user", user), ("database", database)] {
+/// The protocol version code of v3.0 (`3 << 16`).
+pub const PROTOCOL_3_0: i32 = 196_608;
+
+/// A startup packet with any protocol version code and `params`, in order, as given.
+pub fn startup_packet_version(version: i32, params: &[(&str, &str)]) -> Vec<u8> {
+    let mut body = version.to_be_bytes().to_vec();
+    for (k, v) in params {
         body.extend_from_slice(k.as_bytes());
         body.push(0);
         body.extend_from_slice(v.as_bytes());
         body.push(0);
     }
     body.push(0);
-    let mut out = (i32::try_from(body.len() + 4).unwrap())
+    let mut out = i32::try_from(body.len() + 4)
+        .unwrap()
         .to_be_bytes()
         .to_vec();
     out.extend_from_slice(&body);
     out
+}
+
+/// A v3 startup packet for `user`/`database` followed by `extra` parameters.
+pub fn startup_packet_with(user: &str, database: &str, extra: &[(&str, &str)]) -> Vec<u8> {
+    let params: Vec<(&str, &str)> = [("user", user), ("database", database)]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .collect();
+    startup_packet_version(PROTOCOL_3_0, &params)
+}
+
+/// A v3 startup packet for `user`/`database`.
+pub fn startup_packet(user: &str, database: &str) -> Vec<u8> {
+    startup_packet_with(user, database, &[])
 }
 
 /// A tagged message.
@@ -83,48 +100,162 @@ pub async fn read_until_ready(stream: &mut TcpStream) -> Result<(), Option<Strin
     Err(None)
 }
 
+/// The `M` field (the message) of an ErrorResponse body; empty when it has none.
+pub fn error_message(body: &[u8]) -> String {
+    body.split(|b| *b == 0)
+        .find_map(|f| f.strip_prefix(b"M"))
+        .map(|m| String::from_utf8_lossy(m).into_owned())
+        .unwrap_or_default()
+}
+
+/// The (name, value) of a ParameterStatus body.
+pub fn parameter_status(body: &[u8]) -> (String, String) {
+    let mut parts = body.split(|b| *b == 0);
+    let name = String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
+    let value = String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
+    (name, value)
+}
+
+/// The first column of a DataRow body; `None` for SQL NULL (or a row without columns).
+pub fn first_column(body: &[u8]) -> Option<String> {
+    let len = i32::from_be_bytes(body.get(2..6)?.try_into().ok()?);
+    let len = usize::try_from(len).ok()?;
+    let value = body.get(6..6 + len)?;
+    Some(String::from_utf8_lossy(value).into_owned())
+}
+
+/// Reads one query's answer up to ReadyForQuery: the first column of its first row (`None`
+/// when there is no row or it is NULL), or the ErrorResponse's (SQLSTATE, message). A
+/// connection that closes before ReadyForQuery is the error it sent, or `("", "connection
+/// closed")`.
+pub async fn read_value(stream: &mut TcpStream) -> Result<Option<String>, (String, String)> {
+    let mut value = None;
+    let mut error = None;
+    for _ in 0..10_000 {
+        match read_message(stream).await {
+            Some((b'D', body)) if value.is_none() => value = first_column(&body),
+            Some((b'E', body)) => {
+                error = Some((error_code(&body).unwrap_or_default(), error_message(&body)));
+            }
+            Some((b'Z', _)) => return error.map_or(Ok(value), Err),
+            Some(_) => {}
+            None => break,
+        }
+    }
+    Err(error.unwrap_or_else(|| (String::new(), "connection closed".to_owned())))
+}
+
+/// What a raw login read: every message from the first reply up to and including
+/// ReadyForQuery or an ErrorResponse (or up to EOF), and the stream to go on with.
+pub struct Login {
+    /// The connection, after the last message read.
+    pub stream: TcpStream,
+    /// Every message read, in order.
+    pub messages: Vec<(u8, Vec<u8>)>,
+}
+
+impl Login {
+    /// The login ended with ReadyForQuery.
+    pub fn is_ready(&self) -> bool {
+        self.messages.last().map(|m| m.0) == Some(b'Z')
+    }
+
+    /// The (SQLSTATE, message) of the ErrorResponse that ended the login, if one did.
+    pub fn error(&self) -> Option<(String, String)> {
+        self.messages
+            .iter()
+            .find(|m| m.0 == b'E')
+            .map(|(_, body)| (error_code(body).unwrap_or_default(), error_message(body)))
+    }
+
+    /// The ParameterStatus reports, in order.
+    pub fn parameters(&self) -> Vec<(String, String)> {
+        self.messages
+            .iter()
+            .filter(|m| m.0 == b'S')
+            .map(|(_, body)| parameter_status(body))
+            .collect()
+    }
+
+    /// The BackendKeyData `(pid, key)`; `(0, 0)` when none came.
+    pub fn backend_key(&self) -> (i32, i32) {
+        self.messages
+            .iter()
+            .find(|m| m.0 == b'K' && m.1.len() >= 8)
+            .map_or((0, 0), |(_, body)| {
+                (
+                    i32::from_be_bytes(body[..4].try_into().unwrap()),
+                    i32::from_be_bytes(body[4..8].try_into().unwrap()),
+                )
+            })
+    }
+
+    /// The stream after ReadyForQuery, or the ErrorResponse's (SQLSTATE, message); a
+    /// connection closed without either is `("", "connection closed")`.
+    pub fn ready(self) -> Result<TcpStream, (String, String)> {
+        if self.is_ready() {
+            return Ok(self.stream);
+        }
+        Err(self
+            .error()
+            .unwrap_or_else(|| (String::new(), "connection closed".to_owned())))
+    }
+}
+
+/// The PasswordMessage answering an AuthenticationRequest body (`code` first), for cleartext
+/// (3) and md5 (5); trust's AuthenticationOk (0) needs none.
+fn password_reply(body: &[u8], user: &str, password: &str) -> Option<Vec<u8>> {
+    let code = i32::from_be_bytes(body.get(..4)?.try_into().ok()?);
+    let mut reply = match code {
+        0 => return None,
+        3 => password.as_bytes().to_vec(),
+        5 => {
+            let inner = hex(&Md5::digest(format!("{password}{user}")));
+            let mut h = Md5::new();
+            h.update(inner.as_bytes());
+            h.update(&body[4..8]);
+            format!("md5{}", hex(&h.finalize())).into_bytes()
+        }
+        other => panic!("auth method {other} not supported by the raw client"),
+    };
+    reply.push(0);
+    Some(message(b'p', &reply))
+}
+
+/// Connects to `port`, sends the startup `packet`, answers a cleartext or md5 challenge with
+/// `user`'s `password` (trust needs none), and reads until ReadyForQuery, an ErrorResponse or
+/// EOF (bounded: every read by [`READ_TIMEOUT`], at most 1,000 messages).
+pub async fn login_with(port: u16, packet: &[u8], user: &str, password: &str) -> Login {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    stream.write_all(packet).await.unwrap();
+    let mut messages = Vec::new();
+    for _ in 0..1000 {
+        let Some((tag, body)) = read_message(&mut stream).await else {
+            return Login { stream, messages };
+        };
+        if tag == b'R' {
+            if let Some(reply) = password_reply(&body, user, password) {
+                stream.write_all(&reply).await.unwrap();
+            }
+        }
+        let end = tag == b'Z' || tag == b'E';
+        messages.push((tag, body));
+        if end {
+            return Login { stream, messages };
+        }
+    }
+    panic!("raw login: no end after 1,000 messages");
+}
+
 /// Logs in over a raw socket (trust, cleartext or md5 challenge) and waits for ReadyForQuery.
 /// Returns the stream and the BackendKeyData `(pid, key)`.
 pub async fn login(port: u16, user: &str, password: &str, db: &str) -> (TcpStream, (i32, i32)) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    s.write_all(&startup_packet(user, db)).await.unwrap();
-    let mut key = (0, 0);
-    for _ in 0..100 {
-        let (tag, body) = read_message(&mut s).await.expect("login reply");
-        match tag {
-            b'R' => {
-                let code = i32::from_be_bytes(body[..4].try_into().unwrap());
-                match code {
-                    0 => {}
-                    3 => {
-                        let mut b = password.as_bytes().to_vec();
-                        b.push(0);
-                        s.write_all(&message(b'p', &b)).await.unwrap();
-                    }
-                    5 => {
-                        let inner = hex(&Md5::digest(format!("{password}{user}")));
-                        let mut h = Md5::new();
-                        h.update(inner.as_bytes());
-                        h.update(&body[4..8]);
-                        let mut b = format!("md5{}", hex(&h.finalize())).into_bytes();
-                        b.push(0);
-                        s.write_all(&message(b'p', &b)).await.unwrap();
-                    }
-                    other => panic!("auth method {other} not supported by the raw client"),
-                }
-            }
-            b'K' => {
-                key = (
-                    i32::from_be_bytes(body[..4].try_into().unwrap()),
-                    i32::from_be_bytes(body[4..8].try_into().unwrap()),
-                );
-            }
-            b'Z' => return (s, key),
-            b'E' => panic!("raw login refused: {:?}", error_code(&body)),
-            _ => {}
-        }
+    let login = login_with(port, &startup_packet(user, db), user, password).await;
+    let key = login.backend_key();
+    match login.ready() {
+        Ok(stream) => (stream, key),
+        Err(e) => panic!("raw login refused: {e:?}"),
     }
-    panic!("raw login: no ReadyForQuery");
 }
 
 /// Lower-case hex of `bytes`.

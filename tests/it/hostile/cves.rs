@@ -8,7 +8,6 @@
 //! The memory-safety and size CVEs are in `login_input` and `hostile_server`; the console
 //! authorization one (CVE-2026-6667) is `console_authz`.
 
-use md5::{Digest, Md5};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -18,24 +17,6 @@ use crate::harness::pooler::{Pooler, db_line, first_value, sqlstate};
 use crate::harness::postgres::{PgCluster, password};
 use crate::harness::raw;
 
-/// A startup packet with `params` after `user` and `database`.
-fn startup(user: &str, params: &[(&str, &str)]) -> Vec<u8> {
-    let mut body = 196_608_i32.to_be_bytes().to_vec();
-    for (k, v) in [("user", user), ("database", "app")].iter().chain(params) {
-        body.extend_from_slice(k.as_bytes());
-        body.push(0);
-        body.extend_from_slice(v.as_bytes());
-        body.push(0);
-    }
-    body.push(0);
-    let mut out = i32::try_from(body.len() + 4)
-        .unwrap()
-        .to_be_bytes()
-        .to_vec();
-    out.extend_from_slice(&body);
-    out
-}
-
 /// Logs in over a raw socket with md5, sending `params` in the startup packet; returns the
 /// stream after ReadyForQuery, or the errors and a closed connection.
 async fn md5_login(
@@ -44,35 +25,16 @@ async fn md5_login(
     pw: &str,
     params: &[(&str, &str)],
 ) -> Result<TcpStream, Vec<(String, String)>> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    s.write_all(&startup(user, params)).await.unwrap();
-    for _ in 0..100 {
-        let Some((tag, body)) = raw::read_message(&mut s).await else {
-            return Err(Vec::new());
-        };
-        match (tag, body.get(..4)) {
-            (b'R', Some([0, 0, 0, 5])) => {
-                let inner = raw::hex(&Md5::digest(format!("{pw}{user}")));
-                let mut h = Md5::new();
-                h.update(inner.as_bytes());
-                h.update(&body[4..8]);
-                let mut reply = format!("md5{}", raw::hex(&h.finalize())).into_bytes();
-                reply.push(0);
-                s.write_all(&raw::message(b'p', &reply)).await.unwrap();
-            }
-            (b'E', _) => {
-                let mut errors = vec![(
-                    raw::error_code(&body).unwrap_or_default(),
-                    super::error_message(&body),
-                )];
-                errors.extend(errors_then_eof(&mut s).await);
-                return Err(errors);
-            }
-            (b'Z', _) => return Ok(s),
-            _ => {}
-        }
+    let packet = raw::startup_packet_with(user, "app", params);
+    let mut login = raw::login_with(port, &packet, user, pw).await;
+    if login.is_ready() {
+        return Ok(login.stream);
     }
-    panic!("no end to the login");
+    let mut errors: Vec<(String, String)> = login.error().into_iter().collect();
+    if !errors.is_empty() {
+        errors.extend(errors_then_eof(&mut login.stream).await);
+    }
+    Err(errors)
 }
 
 /// The attacker's `evil.<` for timestamps logs every call in `public.hook_log` (it would run as
@@ -199,12 +161,8 @@ async fn cve_2025_12819_console_login_is_not_an_injection_path() {
     let mut s = TcpStream::connect(("127.0.0.1", pooler.port))
         .await
         .unwrap();
-    let mut pkt = startup(USER, &evil);
     // Same packet, console database.
-    let at = pkt.windows(4).position(|w| w == b"app\0").unwrap();
-    pkt.splice(at..at + 3, b"pgbouncer".iter().copied());
-    let len = i32::try_from(pkt.len()).unwrap().to_be_bytes();
-    pkt[..4].copy_from_slice(&len);
+    let pkt = raw::startup_packet_with(USER, "pgbouncer", &evil);
     s.write_all(&pkt).await.unwrap();
     let _ = raw::read_message(&mut s).await;
     drop(s);

@@ -169,7 +169,7 @@ async fn error_responses_without_sqlstate() {
             }
             assert_eq!(errors.len(), 1, "{db}");
             assert_eq!(raw::error_code(&errors[0]), None, "{db}");
-            assert_eq!(super::error_message(&errors[0]), text, "{db}");
+            assert_eq!(raw::error_message(&errors[0]), text, "{db}");
         }
     }
     super::still_serves(&pooler).await;

@@ -71,7 +71,7 @@ async fn passwords_of_65536_bytes() {
         (tag, &body[..4]),
         (b'R', &[0u8; 4][..]),
         "AuthenticationOk, not {:?}",
-        super::error_message(&body)
+        raw::error_message(&body)
     );
     raw::read_until_ready(&mut s).await.expect("logged in");
     s.write_all(&raw::query("select 1")).await.unwrap();

@@ -60,7 +60,7 @@ async fn errors_then_eof(s: &mut TcpStream) -> Vec<(String, String)> {
         match raw::read_message(s).await {
             Some((b'E', body)) => errors.push((
                 raw::error_code(&body).unwrap_or_default(),
-                error_message(&body),
+                raw::error_message(&body),
             )),
             Some(_) => {}
             None => break,
@@ -68,14 +68,6 @@ async fn errors_then_eof(s: &mut TcpStream) -> Vec<(String, String)> {
     }
     assert_closed(s).await;
     errors
-}
-
-/// The `M` field of an ErrorResponse body.
-fn error_message(body: &[u8]) -> String {
-    body.split(|b| *b == 0)
-        .find(|f| f.first() == Some(&b'M'))
-        .map(|f| String::from_utf8_lossy(&f[1..]).into_owned())
-        .unwrap_or_default()
 }
 
 /// The connection is closed: a read yields EOF (or a reset), not a hang.
