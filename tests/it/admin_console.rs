@@ -396,9 +396,15 @@ async fn numbers_are_true_under_load() {
     assert_eq!(pools.int("app", "cl_active"), 3);
     assert_eq!(pools.int("app", "sv_idle"), 0);
     assert_eq!(pools.int("pgbouncer", "cl_active"), 1, "the console itself");
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let pools = show(&admin, "POOLS").await;
-    assert!(pools.int("app", "maxwait") >= 1, "maxwait grows: {pools:?}");
+    // maxwait (whole seconds) reaches 1 once the client has waited a second.
+    assert!(
+        eventually(10, || async {
+            show(&admin, "POOLS").await.int("app", "maxwait") >= 1
+        })
+        .await,
+        "maxwait grows: {:?}",
+        show(&admin, "POOLS").await
+    );
     let clients = show(&admin, "CLIENTS").await;
     let state = clients.col("state");
     let db = clients.col("database");
@@ -583,17 +589,21 @@ async fn pause_and_resume() {
     holder.batch_execute("begin; select 1").await.unwrap();
     let admin2 = console(&pooler, ADMIN).await;
     let pausing = tokio::spawn(async move { run(&admin2, "PAUSE").await.map(drop) });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The pooler took the PAUSE (the state says paused) and has not answered it yet.
+    assert!(
+        eventually(10, || async {
+            show(&admin, "STATE")
+                .await
+                .get("paused", "value")
+                .as_deref()
+                == Some("yes")
+        })
+        .await,
+        "PAUSE never reached the pooler"
+    );
     assert!(
         !pausing.is_finished(),
         "PAUSE waits for the open transaction"
-    );
-    assert_eq!(
-        show(&admin, "STATE")
-            .await
-            .get("paused", "value")
-            .as_deref(),
-        Some("yes")
     );
     holder.batch_execute("commit").await.unwrap();
     tokio::time::timeout(Duration::from_secs(10), pausing)

@@ -141,8 +141,25 @@ async fn cancel_reaches_only_its_own_query() {
     let bystander = pooler.connect("md5_user", &pw, "app").await.unwrap();
     let token = victim.cancel_token();
     let slow = tokio::spawn(async move { victim.simple_query("select pg_sleep(30)").await });
-    let other = tokio::spawn(async move { bystander.simple_query("select pg_sleep(1.5)").await });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let other = tokio::spawn(async move { bystander.simple_query("select pg_sleep(3)").await });
+    // Cancel once both queries run (a cancel that arrives first has nothing to cancel).
+    let superuser = pg.superuser_client().await;
+    let both_run = format!(
+        "select count(*) from pg_stat_activity where datname = '{db}' \
+         and state = 'active' and query like 'select pg_sleep(%'"
+    );
+    assert!(
+        eventually(20, || async {
+            first_value(&superuser, &both_run)
+                .await
+                .ok()
+                .flatten()
+                .as_deref()
+                == Some("2")
+        })
+        .await,
+        "the two queries never ran together"
+    );
     token
         .cancel_query(tokio_postgres::NoTls)
         .await

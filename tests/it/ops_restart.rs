@@ -131,11 +131,26 @@ async fn rolling_restart_with_so_reuseport_loses_nothing() {
     let tcp_load = tokio::spawn(bench("127.0.0.1".to_owned()));
     let unix_load = tokio::spawn(bench(socket_dir.clone()));
 
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // B starts while A serves the load (A has opened servers for it).
+    let superuser = pg.superuser_client().await;
+    assert!(
+        eventually(20, || async { backends(&superuser, &db, None).await > 0 }).await,
+        "the load never reached A's servers"
+    );
     let b = spawn(&config, &dir.join("b.log"));
     let b_pid = b.id();
     wait_for_pidfile(&pidfile, b_pid).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // A leaves only once B listens on the unix socket too.
+    let b_log = dir.join("b.log");
+    assert!(
+        eventually(20, || async {
+            std::fs::read_to_string(&b_log)
+                .unwrap_or_default()
+                .contains("took over the unix socket")
+        })
+        .await,
+        "B did not take over the unix socket"
+    );
     signal(a_pid, "TERM");
     let status = wait_exit(a).await;
     assert!(status.success(), "A: {status:?}");
@@ -170,7 +185,6 @@ async fn rolling_restart_with_so_reuseport_loses_nothing() {
     assert!(wait_exit(b).await.success());
     assert!(!pidfile.exists(), "B left its pidfile");
     assert!(!dir.join(&format!(".s.PGSQL.{port}")).exists());
-    let superuser = pg.superuser_client().await;
     assert!(eventually(10, || async { backends(&superuser, &db, None).await == 0 }).await);
 }
 
