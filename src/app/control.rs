@@ -2,7 +2,7 @@
 //! `ControlHandle`) with pool-level operations, the reload path and the shutdown tokens.
 //!
 //! Owns: turning a request into effects and a reply: waiting for PAUSE and WAIT_CLOSE to
-//! complete, re-reading the config for RELOAD, building the config for SET.
+//! complete; RELOAD and SET go to the [`Reloader`] (one at a time).
 //! Does not: check rights or argument syntax (the console does) or know about sockets.
 //! Invariants: each request runs on its own task, so a PAUSE that waits for transactions to end
 //! never holds up a RESUME; every request gets one reply.
@@ -68,12 +68,8 @@ async fn execute(env: &ControlEnv, request: Request) -> Reply {
     let registry = &env.registry;
     match request {
         Request::Reload => reload(env),
-        Request::Set { key, value } => {
-            let next = crate::config::set_online(&registry.config(), &key, &value)
-                .map_err(ControlError::new)?;
-            registry.reload(&Arc::new(next));
-            Ok(())
-        }
+        // Through the reloader, one at a time with RELOAD, and to the log output too.
+        Request::Set { key, value } => env.reloader.set(&key, &value).map_err(ControlError::new),
         Request::Pause(db) => {
             op(registry.pause(db.as_deref()))?;
             let db = db.as_deref();

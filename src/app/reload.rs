@@ -1,8 +1,10 @@
-//! RELOAD and SIGHUP: re-read the config file and `auth_file`, keep what cannot change online,
-//! apply the rest to the running pools and the log output.
+//! RELOAD, SIGHUP and the console's SET: re-read the config file and `auth_file` (or change one
+//! setting of the running config), keep what cannot change online, apply the rest to the
+//! running pools and the log output.
 //!
-//! Owns: the reload sequence, one at a time (SIGHUP and the console's RELOAD both come here
-//! through the control loop).
+//! Owns: the reload sequence, one at a time: SIGHUP, the console's RELOAD and SET (through the
+//! control loop) and `Running::reload`/`reload_with` all take the one lock, so each starts from
+//! the config the previous one left and a SET cannot undo a RELOAD that ran meanwhile.
 //! Does not: parse (config/), or change pools itself (`Registry::reload`).
 //! Invariants: a file that does not load, or whose log settings are invalid, changes nothing;
 //! restart-only settings keep their running values and are logged as needing a restart, as
@@ -17,6 +19,9 @@ use super::logging::{LogHandle, LogSettings};
 use crate::config::Config;
 use crate::config::restart::keep_restart_only;
 use crate::pool::{Registry, ReloadSummary};
+
+/// The log line of a reload from the file.
+const RELOADED: &str = "configuration reloaded";
 
 /// The outcome of a reload: `Err` carries the reason the running config was kept.
 pub type ReloadResult = Result<(), String>;
@@ -57,7 +62,7 @@ impl Reloader {
             return Err("the configuration was not read from a file".to_owned());
         };
         match Config::load_with_extra(&path, self.extra.as_deref()) {
-            Ok(config) => self.apply_locked(config),
+            Ok(config) => self.apply_locked(config, RELOADED),
             Err(e) => {
                 let reason = format!("reload failed, keeping the running configuration: {e}");
                 tracing::error!("{reason}");
@@ -69,10 +74,19 @@ impl Reloader {
     /// Applies an already loaded config.
     pub fn apply(&self, config: Config) -> ReloadResult {
         let _one_at_a_time = self.lock.lock();
-        self.apply_locked(config)
+        self.apply_locked(config, RELOADED)
     }
 
-    fn apply_locked(&self, mut config: Config) -> ReloadResult {
+    /// The console's `SET key = value`: the running config with that one setting changed
+    /// (`config::set_online`'s checks and error texts), applied as a reload is.
+    pub fn set(&self, key: &str, value: &str) -> ReloadResult {
+        let _one_at_a_time = self.lock.lock();
+        let next = crate::config::set_online(&self.registry.config(), key, value)?;
+        self.apply_locked(next, "setting changed online")
+    }
+
+    /// Applies `config`; `done` is the log line's message.
+    fn apply_locked(&self, mut config: Config, done: &str) -> ReloadResult {
         crate::admin::check_compat_version(&config);
         let log_settings = LogSettings::from_config(&config).map_err(|e| {
             let reason = format!("reload failed, keeping the running configuration: {e}");
@@ -96,7 +110,7 @@ impl Reloader {
                 tracing::error!("log settings not applied: {e}");
             }
         }
-        log_summary(&added, &removed, summary);
+        log_summary(&added, &removed, summary, done);
         Ok(())
     }
 }
@@ -111,13 +125,13 @@ fn database_changes(old: &Config, new: &Config) -> (Vec<String>, Vec<String>) {
     (added, removed)
 }
 
-fn log_summary(added: &[String], removed: &[String], summary: ReloadSummary) {
+fn log_summary(added: &[String], removed: &[String], summary: ReloadSummary, done: &str) {
     tracing::info!(
         databases_added = ?added,
         databases_removed = ?removed,
         pools_updated = summary.updated,
         pools_reconnected = summary.reconnected,
         pools_retired = summary.retired,
-        "configuration reloaded"
+        "{done}"
     );
 }

@@ -1,5 +1,6 @@
 //! Log output of the built binary: syslog datagrams, JSON and text lines in the logfile,
-//! `verbose` and `log_connections` changed by a reload; `-u` switching user.
+//! `verbose` and `log_connections` changed by a reload, `verbose` by the console's SET; `-u`
+//! switching user.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixDatagram;
@@ -139,6 +140,43 @@ async fn syslog_json_and_log_settings_on_reload() {
         !after.lines().any(|l| l.starts_with('{')),
         "still JSON:\n{after}"
     );
+
+    kill(pid, "INT");
+    let status =
+        tokio::task::spawn_blocking(move || wait_child(&mut child, Duration::from_secs(30)))
+            .await
+            .unwrap();
+    assert!(status.is_some_and(|s| s.success()));
+}
+
+/// The console's SET applies as a reload does, log output included: `SET verbose = 1` brings
+/// DEBUG lines at once, without a RELOAD.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_set_verbose_changes_the_log_output() {
+    let pg = PgCluster::shared();
+    let db = pg.create_database("logset");
+    let pw = password("md5_user");
+    let dir = TempDir::new("pgsluice-logset");
+    dir.write("userlist.txt", &userlist(&[("md5_user", &pw)]));
+    let port = free_port();
+    write_ini(&dir, &db, port, "admin_users = md5_user", "");
+    let mut child = Command::new(BIN)
+        .arg(dir.join("pgbouncer.ini"))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let logfile = dir.join("pgsluice.log");
+    wait_for(&logfile, "listening").await;
+    let psql = |db: &'static str, sql: &'static str| {
+        psql_async("127.0.0.1", port, "md5_user", db, Some(&pw), sql)
+    };
+    let out = psql("pgbouncer", "SET verbose = 1").await;
+    assert!(out.status.success(), "{out:?}");
+    let out = psql("app", "select 2").await;
+    assert!(out.status.success(), "{out:?}");
+    // verbose = 0 until the SET: the first DEBUG line is the SET's doing.
+    wait_for(&logfile, "DEBUG").await;
 
     kill(pid, "INT");
     let status =
