@@ -1,14 +1,20 @@
 //! Reload (what SIGHUP and RELOAD do): pool sizes change live under load without dropping a
 //! transaction, databases appear and disappear, auth_file users change, restart-only settings
-//! are kept, and an invalid file keeps the running configuration.
+//! are kept, and an invalid file keeps the running configuration. Also the other control
+//! signals: SIGUSR1 pauses and SIGUSR2 resumes every database, as the console's PAUSE/RESUME.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use nix::sys::signal::Signal;
+
 use crate::harness::files::userlist;
+use crate::harness::metrics::{cell, find, show};
 use crate::harness::pooler::{Pooler, backends, db_line, eventually, first_value, sqlstate};
 use crate::harness::postgres::{PgCluster, password};
+use crate::harness::raw::PoolerProcess;
+use crate::harness::tools::signal;
 
 fn md5_users() -> String {
     userlist(&[("md5_user", &password("md5_user"))])
@@ -324,5 +330,76 @@ async fn changed_server_reconnects_after_the_transaction() {
         })
         .await,
         "the old server was not closed"
+    );
+}
+
+/// A client of the pooler process `port` (md5_user, database `db`).
+async fn process_client(port: u16, db: &str) -> tokio_postgres::Client {
+    let conn = format!(
+        "host=127.0.0.1 port={port} user=md5_user password={} dbname={db}",
+        password("md5_user")
+    );
+    let (client, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {db}: {e}"));
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    client
+}
+
+/// SIGUSR1 pauses every database (SHOW STATE says so, a query waits in the queue), SIGUSR2
+/// resumes them (the waiting query runs), as the console's PAUSE and RESUME.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigusr1_pauses_and_sigusr2_resumes() {
+    let pg = PgCluster::shared();
+    let db = pg.create_database("signal_pause");
+    let pooler = PoolerProcess::start(
+        &db_line("app", &db, ""),
+        &format!(
+            "{TX}
+auth_type = md5
+admin_users = md5_user"
+        ),
+        &md5_users(),
+    );
+    let admin = process_client(pooler.port, "pgbouncer").await;
+    let client = process_client(pooler.port, "app").await;
+    assert_eq!(
+        first_value(&client, "select 1").await.unwrap().as_deref(),
+        Some("1")
+    );
+    let paused = |want: &'static str| {
+        let admin = &admin;
+        async move {
+            let rows = show(admin, "SHOW STATE").await;
+            find(&rows, "key", "paused").and_then(|r| cell(r, "value")) == Some(want)
+        }
+    };
+    signal(pooler.pid(), Signal::SIGUSR1).expect("SIGUSR1");
+    assert!(
+        eventually(20, || paused("yes")).await,
+        "SIGUSR1 did not pause"
+    );
+    let waiting = tokio::spawn(async move { first_value(&client, "select 2").await });
+    assert!(
+        eventually(20, || async {
+            let pools = show(&admin, "SHOW POOLS").await;
+            find(&pools, "database", "app").and_then(|r| cell(r, "cl_waiting")) == Some("1")
+        })
+        .await,
+        "the query does not wait while paused"
+    );
+    assert!(!waiting.is_finished(), "a query ran while paused");
+    signal(pooler.pid(), Signal::SIGUSR2).expect("SIGUSR2");
+    let value = tokio::time::timeout(Duration::from_secs(20), waiting)
+        .await
+        .expect("the query runs after SIGUSR2")
+        .unwrap()
+        .unwrap();
+    assert_eq!(value.as_deref(), Some("2"));
+    assert!(
+        eventually(20, || paused("no")).await,
+        "SIGUSR2 did not resume"
     );
 }
