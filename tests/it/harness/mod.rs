@@ -1,6 +1,11 @@
 //! Test harness shared by every integration test module.
 //!
 //! * `postgres` — one throwaway PostgreSQL cluster per test process, with a role per auth method.
+//! * `pooler` — an in-process pooler on a free port (`Pooler::start`), its connections, and the
+//!   bounded wait on a condition (`eventually`) that every test uses instead of a sleep.
+//! * `raw` — raw-socket clients (startup packets, logins with any parameters and protocol
+//!   version, reading replies message by message) and pgsluice run as its own process.
+//! * `certs` — a throwaway CA and the certificates the TLS tests need.
 //! * `files` — temporary config directories and userlist.txt lines.
 //! * `tools` — `psql` / `pgbench` as subprocesses with timeouts.
 //! * `logs` — the log lines of in-process poolers (a global `tracing` subscriber, opt-in).
