@@ -1,5 +1,7 @@
-//! Wiring: binds the listeners, starts the janitor and signal handling, routes each new
-//! connection (client, cancel, admin console), and sequences reload and shutdown.
+//! Wiring: binds the listeners, starts the control loop, the janitor, the stats ticker, the alert
+//! evaluator and the metrics endpoint, routes each new connection (client, cancel, admin
+//! console), relays the shutdown stages to the connection directory, and sequences reload
+//! ([`reload`]) and shutdown. Signal handling ([`signals`]) is started by the binary.
 //!
 //! This is the only module that knows all the others.
 

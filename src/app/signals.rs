@@ -2,6 +2,11 @@
 //! clients; SIGINT wait for servers (running transactions finish); a second SIGINT or SIGTERM
 //! during any shutdown, or SIGQUIT, immediate;
 //! SIGUSR1 PAUSE and SIGUSR2 RESUME of every database, as the console's commands.
+//!
+//! SIGHUP goes through the control loop (`ControlHandle`), so it is one reload at a time with
+//! the console's RELOAD and SET. The other signals act here directly: SIGUSR1/SIGUSR2 make the
+//! same `Registry::pause`/`resume` calls as the console's PAUSE/RESUME (nothing waits for the
+//! pause to complete), and the shutdown signals set the same `Shutdown` stages as SHUTDOWN.
 
 use std::sync::Arc;
 

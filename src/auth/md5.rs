@@ -3,7 +3,7 @@
 //! Owns: the md5 secret (`md5(password + user)`), the salted challenge response, and checking a
 //! client's response against a stored plain or md5 secret.
 //!
-//! Does not: read or write protocol messages, choose the method (see [`super::method_for`]), or
+//! Does not: read or write protocol messages, choose the method (`client/auth.rs` does), or
 //! pick the salt (the caller draws 4 random bytes per login).
 //!
 //! Invariants: responses are compared in constant time; a SCRAM secret never verifies an md5

@@ -1,14 +1,15 @@
 //! Client and server authentication: md5, SCRAM-SHA-256, and the `auth_type` policy.
 //!
 //! Owns: pure functions over authentication messages and secrets — md5 responses
-//! (`md5.rs`), both sides of SCRAM (`scram.rs`), choosing the method a client login uses
-//! ([`method_for`]), checking a cleartext password ([`verify_cleartext`]), the HBA file subset
-//! PgBouncer supports ([`hba`]) and its user-name maps ([`ident`]), and constant-time
-//! comparison.
+//! (`md5.rs`), both sides of SCRAM (`scram.rs`), checking a cleartext password
+//! ([`verify_cleartext`]), the HBA file subset PgBouncer supports ([`hba`]) and its user-name
+//! maps ([`ident`]), and constant-time comparison.
 //!
-//! Does not: touch sockets, run async code, frame protocol messages, log, or look users up.
-//! Callers (`client/startup.rs`, `server/login.rs`) move the bytes and map [`AuthError`] to
-//! PgBouncer's error texts.
+//! Does not: touch sockets, run async code, frame protocol messages, log, or look users up; nor
+//! choose the method a client login uses: `client/auth.rs` does (`method_for` and `Method` here
+//! are an older copy of that choice which the login does not call).
+//! Callers (`client/auth.rs` for clients, `server/login.rs` for servers) move the bytes and map
+//! [`AuthError`] to PgBouncer's error texts.
 //!
 //! Invariants: secrets and derived keys never appear in errors or `Debug` output; every
 //! comparison of secret-derived bytes is constant-time; no input panics.

@@ -1,5 +1,5 @@
 //! Client connections: the first packet ([`startup`]), authentication ([`auth`]), the welcome
-//! message, then the [`session`] loop that borrows servers and [`relay`]s bytes. Cancel requests
+//! message, then the [`session`] loop that borrows servers and `relay`s bytes. Cancel requests
 //! are resolved by [`cancel`]; [`errors`] is the one mapping to PgBouncer's texts and SQLSTATEs.
 //!
 //! Does not: accept sockets (the app's listener does) or own servers (the pool does).

@@ -6,7 +6,7 @@
 //! Parse the server needs but the client did not send is swallowed, and Close of a client name
 //! never reaches the server.
 //!
-//! Invariants: a server's [`PreparedSet`] lists exactly the statements the server really has
+//! Invariants: a server's `PreparedSet` (`server/prepared.rs`) lists exactly the statements the server really has
 //! (entries for Parses that fail or that the server skips after an error are removed, and a
 //! statement whose eviction Close the server skipped is listed again); a client's names change
 //! only through messages the server carries out, as in PostgreSQL; memory is bounded by

@@ -7,9 +7,9 @@
 //! Does not: open sockets, resolve hosts, or decide policy at run time. A `Config` is immutable
 //! once built; a reload builds a new one and the app swaps the whole `Arc`.
 //!
-//! Layout: `ini.rs` (lexer) → `load.rs` (sections, builder) → `general.rs` (values of
-//! `[pgbouncer]`, driven by `settings.rs`), `connstr.rs`, `users.rs`, `userlist.rs`;
-//! `toml.rs` feeds the same builder; `validate.rs` checks the whole; `docs.rs` renders
+//! Layout: `ini.rs` (lexer) → `load.rs` (which file form) → `builder.rs` (sections) →
+//! `general.rs` (values of `[pgbouncer]`, driven by `settings.rs`), `connstr.rs`, `users.rs`,
+//! `userlist.rs`; `toml.rs` feeds the same builder; `validate.rs` checks the whole; `docs.rs` renders
 //! `docs/configuration.md` from the table.
 
 mod builder;

@@ -1,4 +1,5 @@
-//! Byte transport: the [`Stream`] a client or server connection runs over (TCP or unix socket),
+//! Byte transport: the [`Stream`] a client or server connection runs over (TCP, TLS over TCP
+//! either way, or a unix socket),
 //! a cancel-safe whole-message reader for the login phases ([`MessageReader`]), and socket options.
 //!
 //! Does not: interpret messages beyond their framing; that is `protocol`'s job.

@@ -1,5 +1,7 @@
-//! A whole-message reader for the login phases (startup, auth, parameter alignment), where the
-//! pooler must see every message. The relay does not use it: it streams with `protocol::scan`.
+//! A whole-message reader for where the pooler must see every message: a client's startup and
+//! authentication, a server's login, and the admin console's session. The relay does not use
+//! it (it streams with `protocol::scan`), and neither do the pooler's own queries on a server
+//! (parameter alignment, reset, check, ROLLBACK): `server/query.rs` reads their replies itself.
 //!
 //! Invariant: the buffer lives in the struct, so a `read_*` raced in `select!` and dropped loses
 //! no bytes (cancel-safe).

@@ -8,9 +8,12 @@
 //! Does not: know about clients beyond a count, or relay bytes. A client gets a server as a
 //! [`PooledServer`] guard and gives it back through the guard, which decides whether it is clean.
 //!
-//! Invariants: every open server is in exactly one of idle / checked out / connecting / testing,
-//! counted under the one mutex, so SHOW POOLS is true by construction; the mutex is never held
-//! across an `.await`; when clients wait, the idle list is empty.
+//! Invariants: the mutex is never held across an `.await`; when clients wait, the idle list is
+//! empty. The counts SHOW POOLS reads (idle / checked out / connecting / tested) are kept under
+//! the one mutex, but they are changed at many sites (`checkout.rs`, `janitor.rs`,
+//! `control.rs`, `resize.rs`, here), and the state SHOW SERVERS prints is kept apart in the
+//! connection directory, so the two can disagree: a server being rolled back or reset in the
+//! background is `tested` in SHOW SERVERS and `sv_active` in SHOW POOLS.
 
 mod checkout;
 mod close;

@@ -1,12 +1,15 @@
-//! One PostgreSQL server connection: connecting and logging in ([`login`]), the parameters the
-//! server reported ([`params`]), running the pooler's own simple queries on it ([`query`]:
+//! One PostgreSQL server connection: connecting and logging in (`login`), the parameters the
+//! server reported ([`params`]), running the pooler's own simple queries on it (`query`:
 //! reset, check, SET alignment, ROLLBACK), and what a cancel needs to reach it.
 //!
 //! Does not: know about pools or clients. The pool owns `ServerConn`s; a client task borrows one
 //! through the pool's guard and relays bytes over [`ServerConn::io`].
 //!
-//! Invariant: `idle` is true only after a ReadyForQuery `I` with nothing outstanding; anything
-//! else is a dirty server that must be reset or closed, never handed on.
+//! Invariant: a `ServerConn` goes back to an idle list only when its client's relay ended at a
+//! ReadyForQuery `I` with nothing outstanding (`ServerState::Idle`, decided by
+//! `client::release::ReleaseRule`) and [`ServerConn::is_clean`] holds, or after the guard's
+//! ROLLBACK or `server_reset_query` brought it back to `I`; anything else is a dirty server that
+//! is closed, never handed on (`pool::PooledServer::release`).
 
 pub(crate) mod auth_query;
 pub mod credentials;

@@ -19,8 +19,8 @@
 //! and a poll of the flag is one atomic load and one uncontended lock. Shutdown stages reach
 //! every record registered `with_shutdown` through [`ConnDirectory::stop_followers`]; a record
 //! registered after a stage started gets that stage's flags as it is inserted. The only
-//! non-std piece left is the lazily made [`ConnInfo::kill_token`] kept for code not yet moved to
-//! [`ConnInfo::poll_killed`]; the only crate-internal use is the string table of
+//! non-std piece left is the lazily made [`ConnInfo::kill_token`], kept for code not yet moved to
+//! [`ConnInfo::poll_killed`] (only this file's tests still call it); the only crate-internal use is the string table of
 //! [`super::intern`], itself layer 0. Strings that many connections share (`application_name`,
 //! TLS summary, addresses) are shared copies from that table, so an idle client's record holds
 //! no string of its own for them.

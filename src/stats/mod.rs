@@ -1,7 +1,11 @@
 //! Per-pool counters, as PgBouncer's SHOW STATS reports them, and their per-period averages.
 //!
 //! Owns: relaxed atomic counters added to by the client tasks (per read/write batch for bytes, per
-//! query/transaction for the rest) and the arithmetic of averages. Never a lock.
+//! query/transaction for the rest) and the arithmetic of averages. The counters never take a
+//! lock; the modules below do, briefly and never per message: the period snapshots
+//! ([`period`]) a mutex per tick and per SHOW STATS, the connection directory ([`conns`]) a
+//! shard lock per login and logout, the alert table ([`alert_board`]) a mutex to swap or clone
+//! an `Arc`.
 //!
 //! Does not: decide when a transaction starts or ends (the relay does) or render anything.
 //!

@@ -4,7 +4,7 @@
 //! Owns: [`TlsContext`] (an acceptor for clients, a connector for servers, each with its mode),
 //! built from a [`Config`] by [`TlsContext::from_config`]; the translation of PgBouncer's
 //! protocol and cipher settings ([`policy`]); the certificate checks libpq's modes mean
-//! ([`verify`]), with the checks for X.509 v1/v2 certificates WebPKI refuses and PgBouncer's
+//! (`verify`), with the checks for X.509 v1/v2 certificates WebPKI refuses and PgBouncer's
 //! host-name rule (`legacy`, over the minimal certificate reader `x509`); the names in a client
 //! certificate ([`peer`]); the connection summary SHOW CLIENTS prints ([`summary`]).
 //!
