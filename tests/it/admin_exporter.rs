@@ -20,7 +20,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::harness::files::userlist;
-use crate::harness::pooler::{Pooler, db_line, eventually};
+use crate::harness::pooler::{Pooler, db_line, eventually, free_port};
 use crate::harness::postgres::{PgCluster, password};
 use crate::harness::tools::required;
 
@@ -34,14 +34,6 @@ impl Drop for Exporter {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// GET /metrics over plain HTTP/1.0; `None` until the exporter answers 200.

@@ -20,7 +20,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::harness::files::TempDir;
-use crate::harness::pooler::{Pooler, db_line};
+use crate::harness::pooler::{Pooler, db_line, free_port};
 use crate::harness::postgres::PgCluster;
 use crate::harness::tools::required;
 
@@ -137,14 +137,6 @@ impl Drop for RealBouncer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn start_pgbouncer(databases: &str, settings: &str) -> RealBouncer {

@@ -9,9 +9,9 @@ use tokio_postgres::{Client, NoTls};
 
 use crate::harness::certs::TestCa;
 use crate::harness::files::{TempDir, userlist};
-use crate::harness::pooler::{Pooler, db_line, first_value, sqlstate};
+use crate::harness::pooler::{Pooler, db_line, first_value, free_port, sqlstate};
 use crate::harness::postgres::{PgCluster, password};
-use crate::tls_auth::psql_conninfo;
+use crate::harness::tools::psql_conninfo;
 
 const SECRETS_QUERY: &str = "SELECT usename, passwd FROM auth_secrets WHERE usename = $1";
 
@@ -247,14 +247,6 @@ fn os_user() -> String {
         .unwrap()
         .expect("the test user has a passwd entry")
         .name
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn connect_unix(

@@ -5,6 +5,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::harness::files::{TempDir, userlist};
+use crate::harness::pooler::free_port;
 use crate::harness::postgres::{PgCluster, password};
 use crate::harness::tools::{
     pgbench_async, pgbench_init, psql_async, run_with_timeout, wait_child,
@@ -72,14 +73,6 @@ fn bad_config_fails_with_file_line_and_reason() {
     assert!(err.contains("pgbouncer.ini:3"), "{err}");
     assert!(err.contains("pool_mode"), "{err}");
     assert!(!run(&["--no-such-flag"]).status.success());
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// pgbench and psql through the real binary, then SIGINT: the process exits by itself and

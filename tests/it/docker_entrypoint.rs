@@ -8,6 +8,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use crate::harness::files::TempDir;
+use crate::harness::pooler::free_port;
 use crate::harness::postgres::{PgCluster, password};
 use crate::harness::tools::{psql_async, run_with_timeout, wait_child};
 
@@ -254,12 +255,7 @@ async fn entrypoint_starts_a_working_pooler() {
     let db = pg.create_database("entrypoint");
     let pw = password("md5_user");
     let dir = TempDir::new("entrypoint-live");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .to_string();
+    let port = free_port().to_string();
     let mut child = Command::new("sh")
         .arg(script())
         .env_clear()

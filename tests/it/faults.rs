@@ -11,7 +11,9 @@ use md5::Digest as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::harness::files::userlist;
-use crate::harness::pooler::{Pooler, backends, db_line, eventually, first_value, sqlstate};
+use crate::harness::pooler::{
+    Pooler, backends, db_line, eventually, first_value, free_port, sqlstate,
+};
 use crate::harness::postgres::{PgCluster, password};
 use crate::harness::raw;
 
@@ -215,11 +217,7 @@ async fn postgres_restart_and_outage_under_load() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_server_ends_in_client_login_timeout() {
     // A port nobody listens on: connection refused.
-    let port = std::net::TcpListener::bind(("127.0.0.1", 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let pooler = Pooler::start(
         &format!("app = host=127.0.0.1 port={port} dbname=postgres\n"),
         "pool_mode = transaction\nserver_login_retry = 1\nclient_login_timeout = 2",

@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::harness::files::{TempDir, userlist};
-use crate::harness::pooler::{eventually, first_value};
+use crate::harness::pooler::{eventually, first_value, free_port};
 use crate::harness::postgres::{PgCluster, password};
 use crate::harness::tools::{pgbench_async, pgbench_init, signal};
 use nix::sys::signal::Signal;
@@ -49,11 +49,7 @@ impl Proc {
     /// `nofile`: the process's fd limit (soft and hard, set by `ulimit -n` before `exec`).
     fn start(pg: &PgCluster, settings: &str, nofile: Option<u32>) -> Proc {
         let dir = TempDir::new("faults-load");
-        let port = std::net::TcpListener::bind(("127.0.0.1", 0))
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let auth = dir.write("userlist.txt", &userlist(&[(USER, &password(USER))]));
         let server = format!("host={} port={} dbname=bench", pg.host(), pg.port());
         let ini = dir.write(

@@ -12,9 +12,9 @@ use tokio_postgres::Client;
 use crate::harness::certs::TestCa;
 use crate::harness::files::userlist;
 use crate::harness::metrics::{Row, cell, show};
-use crate::harness::pooler::{Pooler, db_line, eventually, first_value, sqlstate};
+use crate::harness::pooler::{Pooler, db_line, eventually, first_value, free_port, sqlstate};
 use crate::harness::postgres::{PgCluster, password};
-use crate::tls_auth::psql_conninfo;
+use crate::harness::tools::psql_conninfo;
 
 /// The row of `db` in SHOW POOLS (first user).
 async fn pool_row(console: &Client, db: &str) -> Option<Row> {
@@ -157,10 +157,7 @@ async fn clients_wait_through_refused_connections() {
     let pg = PgCluster::shared();
     let db = pg.create_database("connrefused");
     // A port nobody listens on until the forwarder binds it.
-    let port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap().port()
-    };
+    let port = free_port();
     let users = userlist(&[("trust_user", ""), ("stats", "stats_pw")]);
     let pooler = Pooler::start(
         &format!("app = host=127.0.0.1 port={port} dbname={db} user=trust_user\n"),

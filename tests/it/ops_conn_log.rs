@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::harness::files::userlist;
 use crate::harness::logs;
-use crate::harness::pooler::{Pooler, db_line, eventually, first_value};
+use crate::harness::pooler::{Pooler, db_line, eventually, first_value, free_port};
 use crate::harness::postgres::PgCluster;
 use crate::harness::raw;
 use crate::harness::tools::psql_async;
@@ -299,11 +299,7 @@ async fn server_login_refusal_is_logged() {
 async fn unreachable_server_is_logged() {
     logs::capture();
     // A port nothing listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let users = userlist(&[("unreach_user", "pw-unreach")]);
     let dbs =
         format!("connlog_unreach_app = host=127.0.0.1 port={port} dbname=x user=trust_user\n");

@@ -8,17 +8,9 @@ use pgsluice::app::{self, Running};
 use pgsluice::config::Config;
 
 use crate::harness::files::{TempDir, userlist};
-use crate::harness::pooler::{db_line, first_value};
+use crate::harness::pooler::{db_line, first_value, free_port};
 use crate::harness::postgres::{PgCluster, bin, password};
 use crate::harness::tools::{clear_libpq_env, psql_async, required, run_with_timeout};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Starts a pooler in-process with `[pgbouncer]` lines `listen` (listen_addr, unix_socket_*).
 fn start(dir: &TempDir, db: &str, port: u16, listen: &str) -> Running {

@@ -5,23 +5,15 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::harness::files::{TempDir, userlist};
-use crate::harness::pooler::eventually;
+use crate::harness::pooler::{eventually, free_port};
 use crate::harness::postgres::{PgCluster, password};
 use crate::harness::tools::{psql_async, required, wait_child};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pgsluice");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn write_ini(dir: &TempDir, db: &str, port: u16, extra: &str, pgsluice: &str) {
     let pg = PgCluster::shared();
@@ -63,16 +55,44 @@ fn kill(pid: u32, sig: &str) {
     );
 }
 
+/// A database `<prefix>…`, a config dir with md5_user in its userlist, and a free port.
+fn setup(prefix: &str) -> (TempDir, String, u16) {
+    let db = PgCluster::shared().create_database(prefix);
+    let dir = TempDir::new(&format!("pgsluice-{prefix}"));
+    dir.write(
+        "userlist.txt",
+        &userlist(&[("md5_user", &password("md5_user"))]),
+    );
+    (dir, db, free_port())
+}
+
+/// Starts the binary on `dir`'s pgbouncer.ini and waits until its logfile says it listens.
+async fn start(dir: &TempDir) -> Child {
+    let child = Command::new(BIN)
+        .arg(dir.join("pgbouncer.ini"))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(&dir.join("pgsluice.log"), "listening").await;
+    child
+}
+
+/// SIGINT, and the process exits cleanly within 30 s.
+async fn stop(mut child: Child) {
+    kill(child.id(), "INT");
+    let status =
+        tokio::task::spawn_blocking(move || wait_child(&mut child, Duration::from_secs(30)))
+            .await
+            .unwrap();
+    assert!(status.is_some_and(|s| s.success()));
+}
+
 /// JSON lines in the logfile and RFC 3164 datagrams on the syslog socket; a reload switches to
 /// text, raises the verbosity and turns `log_connections` off.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn syslog_json_and_log_settings_on_reload() {
-    let pg = PgCluster::shared();
-    let db = pg.create_database("logging");
+    let (dir, db, port) = setup("logging");
     let pw = password("md5_user");
-    let dir = TempDir::new("pgsluice-logging");
-    dir.write("userlist.txt", &userlist(&[("md5_user", &pw)]));
-    let port = free_port();
     let syslog_path = dir.join("log.sock");
     let syslog = UnixDatagram::bind(&syslog_path).unwrap();
     syslog
@@ -87,14 +107,9 @@ async fn syslog_json_and_log_settings_on_reload() {
         syslog_lines,
         &format!("{socket_line}\nlog_format = json"),
     );
-    let mut child = Command::new(BIN)
-        .arg(dir.join("pgbouncer.ini"))
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = start(&dir).await;
     let pid = child.id();
     let logfile = dir.join("pgsluice.log");
-    wait_for(&logfile, "listening").await;
     let first = std::fs::read_to_string(&logfile).unwrap();
     let line = first.lines().next().unwrap();
     assert!(
@@ -141,33 +156,18 @@ async fn syslog_json_and_log_settings_on_reload() {
         "still JSON:\n{after}"
     );
 
-    kill(pid, "INT");
-    let status =
-        tokio::task::spawn_blocking(move || wait_child(&mut child, Duration::from_secs(30)))
-            .await
-            .unwrap();
-    assert!(status.is_some_and(|s| s.success()));
+    stop(child).await;
 }
 
 /// The console's SET applies as a reload does, log output included: `SET verbose = 1` brings
 /// DEBUG lines at once, without a RELOAD.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_set_verbose_changes_the_log_output() {
-    let pg = PgCluster::shared();
-    let db = pg.create_database("logset");
+    let (dir, db, port) = setup("logset");
     let pw = password("md5_user");
-    let dir = TempDir::new("pgsluice-logset");
-    dir.write("userlist.txt", &userlist(&[("md5_user", &pw)]));
-    let port = free_port();
     write_ini(&dir, &db, port, "admin_users = md5_user", "");
-    let mut child = Command::new(BIN)
-        .arg(dir.join("pgbouncer.ini"))
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
+    let child = start(&dir).await;
     let logfile = dir.join("pgsluice.log");
-    wait_for(&logfile, "listening").await;
     let psql = |db: &'static str, sql: &'static str| {
         psql_async("127.0.0.1", port, "md5_user", db, Some(&pw), sql)
     };
@@ -178,12 +178,7 @@ async fn console_set_verbose_changes_the_log_output() {
     // verbose = 0 until the SET: the first DEBUG line is the SET's doing.
     wait_for(&logfile, "DEBUG").await;
 
-    kill(pid, "INT");
-    let status =
-        tokio::task::spawn_blocking(move || wait_child(&mut child, Duration::from_secs(30)))
-            .await
-            .unwrap();
-    assert!(status.is_some_and(|s| s.success()));
+    stop(child).await;
 }
 
 /// Started as root with `-u postgres`, the process runs as that user and its pidfile and

@@ -7,21 +7,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::harness::files::{TempDir, userlist};
-use crate::harness::pooler::{backends, eventually};
+use crate::harness::pooler::{backends, eventually, free_port};
 use crate::harness::postgres::{PgCluster, password};
 use crate::harness::tools::{
     pgbench_async, pgbench_init, psql_async, run_with_timeout, wait_child,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_pgsluice");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn read_pid(path: &Path) -> Option<u32> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()

@@ -18,20 +18,12 @@ use std::time::Duration;
 use tokio_postgres::Client;
 
 use crate::harness::files::{TempDir, userlist};
-use crate::harness::pooler::eventually;
+use crate::harness::pooler::{eventually, free_port};
 use crate::harness::postgres::{PgCluster, password};
 use crate::harness::tools::wait_child;
 
 const BIN: &str = env!("CARGO_BIN_EXE_pgsluice");
 const USER: &str = "md5_user";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 struct Bouncer {
     child: Option<Child>,

@@ -37,22 +37,6 @@ fn schemas_db(prefix: &str) -> String {
     db
 }
 
-async fn connect_with_options(
-    pooler: &Pooler,
-    options: &str,
-) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-    let mut config: tokio_postgres::Config = pooler
-        .conn_string(USER, &password(USER), "app")
-        .parse()
-        .unwrap();
-    config.options(options);
-    let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(client)
-}
-
 /// Logs in (trust) with extra startup `params`: the stream, or the error's (SQLSTATE, message).
 async fn raw_login(port: u16, params: &[(&str, &str)]) -> Result<TcpStream, (String, String)> {
     let packet = startup_packet_with(USER, "app", params);
@@ -79,10 +63,12 @@ async fn search_path_from_options_follows_each_client() {
         "pool_mode = transaction\ntrack_extra_parameters = search_path",
         &users(),
     );
-    let a = connect_with_options(&pooler, "-c search_path=s_a,public")
+    let a = pooler
+        .connect_with_options(USER, &password(USER), "app", "-c search_path=s_a,public")
         .await
         .unwrap();
-    let b = connect_with_options(&pooler, "-c search_path=s_b,public")
+    let b = pooler
+        .connect_with_options(USER, &password(USER), "app", "-c search_path=s_b,public")
         .await
         .unwrap();
     for _ in 0..3 {

@@ -21,22 +21,6 @@ fn users() -> String {
     userlist(&[(USER, &password(USER))])
 }
 
-async fn connect_with_options(
-    pooler: &Pooler,
-    options: &str,
-) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-    let mut config: tokio_postgres::Config = pooler
-        .conn_string(USER, &password(USER), "app")
-        .parse()
-        .unwrap();
-    config.options(options);
-    let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(client)
-}
-
 /// Waits until `sql` runs on a backend of `db`.
 async fn wait_active(superuser: &Arc<tokio_postgres::Client>, db: &str, sql: &str) {
     let check = format!(
@@ -85,7 +69,8 @@ async fn options_startup_parameter() {
             "1",
         ),
     ] {
-        let client = connect_with_options(&pooler, options)
+        let client = pooler
+            .connect_with_options(USER, &password(USER), "app", options)
             .await
             .unwrap_or_else(|e| panic!("{options}: {e}"));
         assert_eq!(
@@ -108,7 +93,8 @@ async fn options_startup_parameter() {
             "unsupported startup parameter in options: enable_seqscan",
         ),
     ] {
-        let e = connect_with_options(&pooler, options)
+        let e = pooler
+            .connect_with_options(USER, &password(USER), "app", options)
             .await
             .expect_err(options);
         assert_eq!(message_of(&e), text);
@@ -122,7 +108,13 @@ async fn options_startup_parameter() {
         "pool_mode = transaction\nignore_startup_parameters = options",
         &users(),
     );
-    let client = connect_with_options(&pooler, "-c enable_seqscan=false -c timezone=Asia/Tokyo")
+    let client = pooler
+        .connect_with_options(
+            USER,
+            &password(USER),
+            "app",
+            "-c enable_seqscan=false -c timezone=Asia/Tokyo",
+        )
         .await
         .unwrap();
     assert_eq!(

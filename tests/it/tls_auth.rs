@@ -5,48 +5,12 @@
 
 use std::fmt::Write as _;
 
-use std::process::Output;
-
 use crate::harness::certs::{Issued, TestCa};
 use crate::harness::files::userlist;
 use crate::harness::logs;
 use crate::harness::pooler::{Pooler, db_line, first_value};
-use crate::harness::postgres::{ClusterOptions, PgCluster, bin, password};
-use crate::harness::tools::{PSQL_TIMEOUT, clear_libpq_env, run_with_timeout};
-
-/// Runs `sql` through psql with a libpq connection string, on a blocking thread.
-pub async fn psql_conninfo(conninfo: &str, sql: &str, env: &[(&str, &str)]) -> Output {
-    let mut cmd = std::process::Command::new(bin("psql"));
-    clear_libpq_env(&mut cmd);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.args([
-        "-X",
-        "-A",
-        "-t",
-        "-w",
-        "-v",
-        "ON_ERROR_STOP=1",
-        "-d",
-        conninfo,
-        "-c",
-        sql,
-    ]);
-    tokio::task::spawn_blocking(move || {
-        run_with_timeout(cmd, PSQL_TIMEOUT).unwrap_or_else(|t| panic!("{t}"))
-    })
-    .await
-    .unwrap()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).trim().to_owned()
-}
+use crate::harness::postgres::{ClusterOptions, PgCluster, password};
+use crate::harness::tools::{psql_conninfo, stderr, stdout};
 
 /// Client TLS settings for a pooler presenting `cert`.
 fn client_tls(mode: &str, cert: &Issued, ca: Option<&TestCa>) -> String {

@@ -11,15 +11,7 @@ use crate::harness::files::userlist;
 use crate::harness::logs;
 use crate::harness::pooler::{Pooler, db_line, first_value};
 use crate::harness::postgres::{ClusterOptions, PgCluster, password};
-use crate::tls_auth::psql_conninfo;
-
-fn stdout(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).trim().to_owned()
-}
+use crate::harness::tools::{psql_conninfo, stderr, stdout};
 
 fn client_tls(mode: &str, cert: &Issued, ca: &OpensslCa) -> String {
     format!(

@@ -88,9 +88,29 @@ impl Pooler {
         password: &str,
         db: &str,
     ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-        let (client, connection) =
-            tokio_postgres::connect(&self.conn_string(user, password, db), tokio_postgres::NoTls)
-                .await?;
+        self.connect_config(self.conn_string(user, password, db).parse().unwrap())
+            .await
+    }
+
+    /// Connects like [`Pooler::connect`], with `options` as the `options` startup parameter.
+    pub async fn connect_with_options(
+        &self,
+        user: &str,
+        password: &str,
+        db: &str,
+        options: &str,
+    ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let mut config: tokio_postgres::Config =
+            self.conn_string(user, password, db).parse().unwrap();
+        config.options(options);
+        self.connect_config(config).await
+    }
+
+    async fn connect_config(
+        &self,
+        config: tokio_postgres::Config,
+    ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
         tokio::spawn(async move {
             let _ = connection.await;
         });
@@ -117,6 +137,16 @@ impl Drop for Pooler {
 /// The SQLSTATE of a failed call, if the server (or pooler) sent one.
 pub fn sqlstate(e: &tokio_postgres::Error) -> Option<String> {
     e.as_db_error().map(|d| d.code().code().to_owned())
+}
+
+/// A loopback TCP port that was free a moment ago (for a pooler process, or a port nothing
+/// listens on). The probe socket is closed before the caller binds, so another process may
+/// take the port in between; the tests that bind it retry or fail loudly.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
 }
 
 /// The first column of the first row of a simple query.

@@ -10,6 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::files::TempDir;
+use super::pooler::free_port;
 
 /// Every raw read waits at most this long.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(20);
@@ -307,11 +308,7 @@ impl PoolerProcess {
     /// Writes the ini like `Pooler::start` does and starts the binary on a free port.
     pub fn start(databases: &str, settings: &str, userlist: &str) -> PoolerProcess {
         let dir = TempDir::new("pgsluice-proc");
-        let port = std::net::TcpListener::bind(("127.0.0.1", 0))
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let auth_file = dir.write("userlist.txt", userlist);
         let ini = format!(
             "[databases]\n{databases}\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\nauth_file = {}\n{settings}\n",

@@ -196,19 +196,38 @@ pub fn psql(
     sql: &str,
 ) -> Output {
     let mut cmd = libpq_command("psql", host, port, user, password);
-    cmd.args([
-        "-X",
-        "-A",
-        "-t",
-        "-w",
-        "-v",
-        "ON_ERROR_STOP=1",
-        "-d",
-        db,
-        "-c",
-        sql,
-    ]);
+    cmd.args(PSQL_OPTIONS).args(["-d", db, "-c", sql]);
     run_with_timeout(cmd, PSQL_TIMEOUT).unwrap_or_else(|t| panic!("{t}"))
+}
+
+/// psql's options in every test: no psqlrc, unaligned, tuples only, never prompt for a
+/// password, stop at the first error.
+const PSQL_OPTIONS: [&str; 6] = ["-X", "-A", "-t", "-w", "-v", "ON_ERROR_STOP=1"];
+
+/// Runs `sql` through psql (options as [`psql`]) with a libpq connection string and extra
+/// environment, on a blocking thread.
+pub async fn psql_conninfo(conninfo: &str, sql: &str, env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(bin("psql"));
+    clear_libpq_env(&mut cmd);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.args(PSQL_OPTIONS).args(["-d", conninfo, "-c", sql]);
+    tokio::task::spawn_blocking(move || {
+        run_with_timeout(cmd, PSQL_TIMEOUT).unwrap_or_else(|t| panic!("{t}"))
+    })
+    .await
+    .unwrap()
+}
+
+/// A command's stdout, trimmed.
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A command's stderr, trimmed.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).trim().to_owned()
 }
 
 /// `psql` on a blocking thread, for tests whose runtime also drives the pooler.
