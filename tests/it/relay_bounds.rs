@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::harness::files::userlist;
-use crate::harness::pooler::{Pooler, db_line, first_value};
+use crate::harness::pooler::{Pooler, assert_serves, db_line, first_value};
 use crate::harness::postgres::{PgCluster, password};
 use crate::harness::raw;
 use crate::harness::tools::signal;
@@ -177,17 +177,6 @@ async fn a_client_that_never_reads_is_let_go_and_its_server_freed() {
     pooler.stop().await;
 }
 
-/// Reads until EOF (bounded); returns the SQLSTATEs of the ErrorResponses seen.
-async fn errors_then_eof(s: &mut TcpStream) -> Vec<String> {
-    let mut codes = Vec::new();
-    while let Some((tag, body)) = raw::read_message(s).await {
-        if tag == b'E' {
-            codes.extend(raw::error_code(&body));
-        }
-    }
-    codes
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_query_declaring_0x7ffffff0_bytes_gets_08p01_at_once() {
     let pg = PgCluster::shared();
@@ -209,9 +198,10 @@ async fn a_query_declaring_0x7ffffff0_bytes_gets_08p01_at_once() {
         msg.extend_from_slice(&0x7FFF_FFF0_i32.to_be_bytes());
         msg.extend_from_slice(b"select 1");
         s.write_all(&msg).await.unwrap();
-        let codes = tokio::time::timeout(GUARD, errors_then_eof(&mut s))
+        let errors = tokio::time::timeout(GUARD, raw::errors_then_eof(&mut s))
             .await
             .expect("an answer, not a wait for 2 GB");
+        let codes: Vec<&str> = errors.iter().map(|(code, _)| code.as_str()).collect();
         assert_eq!(codes, ["08P01"], "server attached: {attached}");
         if attached {
             // The server that was mid-transaction went back clean (rolled back or closed).
@@ -219,14 +209,7 @@ async fn a_query_declaring_0x7ffffff0_bytes_gets_08p01_at_once() {
         }
     }
     drop(holder);
-    let client = pooler.connect(USER, &pw, "app").await.unwrap();
-    assert_eq!(
-        first_value(&client, "select 'alive'")
-            .await
-            .unwrap()
-            .as_deref(),
-        Some("alive")
-    );
+    assert_serves(&pooler, USER, &pw, "app").await;
     pooler.stop().await;
 }
 

@@ -161,6 +161,21 @@ pub async fn first_value(
     }))
 }
 
+/// The pooler still serves: `user` logs in to `db` and a query answers.
+pub async fn assert_serves(pooler: &Pooler, user: &str, password: &str, db: &str) {
+    let client = pooler
+        .connect(user, password, db)
+        .await
+        .expect("pooler still accepts logins");
+    assert_eq!(
+        first_value(&client, "select 'alive'")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("alive")
+    );
+}
+
 /// Polls `check` every 50 ms until it returns true or `seconds` pass; returns the last result.
 pub async fn eventually<F, Fut>(seconds: u64, mut check: F) -> bool
 where

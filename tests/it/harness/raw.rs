@@ -259,6 +259,36 @@ pub async fn login(port: u16, user: &str, password: &str, db: &str) -> (TcpStrea
     }
 }
 
+/// Reads until EOF (at most 100 messages); returns every ErrorResponse seen as (SQLSTATE,
+/// message), after checking the connection is closed.
+pub async fn errors_then_eof(s: &mut TcpStream) -> Vec<(String, String)> {
+    let mut errors = Vec::new();
+    for _ in 0..100 {
+        match read_message(s).await {
+            Some((b'E', body)) => {
+                errors.push((error_code(&body).unwrap_or_default(), error_message(&body)))
+            }
+            Some(_) => {}
+            None => break,
+        }
+    }
+    assert_closed(s).await;
+    errors
+}
+
+/// The connection is closed: a read yields EOF (or a reset), not a hang.
+pub async fn assert_closed(s: &mut TcpStream) {
+    let mut byte = [0u8; 64];
+    for _ in 0..1000 {
+        let read = tokio::time::timeout(Duration::from_secs(10), s.read(&mut byte)).await;
+        match read.expect("connection still open") {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+    panic!("connection keeps sending");
+}
+
 /// Lower-case hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;

@@ -29,15 +29,10 @@ mod messages;
 mod slowloris;
 mod startup;
 
-use std::time::Duration;
-
-use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
-
 use crate::harness::files::userlist;
-use crate::harness::pooler::{Pooler, db_line, first_value};
+use crate::harness::pooler::{Pooler, assert_serves, db_line};
 use crate::harness::postgres::{PgCluster, password};
-use crate::harness::raw;
+use crate::harness::raw::{assert_closed, errors_then_eof};
 
 /// The login role every module uses (md5 in the shared cluster).
 const USER: &str = "md5_user";
@@ -51,36 +46,6 @@ fn start(settings: &str) -> Pooler {
         &format!("pool_mode = transaction\nauth_type = md5\n{settings}"),
         &userlist(&[(USER, &password(USER))]),
     )
-}
-
-/// Reads until EOF (bounded); returns every ErrorResponse seen as (SQLSTATE, message).
-async fn errors_then_eof(s: &mut TcpStream) -> Vec<(String, String)> {
-    let mut errors = Vec::new();
-    for _ in 0..100 {
-        match raw::read_message(s).await {
-            Some((b'E', body)) => errors.push((
-                raw::error_code(&body).unwrap_or_default(),
-                raw::error_message(&body),
-            )),
-            Some(_) => {}
-            None => break,
-        }
-    }
-    assert_closed(s).await;
-    errors
-}
-
-/// The connection is closed: a read yields EOF (or a reset), not a hang.
-async fn assert_closed(s: &mut TcpStream) {
-    let mut byte = [0u8; 64];
-    for _ in 0..1000 {
-        let read = tokio::time::timeout(Duration::from_secs(10), s.read(&mut byte)).await;
-        match read.expect("connection still open") {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-    }
-    panic!("connection keeps sending");
 }
 
 /// The only errors are `code` (there may be none when the pooler just closes), and at least
@@ -100,17 +65,7 @@ fn assert_refused(name: &str, errors: &[(String, String)], code: &str, text: Opt
 
 /// A normal client logs in and runs a query.
 async fn still_serves(pooler: &Pooler) {
-    let client = pooler
-        .connect(USER, &password(USER), "app")
-        .await
-        .expect("pooler still accepts logins");
-    assert_eq!(
-        first_value(&client, "select 'alive'")
-            .await
-            .unwrap()
-            .as_deref(),
-        Some("alive")
-    );
+    assert_serves(pooler, USER, &password(USER), "app").await;
 }
 
 /// The console still answers its admin.
