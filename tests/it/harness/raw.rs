@@ -266,7 +266,7 @@ pub async fn errors_then_eof(s: &mut TcpStream) -> Vec<(String, String)> {
     for _ in 0..100 {
         match read_message(s).await {
             Some((b'E', body)) => {
-                errors.push((error_code(&body).unwrap_or_default(), error_message(&body)))
+                errors.push((error_code(&body).unwrap_or_default(), error_message(&body)));
             }
             Some(_) => {}
             None => break,
