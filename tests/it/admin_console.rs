@@ -2,14 +2,6 @@
 //! numbers under a controlled load, access rules, and each control command's effect. Driven
 //! with tokio-postgres (simple protocol) and with `psql -At`, as shell scripts do.
 
-// Helpers outside `#[test]` functions report a failed test by panicking, as in the harness.
-#![allow(
-    clippy::panic,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "test helpers: a panic is how they report a failed test"
-)]
-
 use std::sync::Arc;
 use std::time::Duration;
 

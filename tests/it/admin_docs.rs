@@ -3,13 +3,6 @@
 //! the example blocks; without it, it checks that every documented column list is still the one
 //! pgsluice sends, so the docs cannot drift.
 
-#![allow(
-    clippy::panic,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "test helpers: a panic is how they report a failed test"
-)]
-
 use std::path::PathBuf;
 use std::process::Command;
 

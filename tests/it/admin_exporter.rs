@@ -6,13 +6,6 @@
 //! This exporter cannot scrape any PgBouncer from 1.8 on (1.8 removed `total_requests`), the
 //! version Debian ships included; emulating 1.7 is what lets it keep working.
 
-#![allow(
-    clippy::panic,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "test helpers: a panic is how they report a failed test"
-)]
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;

@@ -6,13 +6,6 @@
 //! A raw protocol client is used so type OIDs can be compared (tokio-postgres's simple query
 //! API hides them, and the console refuses the extended protocol).
 
-#![allow(
-    clippy::panic,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "test helpers: a panic is how they report a failed test"
-)]
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;

@@ -1,14 +1,17 @@
 //! pgsluice integration tests: ONE test binary (`cargo test --test it`), one module per area.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "integration tests report failure by panicking"
-)]
 //!
 //! Every test starts from `harness::postgres::PgCluster::shared()` (a real PostgreSQL started
 //! on first use and stopped when this process ends) and takes its own database from
 //! `create_database`, so tests run concurrently without seeing each other's tables.
+
+// For the whole test binary, harness helpers included (clippy's allow-*-in-tests covers only
+// `#[test]` functions, not the helpers they call).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "integration tests and their helpers report failure by panicking"
+)]
 
 // Not every test module uses every helper; the harness is an API, not dead code.
 #[allow(dead_code)]

@@ -6,13 +6,7 @@
 //! at a loopback webhook, and a pool held under the threshold fires nothing. Webhook receivers
 //! that are down or slow are in `metrics_alerts_webhook.rs`.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::float_cmp,
-    reason = "test helpers report failures by panicking; compared samples are whole numbers"
-)]
+#![allow(clippy::float_cmp, reason = "compared samples are whole numbers")]
 
 use std::time::Duration;
 

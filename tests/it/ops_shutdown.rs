@@ -4,14 +4,6 @@
 //! refused); a second SIGTERM or SIGINT exits at once and clients see the connection close
 //! without a message, as when PgBouncer exits.
 
-// Helpers outside `#[test]` functions report a failed test by panicking, as in the harness.
-#![allow(
-    clippy::panic,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "test helpers: a panic is how they report a failed test"
-)]
-
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 

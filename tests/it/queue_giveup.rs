@@ -2,13 +2,6 @@
 //! `cl_waiting`), their record (SHOW LISTS `used_clients`) and their `max_client_conn` slot are
 //! freed as soon as they close their sockets, not when a server finally comes.
 
-#![allow(
-    clippy::panic,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "test helpers: a panic is how they report a failed test"
-)]
-
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_postgres::{Client, SimpleQueryMessage};

@@ -15,15 +15,6 @@
 //! Everything here is blocking std code or plain async over tokio-postgres: each
 //! `#[tokio::test]` has its own runtime, so nothing may keep a runtime handle in a static.
 
-// Helpers fail the calling test by panicking with context (a log tail, a command's output);
-// clippy's allow-*-in-tests only covers `#[test]` functions, not the helpers they call.
-#![allow(
-    clippy::panic,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "test harness: a panic is how a helper reports a failed test"
-)]
-
 pub mod certs;
 pub mod files;
 pub mod logs;
