@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use crate::harness::files::userlist;
-use crate::harness::pooler::{Pooler, db_line, first_value, sqlstate};
+use crate::harness::pooler::{Pooler, connect_spawned, db_line, first_value, sqlstate};
 use crate::harness::postgres::{PgCluster, password};
 
 const USER: &str = "md5_user";
@@ -44,12 +44,12 @@ const ZONES: [&str; 5] = [
     reason = "one match arm per random operation reads best in one place"
 )]
 async fn one_client(pooler_conn: String, id: u64, seed: u64) -> Result<usize, String> {
-    let (client, connection) = tokio_postgres::connect(&pooler_conn, tokio_postgres::NoTls)
+    let config = pooler_conn
+        .parse()
+        .map_err(|e| format!("client {id}: {e}"))?;
+    let client = connect_spawned(&config)
         .await
         .map_err(|e| format!("client {id}: connect: {e}"))?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
     let marker = format!("m{id}x{seed}");
     let zone = ZONES[usize::try_from(id).unwrap() % ZONES.len()];
     let fail = |what: &str, got: &dyn std::fmt::Debug| format!("client {id} {what}: got {got:?}");

@@ -8,7 +8,7 @@ use pgsluice::app::{self, Running};
 use pgsluice::config::Config;
 
 use crate::harness::files::{TempDir, userlist};
-use crate::harness::pooler::{db_line, first_value, free_port};
+use crate::harness::pooler::{connect_spawned, db_line, first_value, free_port};
 use crate::harness::postgres::{PgCluster, bin, password};
 use crate::harness::tools::{clear_libpq_env, psql_async, required, run_with_timeout};
 
@@ -32,10 +32,9 @@ async fn select_via(host: &str, port: u16) -> String {
     let conn = format!(
         "host={host} port={port} user=md5_user password={pw} dbname=app connect_timeout=10"
     );
-    let (client, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls)
+    let client = connect_spawned(&conn.parse().unwrap())
         .await
         .unwrap_or_else(|e| panic!("connect via {host}: {e}"));
-    tokio::spawn(connection);
     first_value(&client, "select 42").await.unwrap().unwrap()
 }
 

@@ -11,7 +11,9 @@ use nix::sys::signal::Signal;
 
 use crate::harness::files::userlist;
 use crate::harness::metrics::{cell, find, show};
-use crate::harness::pooler::{Pooler, backends, db_line, eventually, first_value, sqlstate};
+use crate::harness::pooler::{
+    Pooler, backends, connect_spawned, db_line, eventually, first_value, sqlstate,
+};
 use crate::harness::postgres::{PgCluster, password};
 use crate::harness::raw::PoolerProcess;
 use crate::harness::tools::signal;
@@ -339,13 +341,9 @@ async fn process_client(port: u16, db: &str) -> tokio_postgres::Client {
         "host=127.0.0.1 port={port} user=md5_user password={} dbname={db}",
         password("md5_user")
     );
-    let (client, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls)
+    connect_spawned(&conn.parse().unwrap())
         .await
-        .unwrap_or_else(|e| panic!("connect to {db}: {e}"));
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    client
+        .unwrap_or_else(|e| panic!("connect to {db}: {e}"))
 }
 
 /// SIGUSR1 pauses every database (SHOW STATE says so, a query waits in the queue), SIGUSR2

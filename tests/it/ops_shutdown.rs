@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio_postgres::Client;
 
 use crate::harness::files::{TempDir, userlist};
-use crate::harness::pooler::{eventually, free_port};
+use crate::harness::pooler::{connect_spawned, eventually, free_port};
 use crate::harness::postgres::{PgCluster, password};
 use crate::harness::tools::wait_child;
 
@@ -78,11 +78,7 @@ impl Bouncer {
             self.port,
             password(USER)
         );
-        let (client, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        Ok(client)
+        connect_spawned(&conn.parse()?).await
     }
 
     fn signal(&self, name: &str) {

@@ -88,8 +88,7 @@ impl Pooler {
         password: &str,
         db: &str,
     ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-        self.connect_config(self.conn_string(user, password, db).parse().unwrap())
-            .await
+        connect_spawned(&self.conn_string(user, password, db).parse().unwrap()).await
     }
 
     /// Connects like [`Pooler::connect`], with `options` as the `options` startup parameter.
@@ -103,18 +102,7 @@ impl Pooler {
         let mut config: tokio_postgres::Config =
             self.conn_string(user, password, db).parse().unwrap();
         config.options(options);
-        self.connect_config(config).await
-    }
-
-    async fn connect_config(
-        &self,
-        config: tokio_postgres::Config,
-    ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-        let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        Ok(client)
+        connect_spawned(&config).await
     }
 
     /// Stops the pooler at once and waits for it.
@@ -132,6 +120,17 @@ impl Drop for Pooler {
             running.shutdown().immediate();
         }
     }
+}
+
+/// Connects with tokio-postgres (no TLS) and spawns the connection task.
+pub async fn connect_spawned(
+    config: &tokio_postgres::Config,
+) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(client)
 }
 
 /// The SQLSTATE of a failed call, if the server (or pooler) sent one.
