@@ -95,6 +95,11 @@ async fn run(client: &Client, sql: &str) -> Result<Vec<Set>, tokio_postgres::Err
     Ok(sets)
 }
 
+/// SHOW STATE's `paused` value (`yes` or `no`).
+async fn paused(admin: &Client) -> Option<String> {
+    show(admin, "STATE").await.get("paused", "value")
+}
+
 async fn show(client: &Client, what: &str) -> Set {
     run(client, &format!("SHOW {what}"))
         .await
@@ -584,11 +589,7 @@ async fn pause_and_resume() {
     // The pooler took the PAUSE (the state says paused) and has not answered it yet.
     assert!(
         eventually(10, || async {
-            show(&admin, "STATE")
-                .await
-                .get("paused", "value")
-                .as_deref()
-                == Some("yes")
+            paused(&admin).await.as_deref() == Some("yes")
         })
         .await,
         "PAUSE never reached the pooler"
@@ -834,13 +835,7 @@ async fn console_cancel_resumes() {
     let pooler = start("admcancel", "", "");
     let admin = console(&pooler, ADMIN).await;
     run(&admin, "PAUSE").await.expect("pause");
-    assert_eq!(
-        show(&admin, "STATE")
-            .await
-            .get("paused", "value")
-            .as_deref(),
-        Some("yes")
-    );
+    assert_eq!(paused(&admin).await.as_deref(), Some("yes"));
     admin
         .cancel_token()
         .cancel_query(tokio_postgres::NoTls)
@@ -848,11 +843,7 @@ async fn console_cancel_resumes() {
         .expect("cancel request sent");
     assert!(
         eventually(5, || async {
-            show(&admin, "STATE")
-                .await
-                .get("paused", "value")
-                .as_deref()
-                == Some("no")
+            paused(&admin).await.as_deref() == Some("no")
         })
         .await,
         "the cancel request resumed the pooler"
