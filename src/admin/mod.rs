@@ -147,24 +147,7 @@ pub(crate) mod testing {
             .into_iter()
             .filter(|(t, _)| *t == b'D')
             .map(|(_, body)| {
-                let count = usize::from(u16::from_be_bytes([body[0], body[1]]));
-                let mut at = 2;
-                (0..count)
-                    .map(|_| {
-                        let len = i32::from_be_bytes([
-                            body[at],
-                            body[at + 1],
-                            body[at + 2],
-                            body[at + 3],
-                        ]);
-                        at += 4;
-                        usize::try_from(len).ok().map(|len| {
-                            let cell = String::from_utf8_lossy(&body[at..at + len]).into_owned();
-                            at += len;
-                            cell
-                        })
-                    })
-                    .collect()
+                crate::protocol::reply::data_row(&body).expect("a well-formed DataRow")
             })
             .collect()
     }

@@ -246,7 +246,7 @@ async fn run(
         let mut out = BytesMut::with_capacity(1024);
         match tag {
             b'Q' => {
-                let query = crate::protocol::startup::take_cstr(&body).map_or("", |(q, _)| q);
+                let query = crate::protocol::wire::take_cstr(&body).map_or("", |(q, _)| q);
                 let console = Console {
                     ctx,
                     rights,

@@ -435,12 +435,6 @@ fn strip_keyword<'a>(text: &'a str, keyword: &str) -> Option<&'a str> {
         .then(|| rest.trim_start())
 }
 
-/// Splits a NUL-terminated byte string off `bytes`.
-pub fn split_cstr(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
-    let nul = bytes.iter().position(|&b| b == 0)?;
-    Some((bytes.get(..nul)?, bytes.get(nul + 1..)?))
-}
-
 /// The whole Parse message for `statement`.
 pub fn parse_message(statement: &Statement) -> &[u8] {
     &statement.parse_message

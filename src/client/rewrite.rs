@@ -14,12 +14,13 @@ use bytes::BytesMut;
 use super::errors::ClientError;
 use super::prepared::{
     ClientStatements, DEALLOCATE_REWRITE, Expect, NameChange, Pipeline, ServerAction, Skipped,
-    Statement, StatementRegistry, deallocate_target, parse_message, split_cstr, write_close,
-    write_renamed, write_renamed_head,
+    Statement, StatementRegistry, deallocate_target, parse_message, write_close, write_renamed,
+    write_renamed_head,
 };
 use super::splice::Splice;
 use crate::protocol::frontend;
 use crate::protocol::scan::{Msg, WHOLE_MAX, Want};
+use crate::protocol::wire::split_cstr;
 use crate::server::PreparedSet;
 use crate::stats::PoolStats;
 

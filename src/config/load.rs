@@ -82,26 +82,6 @@ impl Config {
             db
         })
     }
-
-    /// Pool size of (db, user): the user's `pool_size`, else the database's, else
-    /// `default_pool_size` (PgBouncer's order).
-    pub fn pool_size_for(&self, db: &str, user: &str) -> u32 {
-        self.users
-            .get(user)
-            .and_then(|u| u.pool_size)
-            .or_else(|| self.database(db).and_then(|d| d.pool_size))
-            .unwrap_or(self.general.default_pool_size)
-    }
-
-    /// Pool mode of (db, user): the user's `pool_mode`, else the database's, else the global
-    /// one (PgBouncer's order).
-    pub fn pool_mode_for(&self, db: &str, user: &str) -> crate::config::PoolMode {
-        self.users
-            .get(user)
-            .and_then(|u| u.pool_mode)
-            .or_else(|| self.database(db).and_then(|d| d.pool_mode))
-            .unwrap_or(self.general.pool_mode)
-    }
 }
 
 impl Default for Config {

@@ -338,17 +338,6 @@ fn databases_fallback_and_quoted_names() {
     assert!(cfg.database("plain-name.x").is_some());
     let bob = &cfg.users["bob"];
     assert_eq!(bob.query_timeout, Some(Duration::from_secs(2)));
-    assert_eq!(cfg.pool_size_for("other", "bob"), 3);
-    assert_eq!(cfg.pool_size_for("other", "alice"), 20);
-    let text = text.replace("* = host=fb", "* = host=fb pool_size=9");
-    let cfg = Config::from_ini_str(&text, "t").unwrap();
-    assert_eq!(
-        cfg.pool_size_for("other", "bob"),
-        3,
-        "the user's pool_size first"
-    );
-    assert_eq!(cfg.pool_size_for("other", "alice"), 9);
-    assert_eq!(cfg.pool_mode_for("other", "bob"), PoolMode::Statement);
 }
 
 #[test]

@@ -306,7 +306,7 @@ pub fn backend(data: &[u8]) {
             .sum::<usize>();
         assert!(kept <= body.len());
         assert!(!fields.to_string().is_empty());
-        if let Some(row) = crate::server::auth_query::data_row(body) {
+        if let Some(row) = crate::protocol::reply::data_row(body) {
             assert!(row.len() * 4 + 2 <= body.len());
             assert!(row.iter().flatten().map(String::len).sum::<usize>() <= body.len() * 3);
         }

@@ -468,8 +468,7 @@ impl Pool {
     ) {
         // server_lifetime = 0 means "use once" (PgBouncer), which a fresh server has not been yet.
         let lifetime = self.settings().server_lifetime;
-        let close_needed =
-            conn.close_needed || conn.entry.as_ref().is_some_and(|e| e.close_needed());
+        let close_needed = conn.close_needed();
         let expired = !fresh && (lifetime.is_zero() || conn.age() > lifetime);
         let mut inner = self.inner.lock();
         leave_state(&mut inner);

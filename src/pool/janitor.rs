@@ -95,7 +95,7 @@ impl Pool {
                 !settings.server_lifetime.is_zero() && conn.age() > settings.server_lifetime;
             let too_idle =
                 !settings.server_idle_timeout.is_zero() && idle_for > settings.server_idle_timeout;
-            let reason = if conn.close_needed {
+            let reason = if conn.close_needed() {
                 Some(CloseReason::Obsolete)
             } else if too_old {
                 Some(CloseReason::LifetimeOver)

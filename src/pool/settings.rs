@@ -153,6 +153,30 @@ mod tests {
     }
 
     #[test]
+    fn user_then_database_then_global_for_size_and_mode() {
+        let text = "[pgbouncer]\n[databases]\n* = host=fb\n[users]\nbob = pool_size=3 pool_mode=statement\n";
+        let bob = resolve(text, "other", "bob");
+        assert_eq!((bob.pool_size, bob.pool_mode), (3, PoolMode::Statement));
+        let alice = resolve(text, "other", "alice");
+        assert_eq!((alice.pool_size, alice.pool_mode), (20, PoolMode::Session));
+        let text = text.replace(
+            "* = host=fb",
+            "* = host=fb pool_size=9 pool_mode=transaction",
+        );
+        let bob = resolve(&text, "other", "bob");
+        assert_eq!(
+            (bob.pool_size, bob.pool_mode),
+            (3, PoolMode::Statement),
+            "the user's first"
+        );
+        let alice = resolve(&text, "other", "alice");
+        assert_eq!(
+            (alice.pool_size, alice.pool_mode),
+            (9, PoolMode::Transaction)
+        );
+    }
+
+    #[test]
     fn check_query_default_is_an_empty_query_and_empty_disables() {
         let default = resolve("[databases]\napp = host=h\n[pgbouncer]\n", "app", "u");
         assert_eq!(default.server_check_query.as_deref(), Some(""));

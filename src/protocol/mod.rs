@@ -3,7 +3,8 @@
 //! Owns: frame boundaries ([`frame`]), the startup packet ([`startup`]), writers for every message
 //! the pooler itself emits ([`backend`] towards clients, [`frontend`] towards servers), the
 //! streaming header scanner the relay uses ([`scan`]), readers for the few server messages the
-//! pooler must understand during login ([`reply`]) and SQLSTATE codes ([`sqlstate`]).
+//! pooler must understand during login ([`reply`]), the primitive field readers they share
+//! ([`wire`]) and SQLSTATE codes ([`sqlstate`]).
 //!
 //! Does not: touch sockets or keep connection state. Everything here is pure and bounds-checked;
 //! a length from the wire is validated before anything is reserved for it.
@@ -15,6 +16,7 @@ pub mod reply;
 pub mod scan;
 pub mod sqlstate;
 pub mod startup;
+pub mod wire;
 
 /// A malformed message from either side.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

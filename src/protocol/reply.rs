@@ -1,9 +1,9 @@
 //! Readers for the server messages the pooler must understand while logging in to a server and
-//! while aligning parameters: Authentication requests, ParameterStatus, BackendKeyData and the
-//! fields of ErrorResponse/NoticeResponse.
+//! while aligning parameters: Authentication requests, ParameterStatus, BackendKeyData, the
+//! fields of ErrorResponse/NoticeResponse and the DataRows of its own queries.
 
 use super::ProtocolError;
-use super::startup::take_cstr;
+use super::wire::{be_i16, be_i32, take_cstr};
 
 /// An Authentication request from the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,14 +24,9 @@ pub enum AuthRequest<'a> {
     Unsupported(i32),
 }
 
-fn be_i32(bytes: &[u8]) -> Option<i32> {
-    let b = bytes.get(..4)?;
-    Some(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-}
-
 /// Parses the body of an `R` message.
 pub fn auth_request(body: &[u8]) -> Result<AuthRequest<'_>, ProtocolError> {
-    let code = be_i32(body).ok_or(ProtocolError::Malformed("Authentication"))?;
+    let code = be_i32(body, 0).ok_or(ProtocolError::Malformed("Authentication"))?;
     let rest = body.get(4..).unwrap_or_default();
     Ok(match code {
         0 => AuthRequest::Ok,
@@ -69,10 +64,28 @@ pub fn parameter_status(body: &[u8]) -> Result<(&str, &str), ProtocolError> {
 
 /// The body of a BackendKeyData message.
 pub fn backend_key_data(body: &[u8]) -> Result<(i32, i32), ProtocolError> {
-    let pid = be_i32(body).ok_or(ProtocolError::Malformed("BackendKeyData"))?;
-    let key = be_i32(body.get(4..).unwrap_or_default())
-        .ok_or(ProtocolError::Malformed("BackendKeyData"))?;
+    let pid = be_i32(body, 0).ok_or(ProtocolError::Malformed("BackendKeyData"))?;
+    let key = be_i32(body, 4).ok_or(ProtocolError::Malformed("BackendKeyData"))?;
     Ok((pid, key))
+}
+
+/// The cells of a DataRow body as text (`None` for NULL); `None` when the body is malformed.
+/// Used for the pooler's own queries (`auth_query`), never on the relay path.
+pub fn data_row(body: &[u8]) -> Option<Vec<Option<String>>> {
+    let count = usize::try_from(be_i16(body, 0)?).ok()?;
+    let mut rest = body.get(2..)?;
+    let mut row = Vec::with_capacity(count);
+    for _ in 0..count {
+        let len = be_i32(rest, 0)?;
+        rest = rest.get(4..)?;
+        let Ok(len) = usize::try_from(len) else {
+            row.push(None);
+            continue;
+        };
+        row.push(Some(String::from_utf8_lossy(rest.get(..len)?).into_owned()));
+        rest = rest.get(len..)?;
+    }
+    Some(row)
 }
 
 /// The fields of an ErrorResponse or NoticeResponse that the pooler logs or relays.
@@ -125,6 +138,17 @@ impl std::fmt::Display for ErrorFields {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn data_rows_parse_and_refuse_garbage() {
+        let body = [0, 2, 0, 0, 0, 2, b'h', b'i', 0xff, 0xff, 0xff, 0xff];
+        assert_eq!(
+            super::data_row(&body),
+            Some(vec![Some("hi".to_owned()), None])
+        );
+        assert_eq!(super::data_row(&body[..7]), None);
+        assert_eq!(super::data_row(&[]), None);
+    }
+
     use super::*;
     use proptest::prelude::*;
 

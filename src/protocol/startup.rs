@@ -3,6 +3,7 @@
 
 use super::ProtocolError;
 use super::frontend::{CANCEL_REQUEST_CODE, GSSENC_REQUEST_CODE, SSL_REQUEST_CODE};
+use super::wire::{be_i32, take_cstr};
 
 /// What the first packet asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,11 +35,6 @@ pub enum StartupPacket {
 /// pooler buffer up to `max_packet_size` (PgBouncer's CVE-2026-6668 was in this path). The
 /// admin console keeps this limit for its queries.
 pub const MAX_LOGIN_MESSAGE_LEN: usize = 128 * 1024;
-
-fn be_i32(bytes: &[u8], at: usize) -> Option<i32> {
-    let b = bytes.get(at..at + 4)?;
-    Some(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-}
 
 /// Parses a whole startup packet, including its 4-byte length.
 pub fn parse(packet: &[u8]) -> Result<StartupPacket, ProtocolError> {
@@ -121,13 +117,6 @@ fn escaped_token(s: &str) -> (String, &str) {
         }
     }
     (token, "")
-}
-
-/// Splits off a NUL-terminated UTF-8 string.
-pub fn take_cstr(bytes: &[u8]) -> Option<(&str, &[u8])> {
-    let nul = bytes.iter().position(|&b| b == 0)?;
-    let s = std::str::from_utf8(bytes.get(..nul)?).ok()?;
-    Some((s, bytes.get(nul + 1..)?))
 }
 
 /// The body of a PasswordMessage: the password without its terminating NUL.

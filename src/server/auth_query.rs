@@ -8,7 +8,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::{ServerConn, ServerError};
 use crate::protocol::backend::{message, put_cstr};
-use crate::protocol::reply::ErrorFields;
+use crate::protocol::reply::{ErrorFields, data_row};
 
 /// Rows of text columns; `None` is SQL NULL.
 pub type Rows = Vec<Vec<Option<String>>>;
@@ -34,25 +34,6 @@ fn write_query(out: &mut BytesMut, sql: &str, param: &str) {
         b.put_i32(0);
     });
     message(out, b'S', |_| {});
-}
-
-/// The columns of a DataRow body; `None` when the body is malformed.
-pub(crate) fn data_row(body: &[u8]) -> Option<Vec<Option<String>>> {
-    let count = u16::from_be_bytes(body.get(..2)?.try_into().ok()?);
-    let mut rest = body.get(2..)?;
-    let mut row = Vec::with_capacity(usize::from(count));
-    for _ in 0..count {
-        let len = i32::from_be_bytes(rest.get(..4)?.try_into().ok()?);
-        rest = rest.get(4..)?;
-        if len < 0 {
-            row.push(None);
-            continue;
-        }
-        let len = usize::try_from(len).ok()?;
-        row.push(Some(String::from_utf8_lossy(rest.get(..len)?).into_owned()));
-        rest = rest.get(len..)?;
-    }
-    Some(row)
 }
 
 impl ServerConn {
@@ -86,11 +67,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn data_rows_parse_and_refuse_garbage() {
-        let body = [0, 2, 0, 0, 0, 2, b'h', b'i', 0xff, 0xff, 0xff, 0xff];
-        assert_eq!(data_row(&body), Some(vec![Some("hi".to_owned()), None]));
-        assert_eq!(data_row(&body[..7]), None);
-        assert_eq!(data_row(&[]), None);
+    fn the_query_is_parse_bind_execute_sync() {
         let mut out = BytesMut::new();
         write_query(&mut out, "select $1", "x");
         assert_eq!(out.first(), Some(&b'P'));

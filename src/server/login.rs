@@ -277,7 +277,6 @@ async fn connect_inner(spec: &ServerSpec, id: u64) -> Result<ServerConn, ServerE
         last_used: now,
         request_time: now,
         local,
-        close_needed: false,
         prepared: PreparedSet::default(),
         entry: None,
     };

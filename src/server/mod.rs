@@ -259,8 +259,6 @@ pub struct ServerConn {
     pub request_time: Instant,
     /// Local address and port (SHOW SERVERS).
     pub local: (String, u16),
-    /// Set when the server must be closed instead of reused (RECONNECT, reload).
-    pub close_needed: bool,
     /// Pooler-named prepared statements that exist on this server.
     pub prepared: PreparedSet,
     /// This server's record in the connection directory (SHOW SERVERS); the pool registers it
@@ -269,6 +267,13 @@ pub struct ServerConn {
 }
 
 impl ServerConn {
+    /// Whether the server must be closed instead of reused (RECONNECT, a reload that changed
+    /// its database): the one flag lives in its connection-directory record, where SHOW
+    /// SERVERS reads it too.
+    pub fn close_needed(&self) -> bool {
+        self.entry.as_ref().is_some_and(|e| e.close_needed())
+    }
+
     /// Files this logged-in connection in the connection directory: its endpoints, backend pid
     /// and TLS summary, as SHOW SERVERS prints them.
     pub fn attach_entry(&mut self, entry: crate::stats::conns::ConnEntry) {
