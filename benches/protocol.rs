@@ -132,7 +132,7 @@ fn write_result_set(buf: &mut BytesMut, rows: &[[String; 4]], command_tag: &str)
         backend::data_row(buf, row.iter().map(|v| Some(v.as_str())));
     }
     backend::command_complete(buf, command_tag);
-    backend::ready_for_query(buf, b'I');
+    backend::ready_for_query(buf, pgsluice::protocol::TxStatus::Idle);
 }
 
 /// One result set of `rows` pgbench_accounts rows, then CommandComplete and ReadyForQuery.
@@ -163,7 +163,7 @@ fn small_replies(n: usize) -> BytesMut {
         let balance = ((i * 37) % 5000).to_string();
         backend::data_row(&mut buf, [Some(balance.as_str())]);
         backend::command_complete(&mut buf, "SELECT 1");
-        backend::ready_for_query(&mut buf, b'I');
+        backend::ready_for_query(&mut buf, pgsluice::protocol::TxStatus::Idle);
     }
     buf
 }
@@ -283,7 +283,7 @@ fn bench_write(c: &mut Criterion) {
                 backend::parameter_status(&mut buf, name, value);
             }
             backend::backend_key_data(&mut buf, 4242, 0x5eed);
-            backend::ready_for_query(&mut buf, b'I');
+            backend::ready_for_query(&mut buf, pgsluice::protocol::TxStatus::Idle);
             buf.len()
         });
     });

@@ -136,7 +136,7 @@ fn welcome(out: &mut BytesMut, ctx: &AdminContext, key: (i32, i32)) {
         backend::parameter_status(out, name, value);
     }
     backend::backend_key_data(out, key.0, key.1);
-    backend::ready_for_query(out, b'I');
+    backend::ready_for_query(out, crate::protocol::TxStatus::Idle);
 }
 
 /// Serves one console connection until it ends.
@@ -264,7 +264,7 @@ async fn run(
                     ctx.shutdown.kill.cancelled().await;
                     return None;
                 }
-                backend::ready_for_query(&mut out, b'I');
+                backend::ready_for_query(&mut out, crate::protocol::TxStatus::Idle);
                 ctx.stats.received(body.len() + 5);
                 ctx.stats.sent(out.len());
             }
@@ -303,7 +303,7 @@ fn protocol_failure(message: String) -> Failure {
 /// the connection is closed with FATAL "bad packet".
 async fn refuse_packet(stream: &mut Stream, mut out: BytesMut, message: String) -> Option<Failure> {
     write_error(&mut out, &protocol_failure(message));
-    backend::ready_for_query(&mut out, b'I');
+    backend::ready_for_query(&mut out, crate::protocol::TxStatus::Idle);
     let _ = stream.write_all(&out).await;
     Some(protocol_failure("bad packet".to_owned()))
 }

@@ -408,7 +408,7 @@ fn write_welcome(
     if let Some(text) = notice {
         backend::notice_response(out, "00000", text, None);
     }
-    backend::ready_for_query(out, b'I');
+    backend::ready_for_query(out, crate::protocol::TxStatus::Idle);
 }
 
 /// Forwards a cancel request to the server the matching client holds, if any, or, with

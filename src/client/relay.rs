@@ -36,6 +36,7 @@ use super::rewrite::{ClientSide, client_want, server_wants_body};
 use super::session::Session;
 use crate::net::Stream;
 use crate::pool::{Pool, PoolSettings, PooledServer, ServerState};
+use crate::protocol::TxStatus;
 use crate::protocol::reply;
 use crate::protocol::scan::{Flow, Want};
 use crate::stats::conns::{ConnInfo, KillReason};
@@ -205,7 +206,7 @@ impl Timing {
         self.xact_start.get_or_insert(now);
     }
 
-    fn ready(&mut self, now: Instant, status: u8, more: bool, stats: &PoolStats) {
+    fn ready(&mut self, now: Instant, status: TxStatus, more: bool, stats: &PoolStats) {
         self.last_activity = Some(now);
         if let Some(start) = self.query_start.take() {
             stats.query_done(now - start);
@@ -213,7 +214,7 @@ impl Timing {
         if more {
             self.query_start = Some(now);
         }
-        if status == b'I' {
+        if status == TxStatus::Idle {
             if let Some(start) = self.xact_start.take() {
                 stats.xact_done(now - start);
             }
@@ -692,7 +693,7 @@ fn scan_server(r: &mut Relay<'_>, now: &mut Now) -> Result<bool, RelayEnd> {
             }
             match msg.tag {
                 b'Z' => {
-                    let status = msg.body.first().copied().unwrap_or(b'E');
+                    let status = TxStatus::of_ready_body(msg.body);
                     verdict = rule.on_ready(status, mode, client_done);
                     timing.ready(now.get(), status, rule.pending() > 0, stats);
                     match verdict {

@@ -19,6 +19,7 @@
 
 use crate::config::PoolMode;
 use crate::pool::ServerState;
+use crate::protocol::TxStatus;
 
 /// What a client message means for the relay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,8 +50,8 @@ pub struct ReleaseRule {
     pending: usize,
     /// Extended-protocol messages sent since the last Sync.
     unsynced: bool,
-    /// Status byte of the last ReadyForQuery.
-    tx_status: u8,
+    /// Status of the last ReadyForQuery.
+    tx_status: TxStatus,
     /// Syncs counted since the last Execute, Query or FunctionCall.
     trailing_syncs: usize,
     /// Syncs between an Execute and a CopyDone/CopyFail the server has not yet answered with
@@ -74,7 +75,7 @@ impl ReleaseRule {
         Self {
             pending: 0,
             unsynced: false,
-            tx_status: b'I',
+            tx_status: TxStatus::Idle,
             trailing_syncs: 0,
             stashed_syncs: None,
             copy_in: false,
@@ -90,7 +91,7 @@ impl ReleaseRule {
     /// Whether the server answered everything and the client has no command in flight but is
     /// inside a transaction (`idle_transaction_timeout` applies).
     pub fn idle_in_transaction(&self) -> bool {
-        self.pending == 0 && self.tx_status != b'I'
+        self.pending == 0 && self.tx_status != TxStatus::Idle
     }
 
     /// Accounts for one client message (by tag) on its way to the server.
@@ -159,14 +160,19 @@ impl ReleaseRule {
     }
 
     /// Accounts for a ReadyForQuery with `status` from the server.
-    pub fn on_ready(&mut self, status: u8, mode: PoolMode, client_at_boundary: bool) -> Verdict {
+    pub fn on_ready(
+        &mut self,
+        status: TxStatus,
+        mode: PoolMode,
+        client_at_boundary: bool,
+    ) -> Verdict {
         self.pending = self.pending.saturating_sub(1);
         self.tx_status = status;
         if self.pending > 0 || self.unsynced {
             Verdict::Continue
-        } else if mode == PoolMode::Statement && status != b'I' {
+        } else if mode == PoolMode::Statement && status != TxStatus::Idle {
             Verdict::StatementModeViolation
-        } else if mode != PoolMode::Session && status == b'I' && client_at_boundary {
+        } else if mode != PoolMode::Session && status == TxStatus::Idle && client_at_boundary {
             Verdict::Release
         } else {
             Verdict::Continue
@@ -179,7 +185,7 @@ impl ReleaseRule {
         // mid-command: only CopyDone/CopyFail and its answer make it idle again.
         if self.pending > 0 || self.unsynced || self.copy_in || !client_at_boundary {
             ServerState::Unknown
-        } else if self.tx_status == b'I' {
+        } else if self.tx_status == TxStatus::Idle {
             ServerState::Idle
         } else {
             ServerState::InTransaction
@@ -192,6 +198,9 @@ mod tests {
     use super::*;
 
     const TX: PoolMode = PoolMode::Transaction;
+    const I: TxStatus = TxStatus::Idle;
+    const T: TxStatus = TxStatus::InTransaction;
+    const E: TxStatus = TxStatus::Failed;
 
     fn feed(rule: &mut ReleaseRule, tags: &[u8]) -> Vec<ClientStep> {
         tags.iter().map(|&t| rule.on_client(t)).collect()
@@ -203,7 +212,7 @@ mod tests {
         assert_eq!(r.state(true), ServerState::Idle);
         assert_eq!(r.on_client(b'Q'), ClientStep::Started);
         assert_eq!(r.state(true), ServerState::Unknown);
-        assert_eq!(r.on_ready(b'I', TX, true), Verdict::Release);
+        assert_eq!(r.on_ready(I, TX, true), Verdict::Release);
         assert_eq!(r.state(true), ServerState::Idle);
     }
 
@@ -211,14 +220,14 @@ mod tests {
     fn open_transaction_keeps_the_server_in_transaction_mode() {
         let mut r = ReleaseRule::new();
         r.on_client(b'Q');
-        assert_eq!(r.on_ready(b'T', TX, true), Verdict::Continue);
+        assert_eq!(r.on_ready(T, TX, true), Verdict::Continue);
         assert!(r.idle_in_transaction());
         assert_eq!(r.state(true), ServerState::InTransaction);
         assert_eq!(r.on_client(b'Q'), ClientStep::Started);
         assert!(!r.idle_in_transaction());
-        assert_eq!(r.on_ready(b'E', TX, true), Verdict::Continue);
+        assert_eq!(r.on_ready(E, TX, true), Verdict::Continue);
         r.on_client(b'Q');
-        assert_eq!(r.on_ready(b'I', TX, true), Verdict::Release);
+        assert_eq!(r.on_ready(I, TX, true), Verdict::Release);
     }
 
     #[test]
@@ -232,10 +241,10 @@ mod tests {
                 ClientStep::Continue
             ]
         );
-        assert_eq!(r.on_ready(b'I', TX, true), Verdict::Continue);
-        assert_eq!(r.on_ready(b'I', TX, true), Verdict::Continue);
+        assert_eq!(r.on_ready(I, TX, true), Verdict::Continue);
+        assert_eq!(r.on_ready(I, TX, true), Verdict::Continue);
         assert_eq!(r.pending(), 1);
-        assert_eq!(r.on_ready(b'I', TX, true), Verdict::Release);
+        assert_eq!(r.on_ready(I, TX, true), Verdict::Release);
     }
 
     #[test]
@@ -244,16 +253,16 @@ mod tests {
         feed(&mut r, b"PBDE");
         assert_eq!(r.state(true), ServerState::Unknown);
         assert_eq!(r.on_client(b'S'), ClientStep::Started);
-        assert_eq!(r.on_ready(b'I', TX, true), Verdict::Release);
+        assert_eq!(r.on_ready(I, TX, true), Verdict::Release);
         // Without a Sync (Flush only) nothing is released even if a ReadyForQuery shows up
         // from an earlier Sync.
         let mut r = ReleaseRule::new();
         feed(&mut r, b"PBES");
         feed(&mut r, b"PBEH");
-        assert_eq!(r.on_ready(b'I', TX, true), Verdict::Continue);
+        assert_eq!(r.on_ready(I, TX, true), Verdict::Continue);
         assert_eq!(r.state(true), ServerState::Unknown);
         r.on_client(b'S');
-        assert_eq!(r.on_ready(b'I', TX, true), Verdict::Release);
+        assert_eq!(r.on_ready(I, TX, true), Verdict::Release);
     }
 
     #[test]
@@ -263,13 +272,13 @@ mod tests {
         let mut r = ReleaseRule::new();
         feed(&mut r, b"PBESPBESPBES");
         assert_eq!(r.pending(), 3);
-        assert_eq!(r.on_ready(b'I', TX, true), Verdict::Continue);
-        assert_eq!(r.on_ready(b'I', TX, true), Verdict::Continue);
-        assert_eq!(r.on_ready(b'I', TX, true), Verdict::Release);
+        assert_eq!(r.on_ready(I, TX, true), Verdict::Continue);
+        assert_eq!(r.on_ready(I, TX, true), Verdict::Continue);
+        assert_eq!(r.on_ready(I, TX, true), Verdict::Release);
         // An error inside an explicit transaction leaves it failed (E): kept.
         let mut r = ReleaseRule::new();
         feed(&mut r, b"Q");
-        assert_eq!(r.on_ready(b'E', TX, true), Verdict::Continue);
+        assert_eq!(r.on_ready(E, TX, true), Verdict::Continue);
         assert_eq!(r.state(true), ServerState::InTransaction);
     }
 
@@ -279,23 +288,23 @@ mod tests {
         let mut r = ReleaseRule::new();
         feed(&mut r, b"Qdddc");
         assert_eq!(r.pending(), 1);
-        assert_eq!(r.on_ready(b'I', TX, true), Verdict::Release);
+        assert_eq!(r.on_ready(I, TX, true), Verdict::Release);
         // CopyFail ends it the same way.
         let mut r = ReleaseRule::new();
         feed(&mut r, b"Qdf");
-        assert_eq!(r.on_ready(b'I', TX, true), Verdict::Release);
+        assert_eq!(r.on_ready(I, TX, true), Verdict::Release);
         // COPY TO STDOUT: the client sends nothing more.
         let mut r = ReleaseRule::new();
         r.on_client(b'Q');
-        assert_eq!(r.on_ready(b'I', TX, true), Verdict::Release);
+        assert_eq!(r.on_ready(I, TX, true), Verdict::Release);
         // CopyBoth (replication, session mode): never released by a ReadyForQuery.
         let mut r = ReleaseRule::new();
         feed(&mut r, b"Qddd");
-        assert_eq!(r.on_ready(b'I', PoolMode::Session, true), Verdict::Continue);
+        assert_eq!(r.on_ready(I, PoolMode::Session, true), Verdict::Continue);
         // COPY through the extended protocol: Sync owes the ReadyForQuery.
         let mut r = ReleaseRule::new();
         feed(&mut r, b"PBESddc");
-        assert_eq!(r.on_ready(b'I', TX, true), Verdict::Release);
+        assert_eq!(r.on_ready(I, TX, true), Verdict::Release);
     }
 
     #[test]
@@ -314,21 +323,21 @@ mod tests {
         feed(&mut r, b"SdcS");
         assert_eq!(r.pending(), 1);
         assert_eq!(r.on_server(b'C'), 0);
-        assert_eq!(r.on_ready(b'I', TX, true), Verdict::Release);
+        assert_eq!(r.on_ready(I, TX, true), Verdict::Release);
         // A client that sends everything before the server answers.
         let mut r = ReleaseRule::new();
         feed(&mut r, b"BESddcS");
         assert_eq!(r.pending(), 2);
         assert_eq!(r.on_server(b'G'), 1);
         r.on_server(b'C');
-        assert_eq!(r.on_ready(b'I', TX, true), Verdict::Release);
+        assert_eq!(r.on_ready(I, TX, true), Verdict::Release);
         // Simple-query COPY: the Query is still owed its ReadyForQuery.
         let mut r = ReleaseRule::new();
         feed(&mut r, b"Q");
         assert_eq!(r.on_server(b'G'), 0);
         feed(&mut r, b"dc");
         r.on_server(b'C');
-        assert_eq!(r.on_ready(b'I', TX, true), Verdict::Release);
+        assert_eq!(r.on_ready(I, TX, true), Verdict::Release);
         // The COPY fails mid-data: the server skips to the next Sync and answers it.
         let mut r = ReleaseRule::new();
         feed(&mut r, b"BES");
@@ -336,7 +345,7 @@ mod tests {
         feed(&mut r, b"dd");
         r.on_server(b'E');
         feed(&mut r, b"dcS");
-        assert_eq!(r.on_ready(b'I', TX, true), Verdict::Release);
+        assert_eq!(r.on_ready(I, TX, true), Verdict::Release);
     }
 
     #[test]
@@ -344,14 +353,14 @@ mod tests {
         let mut r = ReleaseRule::new();
         assert_eq!(r.on_client(b'F'), ClientStep::Started);
         assert_eq!(r.state(true), ServerState::Unknown);
-        assert_eq!(r.on_ready(b'I', TX, true), Verdict::Release);
+        assert_eq!(r.on_ready(I, TX, true), Verdict::Release);
     }
 
     #[test]
     fn terminate_mid_transaction() {
         let mut r = ReleaseRule::new();
         r.on_client(b'Q');
-        r.on_ready(b'T', TX, true);
+        r.on_ready(T, TX, true);
         assert_eq!(r.on_client(b'X'), ClientStep::Terminate);
         // The pool rolls it back before reuse.
         assert_eq!(r.state(true), ServerState::InTransaction);
@@ -366,7 +375,7 @@ mod tests {
     fn partial_client_message_blocks_release() {
         let mut r = ReleaseRule::new();
         r.on_client(b'Q');
-        assert_eq!(r.on_ready(b'I', TX, false), Verdict::Continue);
+        assert_eq!(r.on_ready(I, TX, false), Verdict::Continue);
         assert_eq!(r.state(false), ServerState::Unknown);
         assert_eq!(r.state(true), ServerState::Idle);
     }
@@ -375,17 +384,14 @@ mod tests {
     fn pool_modes() {
         let mut r = ReleaseRule::new();
         r.on_client(b'Q');
-        assert_eq!(r.on_ready(b'I', PoolMode::Session, true), Verdict::Continue);
+        assert_eq!(r.on_ready(I, PoolMode::Session, true), Verdict::Continue);
         r.on_client(b'Q');
         assert_eq!(
-            r.on_ready(b'T', PoolMode::Statement, true),
+            r.on_ready(T, PoolMode::Statement, true),
             Verdict::StatementModeViolation
         );
         let mut r = ReleaseRule::new();
         r.on_client(b'Q');
-        assert_eq!(
-            r.on_ready(b'I', PoolMode::Statement, true),
-            Verdict::Release
-        );
+        assert_eq!(r.on_ready(I, PoolMode::Statement, true), Verdict::Release);
     }
 }

@@ -74,7 +74,7 @@ fn backend_stream() -> Vec<u8> {
     backend::data_row(&mut buf, [Some("hello"), None, Some("")]);
     buf.put_slice(&msg(b'1', b""));
     backend::notice_response(&mut buf, "01000", "note", Some("detail"));
-    backend::ready_for_query(&mut buf, b'I');
+    backend::ready_for_query(&mut buf, crate::protocol::TxStatus::Idle);
     buf.to_vec()
 }
 

@@ -81,9 +81,9 @@ pub fn backend_key_data(buf: &mut BytesMut, pid: i32, key: i32) {
     });
 }
 
-/// ReadyForQuery with its transaction status (`I`, `T` or `E`).
-pub fn ready_for_query(buf: &mut BytesMut, status: u8) {
-    message(buf, b'Z', |b| b.put_u8(status));
+/// ReadyForQuery with its transaction status.
+pub fn ready_for_query(buf: &mut BytesMut, status: super::TxStatus) {
+    message(buf, b'Z', |b| b.put_u8(status.byte()));
 }
 
 /// NegotiateProtocolVersion: the newest minor version supported and the options not recognised.
@@ -226,7 +226,7 @@ mod tests {
     #[test]
     fn lengths_are_back_filled() {
         let mut buf = BytesMut::new();
-        ready_for_query(&mut buf, b'I');
+        ready_for_query(&mut buf, crate::protocol::TxStatus::Idle);
         assert_eq!(&buf[..], b"Z\0\0\0\x05I");
         let mut buf = BytesMut::new();
         parameter_status(&mut buf, "TimeZone", "UTC");

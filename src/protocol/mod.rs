@@ -18,6 +18,38 @@ pub mod sqlstate;
 pub mod startup;
 pub mod wire;
 
+/// The transaction status a ReadyForQuery carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxStatus {
+    /// `I`: not in a transaction block.
+    Idle,
+    /// `T`: in a transaction block.
+    InTransaction,
+    /// `E`: in a failed transaction block (queries are refused until it ends).
+    Failed,
+}
+
+impl TxStatus {
+    /// The status of a ReadyForQuery body. A body that is empty or carries an unknown byte
+    /// counts as [`TxStatus::Failed`]: never idle, so a server in doubt is not handed on.
+    pub fn of_ready_body(body: &[u8]) -> Self {
+        match body.first() {
+            Some(b'I') => Self::Idle,
+            Some(b'T') => Self::InTransaction,
+            _ => Self::Failed,
+        }
+    }
+
+    /// The byte on the wire.
+    pub const fn byte(self) -> u8 {
+        match self {
+            Self::Idle => b'I',
+            Self::InTransaction => b'T',
+            Self::Failed => b'E',
+        }
+    }
+}
+
 /// A malformed message from either side.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ProtocolError {
@@ -38,4 +70,18 @@ pub enum ProtocolError {
         /// Minor version.
         minor: u16,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TxStatus;
+
+    #[test]
+    fn ready_for_query_status_round_trips_and_doubt_is_never_idle() {
+        for status in [TxStatus::Idle, TxStatus::InTransaction, TxStatus::Failed] {
+            assert_eq!(TxStatus::of_ready_body(&[status.byte()]), status);
+        }
+        assert_eq!(TxStatus::of_ready_body(b""), TxStatus::Failed);
+        assert_eq!(TxStatus::of_ready_body(b"X"), TxStatus::Failed);
+    }
 }

@@ -208,7 +208,7 @@ mod tests {
         crate::protocol::backend::command_complete(&mut buf, "SELECT 1");
         crate::protocol::backend::data_row(&mut buf, [Some("hello world"), None]);
         crate::protocol::backend::parameter_status(&mut buf, "TimeZone", "UTC");
-        crate::protocol::backend::ready_for_query(&mut buf, b'I');
+        crate::protocol::backend::ready_for_query(&mut buf, crate::protocol::TxStatus::Idle);
         buf.to_vec()
     }
 
