@@ -2,10 +2,11 @@
 //! `max_client_conn`, `client_login_timeout`, and routing of each new connection to the client
 //! path, the cancel path or the admin console. Nothing slow happens in an accept loop.
 //!
-//! When shutdown stops accepting, each TCP loop first takes every connection the kernel has
-//! already queued on its socket, then closes it: a queued connection would otherwise be reset
-//! by the close, which is what a rolling restart with `so_reuseport` must avoid. The unix
-//! socket stays open until the process exits (PgBouncer's `cleanup_tcp_sockets`), so the
+//! One accept loop serves every listener of either kind ([`Listener`]). When shutdown stops
+//! accepting, each loop first takes every connection the kernel has already queued on its
+//! socket; a TCP listener then closes: a queued connection would otherwise be reset by the
+//! close, which is what a rolling restart with `so_reuseport` must avoid. The unix socket
+//! stays open until the process exits (PgBouncer's `cleanup_tcp_sockets`), so the
 //! console can still be reached during a shutdown.
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -137,7 +138,57 @@ pub(super) fn bind_all(config: &Config) -> Result<Bound, AppError> {
     Ok(Bound { tcp, unix })
 }
 
-/// Runs every accept loop until shutdown stops accepting.
+/// A listening socket of either kind, as the one accept loop sees it.
+enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+impl Listener {
+    async fn accept(&self) -> std::io::Result<Stream> {
+        match self {
+            Self::Tcp(l) => l.accept().await.map(|(s, _)| Stream::Tcp(s)),
+            Self::Unix(l) => l.accept().await.map(|(s, _)| Stream::Unix(s)),
+        }
+    }
+
+    /// What the kernel has queued, and the listener if it stays open: a TCP listener closes
+    /// right after (a rolling restart with `so_reuseport` hands new connections to the next
+    /// process), the unix socket stays open until the process exits, as in PgBouncer, so the
+    /// console stays reachable during a shutdown.
+    fn take_queued(self) -> std::io::Result<(Vec<Stream>, Option<Self>)> {
+        fn adopt<S>(queued: Vec<S>, wrap: impl Fn(S) -> std::io::Result<Stream>) -> Vec<Stream> {
+            queued
+                .into_iter()
+                .filter_map(|s| {
+                    wrap(s)
+                        .inspect_err(|e| tracing::warn!("queued connection lost at shutdown: {e}"))
+                        .ok()
+                })
+                .collect()
+        }
+        match self {
+            Self::Tcp(l) => {
+                let l = l.into_std()?;
+                let queued = adopt(drain(|| l.accept().map(|(s, _)| s)), |s| {
+                    s.set_nonblocking(true)?;
+                    TcpStream::from_std(s).map(Stream::Tcp)
+                });
+                Ok((queued, None))
+            }
+            Self::Unix(l) => {
+                let l = l.into_std()?;
+                let queued = adopt(drain(|| l.accept().map(|(s, _)| s)), |s| {
+                    s.set_nonblocking(true)?;
+                    tokio::net::UnixStream::from_std(s).map(Stream::Unix)
+                });
+                Ok((queued, Some(Self::Unix(UnixListener::from_std(l)?))))
+            }
+        }
+    }
+}
+
+/// Runs every accept loop until shutdown stops accepting (TCP) or the process exits (unix).
 pub(super) async fn accept_loops(
     tcp: Vec<TcpListener>,
     unix: Option<UnixListener>,
@@ -145,110 +196,61 @@ pub(super) async fn accept_loops(
     admin: Arc<AdminContext>,
     tracker: TaskTracker,
 ) {
-    let clients = Arc::clone(&admin.connections);
     let mut loops = tokio::task::JoinSet::new();
-    for listener in tcp {
-        let (ctx, tracker, clients) = (Arc::clone(&ctx), tracker.clone(), Arc::clone(&clients));
-        let admin = Arc::clone(&admin);
-        loops.spawn(async move {
-            let admit_tcp = |stream: TcpStream| {
-                apply_tcp_options(&stream, &keepalive_settings(&ctx.registry.config()));
-                admit(
-                    Stream::Tcp(stream),
-                    (&ctx, &admin),
-                    &tracker,
-                    &clients,
-                    false,
-                );
-            };
-            loop {
-                let accepted = tokio::select! {
-                    r = listener.accept() => r,
-                    () = ctx.shutdown.stop_accepting.cancelled() => break,
-                };
-                match accepted {
-                    Ok((stream, _)) => admit_tcp(stream),
-                    Err(e) => accept_failed(&e).await,
-                }
-            }
-            if let Ok(listener) = listener.into_std() {
-                for stream in drain(|| listener.accept().map(|(s, _)| s)) {
-                    match stream
-                        .set_nonblocking(true)
-                        .and_then(|()| TcpStream::from_std(stream))
-                    {
-                        Ok(stream) => admit_tcp(stream),
-                        Err(e) => tracing::warn!("queued connection lost at shutdown: {e}"),
-                    }
-                }
-            }
-        });
-    }
-    if let Some(listener) = unix {
-        let (ctx, tracker, clients) = (Arc::clone(&ctx), tracker.clone(), Arc::clone(&clients));
-        let admin = Arc::clone(&admin);
-        loops.spawn(async move {
-            // Open until the process exits, as in PgBouncer: during a shutdown the console
-            // stays reachable here (pooled logins are refused), and a client that cannot reach
-            // the socket at all knows the process is gone.
-            let mut listener = listener;
-            let mut late = false;
-            loop {
-                let accepted = tokio::select! {
-                    r = listener.accept() => r,
-                    () = ctx.shutdown.stop_accepting.cancelled(), if !late => {
-                        late = true;
-                        // What the kernel queued before the shutdown is served as usual (a
-                        // rolling restart loses nothing); what connects later may reach only
-                        // the console.
-                        match take_queued(listener, |s| {
-                            admit(Stream::Unix(s), (&ctx, &admin), &tracker, &clients, false);
-                        }) {
-                            Ok(back) => listener = back,
-                            Err(e) => {
-                                tracing::warn!("unix socket closed at shutdown: {e}");
-                                break;
-                            }
-                        }
-                        continue;
-                    }
-                    () = ctx.shutdown.exit.cancelled() => break,
-                };
-                match accepted {
-                    Ok((stream, _)) => {
-                        admit(
-                            Stream::Unix(stream),
-                            (&ctx, &admin),
-                            &tracker,
-                            &clients,
-                            late,
-                        );
-                    }
-                    Err(e) => accept_failed(&e).await,
-                }
-            }
-        });
+    let listeners = tcp.into_iter().map(Listener::Tcp);
+    for listener in listeners.chain(unix.map(Listener::Unix)) {
+        let (ctx, admin, tracker) = (Arc::clone(&ctx), Arc::clone(&admin), tracker.clone());
+        loops.spawn(accept_loop(listener, ctx, admin, tracker));
     }
     while loops.join_next().await.is_some() {}
 }
 
-/// Admits what the kernel has queued on the unix listener and hands the listener back, still
-/// open.
-fn take_queued(
-    listener: UnixListener,
-    mut admit_one: impl FnMut(tokio::net::UnixStream),
-) -> std::io::Result<UnixListener> {
-    let listener = listener.into_std()?;
-    for stream in drain(|| listener.accept().map(|(s, _)| s)) {
-        match stream
-            .set_nonblocking(true)
-            .and_then(|()| tokio::net::UnixStream::from_std(stream))
-        {
-            Ok(stream) => admit_one(stream),
-            Err(e) => tracing::warn!("queued connection lost at shutdown: {e}"),
+/// The one accept loop. When shutdown stops accepting, what the kernel queued before is served
+/// as usual (a rolling restart loses nothing); a listener that stays open (the unix socket)
+/// then admits only console logins.
+async fn accept_loop(
+    mut listener: Listener,
+    ctx: Arc<ClientContext>,
+    admin: Arc<AdminContext>,
+    tracker: TaskTracker,
+) {
+    let clients = Arc::clone(&admin.connections);
+    let admit_one = |stream: Stream, late: bool| {
+        if let Stream::Tcp(tcp) = &stream {
+            apply_tcp_options(tcp, &keepalive_settings(&ctx.registry.config()));
+        }
+        admit(stream, (&ctx, &admin), &tracker, &clients, late);
+    };
+    let mut late = false;
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            () = ctx.shutdown.stop_accepting.cancelled(), if !late => {
+                late = true;
+                match listener.take_queued() {
+                    Ok((queued, back)) => {
+                        for stream in queued {
+                            admit_one(stream, false);
+                        }
+                        match back {
+                            Some(open) => listener = open,
+                            None => break,
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!("listener closed at shutdown: {e}");
+                        break;
+                    }
+                }
+                continue;
+            }
+            () = ctx.shutdown.exit.cancelled() => break,
+        };
+        match accepted {
+            Ok(stream) => admit_one(stream, late),
+            Err(e) => accept_failed(&e).await,
         }
     }
-    UnixListener::from_std(listener)
 }
 
 /// Accepts what the kernel has queued on a non-blocking listener, up to a bound; the caller
