@@ -59,7 +59,4 @@ pub enum AuthError {
     /// kept for pass-through cannot answer it.
     #[error("the server's SCRAM salt or iteration count differs from the stored secret")]
     SecretMismatch,
-    /// This `auth_type` is not handled by the password exchange.
-    #[error("auth_type {0} is not supported here")]
-    UnsupportedAuthType(&'static str),
 }

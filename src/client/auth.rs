@@ -337,6 +337,11 @@ async fn scram(
             "unsupported SASL mechanism {mechanism}"
         )));
     }
+    // An md5 secret cannot answer SCRAM: PgBouncer fails such a login at the client-first
+    // message, before it sends server-first.
+    if matches!(secret, Some(Secret::Md5(_))) {
+        return Err(failed());
+    }
     // Without a usable secret the exchange still runs against a random one, so the failure looks
     // the same as a wrong password.
     let fallback = Secret::Plain(format!("{:032x}", rand::random::<u128>()));
