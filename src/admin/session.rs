@@ -10,7 +10,6 @@
 //! replies and its ReadyForQuery go out in one write.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
@@ -172,7 +171,7 @@ pub async fn serve(
                 refusal.sqlstate,
                 &refusal.message,
             );
-            let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&out)).await;
+            stream.send_and_close(&out).await;
             return;
         }
     };
@@ -217,7 +216,7 @@ pub async fn serve(
             failure.sqlstate,
             &failure.message,
         );
-        let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&out)).await;
+        stream.send_and_close(&out).await;
     }
     if ctx.registry.config().general.log_disconnections {
         tracing::info!(client = id, user = %shown_user, addr = %addr, port, "console disconnected");

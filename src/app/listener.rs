@@ -15,7 +15,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::BytesMut;
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream, UnixListener};
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
@@ -392,9 +391,5 @@ async fn refuse(ctx: &ClientContext, stream: &mut Stream, error: &ClientError) {
     LogPeer::new(Side::Client, id, "(nodb)", "(nouser)", (&addr, port)).closing(error);
     let mut out = BytesMut::new();
     error.write_fatal(&mut out);
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
-        let _ = stream.write_all(&out).await;
-        let _ = stream.shutdown().await;
-    })
-    .await;
+    stream.send_and_close(&out).await;
 }

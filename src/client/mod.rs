@@ -209,7 +209,7 @@ async fn refuse_login(
     }
     let mut out = BytesMut::new();
     error.write_fatal(&mut out);
-    let _ = stream.write_all(&out).await;
+    stream.send_and_close(&out).await;
 }
 
 /// The login's last messages: the server's parameters, PgBouncer 1.26's `pgbouncer.*` reports,

@@ -393,10 +393,6 @@ impl Session {
     pub async fn disconnect_with(&mut self, error: &ClientError) {
         let mut out = BytesMut::new();
         error.write_fatal(&mut out);
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
-            let _ = self.stream.write_all(&out).await;
-            let _ = self.stream.shutdown().await;
-        })
-        .await;
+        self.stream.send_and_close(&out).await;
     }
 }

@@ -34,6 +34,9 @@ macro_rules! each {
     };
 }
 
+/// How long [`Stream::send_and_close`] waits for the peer to take the last bytes.
+pub const LAST_WORDS_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl Stream {
     /// The TCP socket under the stream, if any.
     pub fn tcp(&self) -> Option<&TcpStream> {
@@ -142,6 +145,17 @@ impl Stream {
             buf.reserve(reserve);
         }
         tokio::io::AsyncReadExt::read_buf(self, buf).await
+    }
+
+    /// Writes a connection's last bytes (a FATAL ErrorResponse, a Terminate) and shuts the
+    /// stream down, giving a peer that does not read [`LAST_WORDS_GRACE`] before giving up:
+    /// a stalled peer cannot keep the task, or a server slot, alive.
+    pub async fn send_and_close(&mut self, last: &[u8]) {
+        let _ = tokio::time::timeout(LAST_WORDS_GRACE, async {
+            let _ = tokio::io::AsyncWriteExt::write_all(self, last).await;
+            let _ = tokio::io::AsyncWriteExt::shutdown(self).await;
+        })
+        .await;
     }
 
     /// A non-blocking read from the socket itself, below any TLS layer: for liveness probes of

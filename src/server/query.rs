@@ -63,10 +63,6 @@ impl ServerConn {
     pub async fn terminate(mut self) {
         let mut out = BytesMut::with_capacity(5);
         frontend::terminate(&mut out);
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
-            let _ = self.stream.write_all(&out).await;
-            let _ = self.stream.shutdown().await;
-        })
-        .await;
+        self.stream.send_and_close(&out).await;
     }
 }
