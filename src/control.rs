@@ -9,6 +9,8 @@
 //! down"); error replies carry PgBouncer's message text.
 
 use tokio::sync::{mpsc, oneshot};
+
+pub use crate::protocol::PoolerError;
 use tokio_util::sync::CancellationToken;
 
 /// Shutdown signals every task can watch. Each stage implies the ones before it.
@@ -101,28 +103,8 @@ pub enum Request {
     Shutdown(ShutdownMode),
 }
 
-/// A failed request: PgBouncer's error text, and a SQLSTATE when it is not the default 08P01.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct ControlError {
-    /// Message text.
-    pub message: String,
-    /// SQLSTATE, if not 08P01.
-    pub sqlstate: Option<&'static str>,
-}
-
-impl ControlError {
-    /// An error with the default SQLSTATE.
-    pub fn new(message: impl Into<String>) -> ControlError {
-        ControlError {
-            message: message.into(),
-            sqlstate: None,
-        }
-    }
-}
-
 /// The reply to a request.
-pub type Reply = Result<(), ControlError>;
+pub type Reply = Result<(), PoolerError>;
 
 /// A request in flight with its reply channel.
 pub type Envelope = (Request, oneshot::Sender<Reply>);
@@ -143,7 +125,7 @@ impl ControlHandle {
     /// Sends a request and waits for its reply.
     pub async fn request(&self, request: Request) -> Reply {
         let (tx, rx) = oneshot::channel();
-        let gone = || ControlError::new("pooler is shutting down");
+        let gone = || PoolerError::new("pooler is shutting down");
         self.tx.send((request, tx)).await.map_err(|_| gone())?;
         rx.await.unwrap_or_else(|_| Err(gone()))
     }
@@ -160,7 +142,7 @@ mod tests {
             while let Some((request, reply)) = rx.recv().await {
                 let answer = match request {
                     Request::Reload => Ok(()),
-                    _ => Err(ControlError::new("nope")),
+                    _ => Err(PoolerError::new("nope")),
                 };
                 let _ = reply.send(answer);
             }
@@ -168,7 +150,7 @@ mod tests {
         assert_eq!(handle.request(Request::Reload).await, Ok(()));
         assert_eq!(
             handle.request(Request::KillClient(1)).await,
-            Err(ControlError::new("nope"))
+            Err(PoolerError::new("nope"))
         );
     }
 

@@ -13,6 +13,7 @@ use std::pin::Pin;
 
 use crate::config::{AuthType, Config};
 use crate::net::{MessageReader, Stream};
+use crate::protocol::PoolerError;
 
 /// What a console session may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,17 +24,8 @@ pub enum Rights {
     Stats,
 }
 
-/// A refused login: the SQLSTATE and text of the FATAL error to send.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    /// SQLSTATE.
-    pub sqlstate: &'static str,
-    /// Message text.
-    pub message: String,
-}
-
 /// Boxed future of an authentication exchange.
-pub type AuthFuture<'a> = Pin<Box<dyn Future<Output = Result<(), Refusal>> + Send + 'a>>;
+pub type AuthFuture<'a> = Pin<Box<dyn Future<Output = Result<(), PoolerError>> + Send + 'a>>;
 
 /// The password exchange against `auth_file` for `user` (AuthenticationOk is not sent).
 pub trait Authenticator: Send + Sync + std::fmt::Debug {
@@ -91,7 +83,7 @@ pub fn pre_login(config: &Config, user: &str, same_uid_unix_peer: bool) -> PreLo
 /// `admin_post_login`: after a successful password exchange, `admin_users` get every right,
 /// `stats_users` SHOW rights; with `auth_type = any` everyone else gets SHOW rights too; anyone
 /// else is refused with PgBouncer's "not allowed".
-pub fn post_login(config: &Config, user: &str) -> Result<Rights, Refusal> {
+pub fn post_login(config: &Config, user: &str) -> Result<Rights, PoolerError> {
     let g = &config.general;
     if g.admin_users.iter().any(|u| u == user) {
         return Ok(Rights::Admin);
@@ -99,10 +91,7 @@ pub fn post_login(config: &Config, user: &str) -> Result<Rights, Refusal> {
     if g.stats_users.iter().any(|u| u == user) || g.auth_type == AuthType::Any {
         return Ok(Rights::Stats);
     }
-    Err(Refusal {
-        sqlstate: crate::protocol::sqlstate::PROTOCOL_VIOLATION,
-        message: "not allowed".to_owned(),
-    })
+    Err(PoolerError::new("not allowed"))
 }
 
 #[cfg(test)]

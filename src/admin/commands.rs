@@ -18,7 +18,8 @@ use super::{
     ADMIN_DB, AdminContext, show_alerts, show_conns, show_databases, show_misc, show_pools,
     show_stats,
 };
-use crate::control::{ControlError, Request, ShutdownMode};
+use crate::control::{Request, ShutdownMode};
+use crate::protocol::PoolerError;
 use crate::protocol::backend::{self, Severity};
 use crate::protocol::sqlstate;
 
@@ -42,41 +43,14 @@ pub enum Flow {
     Hold,
 }
 
-/// A failed command: message and SQLSTATE.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    /// Message text.
-    pub message: String,
-    /// SQLSTATE.
-    pub sqlstate: &'static str,
+type Done = Result<Flow, PoolerError>;
+
+fn unsupported(what: &str, why: &str) -> PoolerError {
+    PoolerError::with_state(
+        sqlstate::FEATURE_NOT_SUPPORTED,
+        format!("{what} is not supported by pgsluice: {why}"),
+    )
 }
-
-impl Failure {
-    fn new(message: impl Into<String>) -> Failure {
-        Failure {
-            message: message.into(),
-            sqlstate: sqlstate::PROTOCOL_VIOLATION,
-        }
-    }
-
-    fn unsupported(what: &str, why: &str) -> Failure {
-        Failure {
-            message: format!("{what} is not supported by pgsluice: {why}"),
-            sqlstate: sqlstate::FEATURE_NOT_SUPPORTED,
-        }
-    }
-}
-
-impl From<ControlError> for Failure {
-    fn from(e: ControlError) -> Failure {
-        Failure {
-            sqlstate: e.sqlstate.unwrap_or(sqlstate::PROTOCOL_VIOLATION),
-            message: e.message,
-        }
-    }
-}
-
-type Done = Result<Flow, Failure>;
 
 // Returns `Done` so every command arm can end with it.
 #[allow(clippy::unnecessary_wraps)]
@@ -85,8 +59,8 @@ fn complete(out: &mut BytesMut, tag: &str) -> Done {
     Ok(Flow::Ready)
 }
 
-fn syntax(text: &str) -> Failure {
-    Failure::new(ParseError::Syntax(text.to_owned()).to_string())
+fn syntax(text: &str) -> PoolerError {
+    PoolerError::new(ParseError::Syntax(text.to_owned()).to_string())
 }
 
 impl Console<'_> {
@@ -103,7 +77,7 @@ impl Console<'_> {
             let result = match parse::parse(piece) {
                 Ok(command) => self.run(command, shown, out).await,
                 Err(ParseError::Syntax(_)) => Err(syntax(shown)),
-                Err(e) => Err(Failure::new(e.to_string())),
+                Err(e) => Err(PoolerError::new(e.to_string())),
             };
             match result {
                 Ok(Flow::Ready) => {}
@@ -117,10 +91,10 @@ impl Console<'_> {
         Flow::Ready
     }
 
-    fn admin(&self) -> Result<(), Failure> {
+    fn admin(&self) -> Result<(), PoolerError> {
         match self.rights {
             Rights::Admin => Ok(()),
-            Rights::Stats => Err(Failure::new("admin access needed")),
+            Rights::Stats => Err(PoolerError::new("admin access needed")),
         }
     }
 
@@ -149,7 +123,7 @@ impl Console<'_> {
             "resume" => {
                 self.admin()?;
                 if arg == ADMIN_DB {
-                    return Err(Failure::new(format!("database {arg} is not paused")));
+                    return Err(PoolerError::new(format!("database {arg} is not paused")));
                 }
                 self.control(Request::Resume(db), out, "RESUME").await
             }
@@ -163,7 +137,7 @@ impl Console<'_> {
                 self.admin()?;
                 refuse_admin_db(&arg, "cannot kill admin db")?;
                 if db.is_none() && self.version < v(1, 25) {
-                    return Err(Failure::new("no such database: "));
+                    return Err(PoolerError::new("no such database: "));
                 }
                 self.control(Request::Kill(db), out, "KILL").await
             }
@@ -172,16 +146,13 @@ impl Console<'_> {
                 let id = arg
                     .trim()
                     .parse::<u64>()
-                    .map_err(|_| Failure::new("invalid client pointer supplied"))?;
+                    .map_err(|_| PoolerError::new("invalid client pointer supplied"))?;
                 self.control(Request::KillClient(id), out, "KILL_CLIENT")
                     .await
             }
             "suspend" if self.version < v(1, 26) && arg.is_empty() => {
                 self.admin()?;
-                Err(Failure::unsupported(
-                    "SUSPEND",
-                    "online restart is not available",
-                ))
+                Err(unsupported("SUSPEND", "online restart is not available"))
             }
             "shutdown" => self.shutdown(&arg, text, out).await,
             "wait_close" => {
@@ -197,10 +168,10 @@ impl Console<'_> {
     async fn disable_enable(&self, cmd: &str, arg: String, out: &mut BytesMut) -> Done {
         self.admin()?;
         if arg.is_empty() {
-            return Err(Failure::new("a database is required"));
+            return Err(PoolerError::new("a database is required"));
         }
         if arg == ADMIN_DB {
-            return Err(Failure::new(format!("cannot {cmd} admin db: {arg}")));
+            return Err(PoolerError::new(format!("cannot {cmd} admin db: {arg}")));
         }
         if cmd == "disable" {
             self.control(Request::Disable(arg), out, "DISABLE").await
@@ -242,7 +213,7 @@ impl Console<'_> {
             Ok(()) => complete(out, &format!("SET {key}={value}")),
             Err(e) => {
                 tracing::error!("SET {key} = {value} failed: {e}");
-                Err(Failure::new("SET failed"))
+                Err(PoolerError::new("SET failed"))
             }
         }
     }
@@ -279,10 +250,7 @@ impl Console<'_> {
             "active_sockets" => show_conns::active_sockets(ctx, version, out),
             "fds" if version < v(1, 26) => {
                 self.admin()?;
-                return Err(Failure::unsupported(
-                    "SHOW FDS",
-                    "online restart is not available",
-                ));
+                return Err(unsupported("SHOW FDS", "online restart is not available"));
             }
             _ => return Err(syntax(text)),
         }
@@ -290,15 +258,15 @@ impl Console<'_> {
     }
 }
 
-fn refuse_admin_db(arg: &str, what: &str) -> Result<(), Failure> {
+fn refuse_admin_db(arg: &str, what: &str) -> Result<(), PoolerError> {
     if arg == ADMIN_DB {
-        Err(Failure::new(format!("{what}: {arg}")))
+        Err(PoolerError::new(format!("{what}: {arg}")))
     } else {
         Ok(())
     }
 }
 
 /// Appends an ErrorResponse (severity ERROR) for a failed command.
-pub fn write_error(out: &mut BytesMut, failure: &Failure) {
-    backend::error_response(out, Severity::Error, failure.sqlstate, &failure.message);
+pub fn write_error(out: &mut BytesMut, failure: &PoolerError) {
+    failure.write(out, Severity::Error);
 }

@@ -44,7 +44,7 @@ use crate::stats::PoolStats;
 use crate::stats::alert_board::AlertBoard;
 use crate::stats::period::StatsPeriods;
 
-pub use access::{Authenticator, Refusal, Rights};
+pub use access::{Authenticator, Rights};
 pub use session::{Login, cancel, serve};
 pub use show_misc::version_string;
 pub use table::{LATEST as LATEST_VERSION, Version};

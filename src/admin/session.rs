@@ -15,12 +15,13 @@ use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 
-use super::access::{self, CONSOLE_USER, PreLogin, Refusal, Rights};
-use super::commands::{Console, Failure, Flow, write_error};
+use super::access::{self, CONSOLE_USER, PreLogin, Rights};
+use super::commands::{Console, Flow, write_error};
 use super::{ADMIN_DB, AdminContext, compat_version};
 use crate::config::AuthType;
 use crate::net::{MessageReader, Stream};
 use crate::pool::ClientAdmission;
+use crate::protocol::PoolerError;
 use crate::protocol::backend::{self, Severity};
 use crate::stats::conns::{ConnInfo, ConnState, Endpoints, Side};
 
@@ -47,7 +48,7 @@ async fn log_in(
     stream: &mut Stream,
     reader: &mut MessageReader,
     login: &Login,
-) -> Result<(Rights, String, Option<ClientAdmission>), Refusal> {
+) -> Result<(Rights, String, Option<ClientAdmission>), PoolerError> {
     let config = ctx.registry.config();
     match access::pre_login(&config, &login.user, same_uid_unix_peer(stream)) {
         PreLogin::Granted { rights, shown_user } => Ok((rights, shown_user, None)),
@@ -57,9 +58,8 @@ async fn log_in(
             let admission = ctx
                 .registry
                 .admit_console_client(ADMIN_DB, &login.user)
-                .map_err(|hit| Refusal {
-                    sqlstate: crate::protocol::sqlstate::PROTOCOL_VIOLATION,
-                    message: format!("client connections exceeded ({})", hit.setting()),
+                .map_err(|hit| {
+                    PoolerError::new(format!("client connections exceeded ({})", hit.setting()))
                 })?;
             ctx.auth
                 .authenticate(&config, &login.user, stream, reader)
@@ -151,12 +151,7 @@ pub async fn serve(
     let result = match login_deadline {
         Some(deadline) => tokio::time::timeout_at(deadline, attempt)
             .await
-            .unwrap_or_else(|_| {
-                Err(Refusal {
-                    sqlstate: crate::protocol::sqlstate::PROTOCOL_VIOLATION,
-                    message: "client_login_timeout".to_owned(),
-                })
-            }),
+            .unwrap_or_else(|_| Err(PoolerError::new("client_login_timeout"))),
         None => attempt.await,
     };
     // The admission, if any, is held until the session ends.
@@ -165,12 +160,7 @@ pub async fn serve(
         Err(refusal) => {
             tracing::info!(user = %login.user, addr = %addr, "console login refused: {}", refusal.message);
             let mut out = BytesMut::new();
-            backend::error_response(
-                &mut out,
-                Severity::Fatal,
-                refusal.sqlstate,
-                &refusal.message,
-            );
+            refusal.write(&mut out, Severity::Fatal);
             stream.send_and_close(&out).await;
             return;
         }
@@ -210,12 +200,7 @@ pub async fn serve(
     let end = run(&ctx, &mut stream, &mut reader, rights, &entry).await;
     if let Some(failure) = end {
         let mut out = BytesMut::new();
-        backend::error_response(
-            &mut out,
-            Severity::Fatal,
-            failure.sqlstate,
-            &failure.message,
-        );
+        failure.write(&mut out, Severity::Fatal);
         stream.send_and_close(&out).await;
     }
     if ctx.registry.config().general.log_disconnections {
@@ -230,12 +215,12 @@ async fn run(
     reader: &mut MessageReader,
     rights: Rights,
     entry: &ConnInfo,
-) -> Option<Failure> {
+) -> Option<PoolerError> {
     loop {
         let message = tokio::select! {
             m = reader.read_message(stream) => m,
             () = entry.killed() => {
-                return Some(protocol_failure(entry.kill_reason().text().to_owned()));
+                return Some(PoolerError::new(entry.kill_reason().text()));
             }
             () = ctx.shutdown.kill.cancelled() => return None,
         };
@@ -291,18 +276,15 @@ async fn run(
     }
 }
 
-fn protocol_failure(message: String) -> Failure {
-    Failure {
-        message,
-        sqlstate: crate::protocol::sqlstate::PROTOCOL_VIOLATION,
-    }
-}
-
 /// PgBouncer's answer to a message the console does not take: an ERROR and ReadyForQuery, then
 /// the connection is closed with FATAL "bad packet".
-async fn refuse_packet(stream: &mut Stream, mut out: BytesMut, message: String) -> Option<Failure> {
-    write_error(&mut out, &protocol_failure(message));
+async fn refuse_packet(
+    stream: &mut Stream,
+    mut out: BytesMut,
+    message: String,
+) -> Option<PoolerError> {
+    write_error(&mut out, &PoolerError::new(message));
     backend::ready_for_query(&mut out, crate::protocol::TxStatus::Idle);
     let _ = stream.write_all(&out).await;
-    Some(protocol_failure("bad packet".to_owned()))
+    Some(PoolerError::new("bad packet"))
 }

@@ -2,9 +2,10 @@
 //! not import `client`, a sibling layer) and the struct sizes SHOW MEM reports.
 
 use crate::admin::MemSizes;
-use crate::admin::access::{AuthFuture, Authenticator, Refusal};
+use crate::admin::access::{AuthFuture, Authenticator};
 use crate::config::Config;
 use crate::net::{MessageReader, Stream};
+use crate::protocol::PoolerError;
 
 /// `client::auth::authenticate`, as the console's [`Authenticator`]; the registry supplies the
 /// HBA rules in force.
@@ -35,10 +36,7 @@ impl Authenticator for ClientAuth {
             )
             .await
             .map(drop)
-            .map_err(|e| Refusal {
-                sqlstate: e.sqlstate(),
-                message: e.text(),
-            })
+            .map_err(|e| PoolerError::with_state(e.sqlstate(), e.text()))
         })
     }
 }

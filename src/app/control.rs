@@ -13,8 +13,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::reload::Reloader;
-use crate::control::{ControlError, Envelope, Reply, Request, Shutdown, ShutdownMode};
+use crate::control::{Envelope, Reply, Request, Shutdown, ShutdownMode};
 use crate::pool::Registry;
+use crate::protocol::PoolerError;
 use crate::protocol::sqlstate;
 use crate::stats::conns::Side;
 
@@ -41,7 +42,7 @@ pub async fn run(env: ControlEnv, mut rx: mpsc::Receiver<Envelope>) {
 }
 
 fn op(result: Result<(), crate::pool::ControlOpError>) -> Reply {
-    result.map_err(|e| ControlError::new(e.to_string()))
+    result.map_err(|e| PoolerError::new(e.to_string()))
 }
 
 /// Polls `done` every 50 ms until it holds.
@@ -69,7 +70,7 @@ async fn execute(env: &ControlEnv, request: Request) -> Reply {
     match request {
         Request::Reload => reload(env),
         // Through the reloader, one at a time with RELOAD, and to the log output too.
-        Request::Set { key, value } => env.reloader.set(&key, &value).map_err(ControlError::new),
+        Request::Set { key, value } => env.reloader.set(&key, &value).map_err(PoolerError::new),
         Request::Pause(db) => {
             op(registry.pause(db.as_deref()))?;
             let db = db.as_deref();
@@ -86,7 +87,7 @@ async fn execute(env: &ControlEnv, request: Request) -> Reply {
         }
         Request::Resume(db) => {
             if db.is_none() && env.shutdown.is_started() {
-                return Err(ControlError::new("pooler is shutting down"));
+                return Err(PoolerError::new("pooler is shutting down"));
             }
             op(registry.resume(db.as_deref()))
         }
@@ -135,8 +136,10 @@ async fn execute(env: &ControlEnv, request: Request) -> Reply {
 fn reload(env: &ControlEnv) -> Reply {
     tracing::info!("RELOAD command issued");
     // The reason is logged by the reloader; the console gets PgBouncer's text.
-    env.reloader.reload().map_err(|_| ControlError {
-        message: "RELOAD failed, see logs for additional details".to_owned(),
-        sqlstate: Some(sqlstate::CONFIG_FILE_ERROR),
+    env.reloader.reload().map_err(|_| {
+        PoolerError::with_state(
+            sqlstate::CONFIG_FILE_ERROR,
+            "RELOAD failed, see logs for additional details",
+        )
     })
 }

@@ -50,6 +50,40 @@ impl TxStatus {
     }
 }
 
+/// An error the pooler itself answers with, as an ErrorResponse: PgBouncer's text and its
+/// SQLSTATE (08P01, PgBouncer's default, unless said otherwise). The console's command errors
+/// and login refusals and the control loop's replies are all this one type; a client login's
+/// own failures are `client::errors::ClientError`, which maps to its SQLSTATE exhaustively, and
+/// a server's error is relayed with the server's fields.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct PoolerError {
+    /// SQLSTATE.
+    pub sqlstate: &'static str,
+    /// Message text.
+    pub message: String,
+}
+
+impl PoolerError {
+    /// An error with PgBouncer's default SQLSTATE, 08P01.
+    pub fn new(message: impl Into<String>) -> PoolerError {
+        PoolerError::with_state(sqlstate::PROTOCOL_VIOLATION, message)
+    }
+
+    /// An error with `sqlstate`.
+    pub fn with_state(sqlstate: &'static str, message: impl Into<String>) -> PoolerError {
+        PoolerError {
+            sqlstate,
+            message: message.into(),
+        }
+    }
+
+    /// Appends it as an ErrorResponse of `severity`.
+    pub fn write(&self, out: &mut bytes::BytesMut, severity: backend::Severity) {
+        backend::error_response(out, severity, self.sqlstate, &self.message);
+    }
+}
+
 /// A malformed message from either side.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ProtocolError {
@@ -74,7 +108,24 @@ pub enum ProtocolError {
 
 #[cfg(test)]
 mod tests {
-    use super::TxStatus;
+    use super::{PoolerError, TxStatus, backend, reply, sqlstate};
+
+    #[test]
+    fn a_pooler_error_defaults_to_08p01_and_writes_its_fields() {
+        let e = PoolerError::new("not allowed");
+        assert_eq!(
+            (e.sqlstate, e.to_string().as_str()),
+            ("08P01", "not allowed")
+        );
+        let e = PoolerError::with_state(sqlstate::FEATURE_NOT_SUPPORTED, "nope");
+        let mut out = bytes::BytesMut::new();
+        e.write(&mut out, backend::Severity::Fatal);
+        assert_eq!(out[0], b'E');
+        let fields = reply::ErrorFields::parse(&out[5..]);
+        assert_eq!(fields.severity.as_deref(), Some("FATAL"));
+        assert_eq!(fields.code.as_deref(), Some("0A000"));
+        assert_eq!(fields.message.as_deref(), Some("nope"));
+    }
 
     #[test]
     fn ready_for_query_status_round_trips_and_doubt_is_never_idle() {
