@@ -9,6 +9,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::{CloseReason, Inner, Pool, PoolError, PooledServer, Waiter};
+use crate::protocol::TxStatus;
 use crate::server::{self, ServerConn, ServerError};
 use crate::stats::ErrorCounters;
 use crate::stats::conn_log::{self, LogPeer};
@@ -205,7 +206,7 @@ impl Pool {
         if let Some(entry) = &conn.entry {
             entry.set_state(ConnState::ServerTested);
         }
-        if let Ok(b'I') = conn.simple_query(query).await {
+        if let Ok(TxStatus::Idle) = conn.simple_query(query).await {
             Some(conn)
         } else {
             self.discard(conn, CloseReason::CheckFailed);

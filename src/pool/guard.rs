@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::{CloseReason, Pool};
 use crate::config::PoolMode;
+use crate::protocol::TxStatus;
 use crate::server::ServerConn;
 
 /// What the client side knows about a server it is giving back.
@@ -80,13 +81,13 @@ impl PooledServer {
         tokio::spawn(async move {
             let clean = async {
                 if state == ServerState::InTransaction
-                    && conn.simple_query("ROLLBACK").await? != b'I'
+                    && conn.simple_query("ROLLBACK").await? != TxStatus::Idle
                 {
                     return Ok(false);
                 }
                 if let Some(sql) = reset.as_deref() {
                     return Ok::<bool, crate::server::ServerError>(
-                        conn.simple_query(sql).await? == b'I',
+                        conn.simple_query(sql).await? == TxStatus::Idle,
                     );
                 }
                 Ok(true)

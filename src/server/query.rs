@@ -6,15 +6,17 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{ServerConn, ServerError};
 use crate::net::ReadError;
+use crate::protocol::TxStatus;
 use crate::protocol::frame::{HEADER_LEN, complete_frame, tagged_len};
 use crate::protocol::frontend;
 use crate::protocol::reply::{self, ErrorFields};
+use crate::protocol::scan::WHOLE_MAX;
 
 impl ServerConn {
     /// Runs `sql` with the simple protocol and reads to ReadyForQuery. ParameterStatus updates are
     /// tracked; the first ErrorResponse is returned as [`ServerError::Query`] (after the
     /// ReadyForQuery, so the connection stays in sync).
-    pub async fn simple_query(&mut self, sql: &str) -> Result<u8, ServerError> {
+    pub async fn simple_query(&mut self, sql: &str) -> Result<TxStatus, ServerError> {
         let mut out = BytesMut::with_capacity(sql.len() + 6);
         frontend::query(&mut out, sql);
         self.stream.write_all(&out).await?;
@@ -29,7 +31,7 @@ impl ServerConn {
                 }
                 b'E' => error = error.or_else(|| Some(ErrorFields::parse(&body))),
                 b'Z' => {
-                    let status = body.first().copied().unwrap_or(b'E');
+                    let status = TxStatus::of_ready_body(&body);
                     return match error {
                         Some(fields) => Err(ServerError::Query(fields)),
                         None => Ok(status),
@@ -40,9 +42,12 @@ impl ServerConn {
         }
     }
 
-    /// Reads one whole message from the server's own buffer.
+    /// Reads one whole message from the server's own buffer. The replies to the pooler's own
+    /// queries are read whole, so a message declared longer than [`WHOLE_MAX`] (16 MiB, the
+    /// relay's cap for what it must see whole) is refused before it is buffered: a broken or
+    /// hostile server cannot make the pooler allocate without bound.
     pub(super) async fn next_message(&mut self) -> Result<(u8, BytesMut), ServerError> {
-        let max = usize::MAX >> 1;
+        let max = WHOLE_MAX;
         loop {
             if let Some((tag, total)) =
                 complete_frame(&self.read_buf, max).map_err(ReadError::from)?

@@ -23,6 +23,9 @@ pub enum Script {
     /// A login without authentication; every Query is answered by an ErrorResponse with these
     /// fields, then ReadyForQuery.
     QueryError(Vec<(u8, &'static str)>),
+    /// A login without authentication; every Query is answered by the header of a
+    /// NoticeResponse declaring a 1 GiB body, and nothing more.
+    OversizedReply,
 }
 
 /// A running fake server.
@@ -31,6 +34,9 @@ pub struct FakeServer {
     pub port: u16,
     /// How many SCRAM client-final messages arrived (the pooler computed a proof).
     pub client_finals: Arc<AtomicUsize>,
+    /// How many connections the pooler closed after an oversized header
+    /// ([`Script::OversizedReply`]).
+    pub hung_up_on: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -46,18 +52,20 @@ impl FakeServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let client_finals = Arc::new(AtomicUsize::new(0));
-        let finals = Arc::clone(&client_finals);
+        let hung_up_on = Arc::new(AtomicUsize::new(0));
+        let counters = (Arc::clone(&client_finals), Arc::clone(&hung_up_on));
         let task = tokio::spawn(async move {
             while let Ok((s, _)) = listener.accept().await {
-                let (script, finals) = (script.clone(), Arc::clone(&finals));
+                let (script, counters) = (script.clone(), counters.clone());
                 tokio::spawn(async move {
-                    let _ = serve(s, script, &finals).await;
+                    let _ = serve(s, script, (&counters.0, &counters.1)).await;
                 });
             }
         });
         FakeServer {
             port,
             client_finals,
+            hung_up_on,
             task,
         }
     }
@@ -139,7 +147,11 @@ async fn welcome(s: &mut TcpStream) -> std::io::Result<()> {
     s.write_all(&out).await
 }
 
-async fn serve(mut s: TcpStream, script: Script, finals: &AtomicUsize) -> std::io::Result<()> {
+async fn serve(
+    mut s: TcpStream,
+    script: Script,
+    (finals, hung_up_on): (&AtomicUsize, &AtomicUsize),
+) -> std::io::Result<()> {
     read_startup(&mut s).await?;
     let server_first: fn(&str) -> String = match &script {
         Script::LoginError(fields) => {
@@ -156,6 +168,24 @@ async fn serve(mut s: TcpStream, script: Script, finals: &AtomicUsize) -> std::i
                         let mut out = raw::message(b'E', &fields_body(fields));
                         out.extend(raw::message(b'Z', b"I"));
                         s.write_all(&out).await?;
+                    }
+                    b'X' => return Ok(()),
+                    _ => {}
+                }
+            }
+        }
+        Script::OversizedReply => {
+            welcome(&mut s).await?;
+            loop {
+                let (tag, _) = read_tagged(&mut s).await?;
+                match tag {
+                    b'Q' => {
+                        s.write_all(&[b'N', 0x40, 0, 0, 4]).await?;
+                        // The body never comes; the pooler must hang up.
+                        let mut sink = [0u8; 256];
+                        while s.read(&mut sink).await? > 0 {}
+                        hung_up_on.fetch_add(1, Ordering::Relaxed);
+                        return Ok(());
                     }
                     b'X' => return Ok(()),
                     _ => {}

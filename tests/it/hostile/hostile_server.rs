@@ -20,12 +20,18 @@ use crate::harness::postgres::{PgCluster, password};
 use crate::harness::raw;
 
 fn pooler_for(fakes: &[&FakeServer]) -> Pooler {
+    pooler_with(fakes, "")
+}
+
+/// The pooler with the real database `app` and `fake{i}` for each fake server, each with
+/// `fake_options` on its `[databases]` line.
+fn pooler_with(fakes: &[&FakeServer], fake_options: &str) -> Pooler {
     let db = PgCluster::shared().create_database("hostileserver");
     let mut dbs = db_line("app", &db, "");
     for (i, fake) in fakes.iter().enumerate() {
         let _ = writeln!(
             dbs,
-            "fake{i} = host=127.0.0.1 port={} dbname=fake",
+            "fake{i} = host=127.0.0.1 port={} dbname=fake {fake_options}",
             fake.port
         );
     }
@@ -172,6 +178,31 @@ async fn error_responses_without_sqlstate() {
             assert_eq!(raw::error_message(&errors[0]), text, "{db}");
         }
     }
+    super::still_serves(&pooler).await;
+    pooler.stop().await;
+}
+
+/// The replies to the pooler's own queries (here `connect_query`) are read whole; a message
+/// declared at 1 GiB is refused at its header (the cap is 16 MiB): the pooler hangs up on that
+/// server at once instead of reserving the gigabyte and waiting for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_reply_to_the_poolers_own_query_is_refused_at_its_header() {
+    let fake = FakeServer::start(Script::OversizedReply).await;
+    let pooler = pooler_with(&[&fake], "connect_query='select 1'");
+    // The login waits for a server (query_wait_timeout is a minute); it only starts one.
+    let waiting = tokio::spawn({
+        let port = pooler.port;
+        async move { raw::login(port, USER, &password(USER), "fake0").await }
+    });
+    let hung_up = crate::harness::pooler::eventually(30, || async {
+        fake.hung_up_on.load(Ordering::Relaxed) > 0
+    })
+    .await;
+    waiting.abort();
+    assert!(
+        hung_up,
+        "the pooler kept the server that declared a 1 GiB message"
+    );
     super::still_serves(&pooler).await;
     pooler.stop().await;
 }
